@@ -1,0 +1,84 @@
+"""missy-providers: one interface to Anthropic, OpenAI (and compatible), Codex and Ollama.
+
+The public API is re-exported here and imported on first use, so ``import missy_providers``
+stays cheap and opens no socket and reads no file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    AuthenticationError,
+    ConfigError,
+    ContextLengthError,
+    MissyError,
+    OverloadedError,
+    PolicyViolation,
+    ProtocolError,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimitError,
+    RedirectRefused,
+    RequestTimeout,
+    ToolArgumentsError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from .config import Config, NetworkConfig, ProviderConfig, config_from_dict, load_config
+    from .http import PolicyHTTPClient, Timeouts
+    from .policy import Decision, NetworkPolicy
+    from .providers.anthropic import AnthropicProvider
+    from .providers.base import BaseProvider, StreamResponse
+    from .providers.codex import CodexProvider
+    from .providers.ollama import OllamaProvider
+    from .providers.openai import OpenAIProvider
+    from .registry import ProviderRegistry
+    from .router import ModelRouter
+    from .streams import Event, NDJSONDecoder, SSEDecoder
+    from .types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, ToolResult
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+_LAZY = {
+    "Config": "config", "NetworkConfig": "config", "ProviderConfig": "config",
+    "config_from_dict": "config", "load_config": "config",
+    "PolicyHTTPClient": "http", "Timeouts": "http",
+    "Decision": "policy", "NetworkPolicy": "policy",
+    "AnthropicProvider": "providers.anthropic", "BaseProvider": "providers.base",
+    "StreamResponse": "providers.base", "CodexProvider": "providers.codex",
+    "OllamaProvider": "providers.ollama", "OpenAIProvider": "providers.openai",
+    "ProviderRegistry": "registry", "ModelRouter": "router",
+    "Event": "streams", "NDJSONDecoder": "streams", "SSEDecoder": "streams",
+    "CompletionResponse": "types", "Message": "types", "StreamEvent": "types", "Tool": "types",
+    "ToolCall": "types", "ToolResult": "types",
+}
+
+__all__ = [
+    "AnthropicProvider", "AuthenticationError", "BaseProvider", "CodexProvider",
+    "CompletionResponse", "Config", "ConfigError", "ContextLengthError", "Decision", "Event",
+    "Message", "MissyError", "ModelRouter", "NDJSONDecoder", "NetworkConfig", "NetworkPolicy",
+    "OllamaProvider", "OpenAIProvider", "OverloadedError", "PolicyHTTPClient",
+    "PolicyViolation", "ProtocolError", "ProviderConfig", "ProviderError", "ProviderRegistry",
+    "ProviderUnavailable", "RateLimitError", "RedirectRefused", "RequestTimeout",
+    "SSEDecoder", "StreamEvent", "StreamResponse", "Timeouts", "Tool", "ToolArgumentsError",
+    "ToolCall", "ToolResult", "UsageError", "config_from_dict", "load_config",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'missy_providers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,438 @@
+"""Config: a dict (from YAML, JSON or code) -> validated, frozen ProviderConfig / NetworkConfig.
+
+Every problem is collected with its key path before anything is raised, so ``missy config check``
+can show them all. Secrets are wrapped in :class:`Secret` as soon as they are read, so no repr,
+log line or error built from a config value can show one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+PROVIDER_TYPES = ("anthropic", "openai", "openai-codex", "ollama")
+DEFAULT_BASE_URLS = {
+    "anthropic": "https://api.anthropic.com",
+    "openai": "https://api.openai.com/v1",
+    "openai-codex": "https://chatgpt.com/backend-api/codex",
+    "ollama": "http://localhost:11434",
+}
+KEY_ENV_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+# OPENAI_API_KEY goes only to OpenAI itself, never to a third-party base_url.
+KEY_ENV_HOSTS = {"anthropic": None, "openai": "api.openai.com"}
+BASE_URL_ENV_VARS = {"openai": "OPENAI_BASE_URL", "ollama": "OLLAMA_HOST"}
+DEFAULT_CONFIG_PATH = "~/.missy/config.yaml"
+DEFAULT_CODEX_TOKEN_URL = "https://auth.openai.com/oauth/token"  # noqa: S105 (a URL)
+OLLAMA_DEFAULT_PORT = 11434
+
+
+class Secret:
+    """A credential. Its repr and str never show the value; :meth:`reveal` is called only where
+    a request header is built."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    default_deny: bool = True
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_domains: tuple[str, ...] = ()
+    allowed_cidrs: tuple[str, ...] = ()
+    provider_allowed_hosts: tuple[str, ...] = ()
+    proxy: str = ""
+    ca_bundle: str = ""
+    audit_log: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One entry of ``providers:``. ``keys`` is the rotation ring: index 0 is the key chosen by
+    precedence (``api_key``, the env var, ``api_keys[0]``), then the other ``api_keys``."""
+
+    name: str
+    provider_type: str
+    model: str
+    base_url: str
+    keys: tuple[Secret, ...] = ()
+    key_source: str = "none"
+    enabled: bool = True
+    fast_model: str = ""
+    premium_model: str = ""
+    timeout: float = 60.0
+    max_retries: int = 2
+    organization: str = ""
+    project: str = ""
+    auth_file: str = ""
+    token_url: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    default_provider: str = ""
+    source: str = "<dict>"
+
+
+# --- field specs ---------------------------------------------------------------------------
+
+Check = Callable[[Any], str | None]  # returns what was expected, or None when the value fits
+
+
+def _is_str(v: Any) -> str | None:
+    return None if isinstance(v, str) else "a string"
+
+
+def _is_nonempty_str(v: Any) -> str | None:
+    return None if isinstance(v, str) and v.strip() else "a non-empty string"
+
+
+def _is_bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "true or false"
+
+
+def _is_positive_number(v: Any) -> str | None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+    return None if ok else "a number of seconds > 0"
+
+
+def _is_count(v: Any) -> str | None:
+    ok = isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100
+    return None if ok else "a whole number from 0 to 100"
+
+
+def _is_str_list(v: Any) -> str | None:
+    ok = isinstance(v, list) and all(isinstance(x, str) and x for x in v)
+    return None if ok else "a list of non-empty strings"
+
+
+COMMON_PROVIDER_FIELDS: dict[str, Check] = {
+    "name": _is_nonempty_str,
+    "model": _is_nonempty_str,
+    "base_url": _is_nonempty_str,
+    "api_key": _is_nonempty_str,
+    "api_keys": _is_str_list,
+    "enabled": _is_bool,
+    "fast_model": _is_str,
+    "premium_model": _is_str,
+    "timeout": _is_positive_number,
+    "max_retries": _is_count,
+}
+TYPE_PROVIDER_FIELDS: dict[str, dict[str, Check]] = {
+    "anthropic": {},
+    "openai": {"organization": _is_str, "project": _is_str},
+    "openai-codex": {"auth_file": _is_nonempty_str, "token_url": _is_nonempty_str},
+    "ollama": {},
+}
+NETWORK_FIELDS: dict[str, Check] = {
+    "default_deny": _is_bool,
+    "allowed_hosts": _is_str_list,
+    "allowed_domains": _is_str_list,
+    "allowed_cidrs": _is_str_list,
+    "provider_allowed_hosts": _is_str_list,
+    "proxy": _is_nonempty_str,
+    "ca_bundle": _is_nonempty_str,
+    "audit_log": _is_nonempty_str,
+}
+TOP_LEVEL_FIELDS = ("providers", "network", "default_provider")
+
+
+class _Problems:
+    """Collects every problem of one config source, each with its key path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.found: list[ConfigError] = []
+
+    def add(self, msg: str, *path: str) -> None:
+        self.found.append(ConfigError(msg, tuple(path), self.source))
+
+    def check_fields(
+        self, data: Mapping[str, Any], spec: Mapping[str, Check], *path: str
+    ) -> dict[str, Any]:
+        """Values that passed their check; a problem for each unknown or wrong-typed key."""
+        good: dict[str, Any] = {}
+        for key, value in data.items():
+            if not isinstance(key, str) or key not in spec:
+                self.add(f"unknown key {key!r}{_did_you_mean(str(key), spec)}", *path)
+                continue
+            if value is None:  # YAML `key:` or `key: null` means "not set"
+                continue
+            expected = spec[key](value)
+            if expected:
+                self.add(f"expected {expected}, got {_kind(value)}", *path, key)
+            else:
+                good[key] = value
+        return good
+
+    def raise_if_any(self) -> None:
+        if self.found:
+            first = self.found[0]
+            raise ConfigError(first.msg, first.path, self.source, tuple(self.found))
+
+
+def _did_you_mean(key: str, spec: Mapping[str, Any]) -> str:
+    import difflib  # only on the error path
+
+    close = difflib.get_close_matches(key, list(spec), n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(spec)}"
+
+
+def _kind(value: Any) -> str:
+    # The type only: a value may be a secret typed into the wrong field.
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+# --- resolution ----------------------------------------------------------------------------
+
+
+def _resolve_env_ref(value: str, env: Mapping[str, str], problems: _Problems,
+                     *path: str) -> str | None:
+    """``$VAR`` / ``${VAR}`` -> the variable's value; a missing variable is a problem."""
+    if not value.startswith("$"):
+        return value
+    name = value[2:-1] if value.startswith("${") and value.endswith("}") else value[1:]
+    if not name.isidentifier():
+        problems.add(f"{value!r} is not a valid $VAR reference", *path)
+        return None
+    resolved = env.get(name, "")
+    if not resolved:
+        problems.add(f"environment variable {name} is not set (referenced by ${name})", *path)
+        return None
+    return resolved
+
+
+def ollama_base_url(value: str) -> str:
+    """OLLAMA_HOST in the forms Ollama itself accepts: ``host``, ``host:port``, a full URL."""
+    value = value.strip()
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest, default_port = "http", value, OLLAMA_DEFAULT_PORT
+    else:
+        default_port = 443 if scheme == "https" else 80
+    hostport, _, path = rest.partition("/")
+    if hostport.startswith("["):  # [v6] or [v6]:port
+        host, _, after = hostport.partition("]")
+        host, port = host + "]", after.lstrip(":") or str(default_port)
+    elif hostport.count(":") == 1:
+        host, port = hostport.split(":")
+        port = port or str(default_port)
+    else:
+        host, port = hostport, str(default_port)
+    host = host or "127.0.0.1"
+    return f"{scheme}://{host}:{port}" + (f"/{path}" if path else "")
+
+
+def _default_base_url(ptype: str, env: Mapping[str, str]) -> str:
+    env_value = env.get(BASE_URL_ENV_VARS.get(ptype, ""), "").strip()
+    if not env_value:
+        return DEFAULT_BASE_URLS[ptype]
+    return ollama_base_url(env_value) if ptype == "ollama" else env_value.rstrip("/")
+
+
+def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
+                  env: Mapping[str, str], problems: _Problems,
+                  *path: str) -> tuple[tuple[Secret, ...], str]:
+    """The key ring and a description of where its first key came from (never the key)."""
+    ring: list[str] = []
+    source = "none"
+    if "api_key" in good:
+        key = _resolve_env_ref(good["api_key"], env, problems, *path, "api_key")
+        if key:
+            ring.append(key)
+            raw = good["api_key"]
+            source = f"env {raw.strip('${}')}" if raw.startswith("$") else "config"
+    elif KEY_ENV_VARS.get(ptype):
+        var = KEY_ENV_VARS[ptype]
+        only_host = KEY_ENV_HOSTS[ptype]
+        host = (urlsplit(base_url).hostname or "").lower()
+        if env.get(var) and (only_host is None or host == only_host):
+            ring.append(env[var])
+            source = f"env {var}"
+    listed = good.get("api_keys", [])
+    for i, ref in enumerate(listed):
+        key = _resolve_env_ref(ref, env, problems, *path, "api_keys", str(i))
+        if key and key not in ring:
+            ring.append(key)
+    if listed and (source == "none" or len(ring) > 1):
+        source = f"{len(ring)} keys" if len(ring) != 1 else "config"
+    return tuple(Secret(k) for k in ring), source
+
+
+def _provider(name: str, data: Any, env: Mapping[str, str],
+              problems: _Problems) -> ProviderConfig | None:
+    path = ("providers", name)
+    if not isinstance(data, Mapping):
+        problems.add(f"expected a mapping of provider settings, got {_kind(data)}", *path)
+        return None
+    ptype = data.get("name", name)
+    if ptype not in PROVIDER_TYPES:
+        where = (*path, "name") if "name" in data else path
+        problems.add(f"unknown provider type {ptype!r}; expected one of "
+                     f"{', '.join(PROVIDER_TYPES)} (set 'name' to the type)", *where)
+        return None
+    good = problems.check_fields(data, {**COMMON_PROVIDER_FIELDS, **TYPE_PROVIDER_FIELDS[ptype]},
+                                 *path)
+    if "model" not in good and "model" not in data:
+        problems.add("missing required key 'model' (the model id to use)", *path)
+    explicit = good.get("base_url", "").rstrip("/")
+    base_url = explicit or _default_base_url(ptype, env)
+    _check_url(base_url, problems, *path, "base_url")
+    if good.get("enabled", True):
+        keys, key_source = _resolve_keys(ptype, good, base_url, env, problems, *path)
+    else:  # a disabled provider is never used: its $VAR references are not read
+        keys, key_source = (), "not read (disabled)"
+    token_url = good.get("token_url") or (DEFAULT_CODEX_TOKEN_URL if ptype == "openai-codex"
+                                          else "")
+    if "token_url" in good:
+        _check_url(good["token_url"], problems, *path, "token_url")
+    if "model" not in good:
+        return None
+    return ProviderConfig(
+        name=name, provider_type=ptype, model=good["model"], base_url=base_url, keys=keys,
+        key_source=key_source, enabled=good.get("enabled", True),
+        fast_model=good.get("fast_model", ""), premium_model=good.get("premium_model", ""),
+        timeout=float(good.get("timeout", 60.0)), max_retries=good.get("max_retries", 2),
+        organization=good.get("organization", ""), project=good.get("project", ""),
+        auth_file=good.get("auth_file", ""), token_url=token_url,
+    )
+
+
+def _check_url(url: str, problems: _Problems, *path: str) -> None:
+    from .errors import PolicyViolation
+    from .policy import parse_url
+
+    try:
+        parse_url(url)
+    except PolicyViolation as exc:
+        problems.add(str(exc), *path)
+
+
+def _network(data: Any, problems: _Problems) -> NetworkConfig:
+    if data is None:
+        return NetworkConfig()
+    if not isinstance(data, Mapping):
+        problems.add(f"expected a mapping, got {_kind(data)}", "network")
+        return NetworkConfig()
+    good = problems.check_fields(data, NETWORK_FIELDS, "network")
+    lists = {k: tuple(v) for k, v in good.items() if isinstance(v, list)}
+    _check_network_entries(lists, problems)
+    if good.get("proxy"):
+        _check_url(good["proxy"], problems, "network", "proxy")
+    return NetworkConfig(
+        default_deny=good.get("default_deny", True), proxy=good.get("proxy", ""),
+        ca_bundle=good.get("ca_bundle", ""), audit_log=good.get("audit_log", ""), **lists,
+    )
+
+
+def _check_network_entries(lists: Mapping[str, tuple[str, ...]], problems: _Problems) -> None:
+    from .policy import parse_cidr, parse_domain_entry, parse_host_entry
+
+    parsers: dict[str, Callable[[str], object]] = {
+        "allowed_hosts": parse_host_entry, "provider_allowed_hosts": parse_host_entry,
+        "allowed_domains": parse_domain_entry, "allowed_cidrs": parse_cidr,
+    }
+    for key, entries in lists.items():
+        for i, entry in enumerate(entries):
+            try:
+                parsers[key](entry)
+            except ValueError as exc:
+                problems.add(str(exc), "network", key, str(i))
+
+
+def config_from_dict(data: Any, *, source: str = "<dict>",
+                     env: Mapping[str, str] | None = None) -> Config:
+    """Validate a config mapping. Raises one ConfigError carrying every problem found."""
+    env = os.environ if env is None else env
+    problems = _Problems(source)
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        problems.add(f"expected a mapping at the top of the config, got {_kind(data)}")
+        problems.raise_if_any()
+    top = problems.check_fields(data, {k: lambda v: None for k in TOP_LEVEL_FIELDS})
+    providers: dict[str, ProviderConfig] = {}
+    raw_providers = top.get("providers", {})
+    if not isinstance(raw_providers, Mapping):
+        problems.add(f"expected a mapping of provider name to settings, got "
+                     f"{_kind(raw_providers)}", "providers")
+        raw_providers = {}
+    for name, pdata in raw_providers.items():
+        if not isinstance(name, str) or not name:
+            problems.add("provider names must be non-empty strings", "providers")
+            continue
+        provider = _provider(name, pdata, env, problems)
+        if provider is not None:
+            providers[name] = provider
+    network = _network(top.get("network"), problems)
+    default = top.get("default_provider", "")
+    if default and not isinstance(default, str):
+        problems.add(f"expected a provider name, got {_kind(default)}", "default_provider")
+        default = ""
+    elif default and default not in raw_providers:
+        problems.add(f"{default!r} is not one of the configured providers "
+                     f"({', '.join(map(str, raw_providers)) or 'none'})", "default_provider")
+    problems.raise_if_any()
+    return Config(providers=providers, network=network, default_provider=default, source=source)
+
+
+def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The file to read: ``explicit`` (``--config``), then ``MISSY_CONFIG``, then the default."""
+    env = os.environ if env is None else env
+    return Path(explicit or env.get("MISSY_CONFIG") or DEFAULT_CONFIG_PATH).expanduser()
+
+
+def read_config_file(path: Path) -> Any:
+    """The raw mapping in a YAML or (by ``.json`` extension) JSON file."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found; pass --config FILE or set MISSY_CONFIG",
+                          source=source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file ({type(exc).__name__})",
+                          source=source) from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"malformed JSON: {exc.msg} at line {exc.lineno} column "
+                              f"{exc.colno}", source=source) from None
+    import yaml  # only when a YAML file is read: the core runs without third-party packages
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        # Never str(exc): PyYAML's marks quote the offending line, which may hold a key.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"malformed YAML: {problem}{where}", source=source) from None
+
+
+def load_config(path: str | Path | None = None, *,
+                env: Mapping[str, str] | None = None) -> Config:
+    """Load and validate the config file (see :func:`config_path` for which one)."""
+    resolved = config_path(str(path) if path else None, env)
+    return config_from_dict(read_config_file(resolved), source=str(resolved), env=env)

@@ -1,0 +1,1 @@
+"""Provider implementations; each module is imported only when its type is configured."""

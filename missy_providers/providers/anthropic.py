@@ -1,0 +1,219 @@
+"""Anthropic Messages API (wire-formats.md section 2)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..config import Secret
+from ..errors import ProtocolError
+from ..streams import Event
+from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
+from .base import Accumulator, BaseProvider, parse_tool_arguments, system_prompt
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls",
+                  "max_tokens": "length", "model_context_window_exceeded": "length"}
+
+
+def finish_reason(stop_reason: str | None, has_tool_calls: bool) -> str:
+    if has_tool_calls and stop_reason in (None, "tool_use"):
+        return "tool_calls"
+    return FINISH_REASONS.get(stop_reason or "", "stop")
+
+
+def usage_from(raw: Mapping[str, Any]) -> dict[str, int]:
+    """Total input = input + cache creation + cache read (the API counts them apart)."""
+    prompt = sum(int(raw.get(k) or 0) for k in
+                 ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+    return make_usage(prompt, int(raw.get("output_tokens") or 0))
+
+
+def to_anthropic_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool" and m.tool_result is not None:
+            r = m.tool_result
+            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": r.tool_call_id,
+                                     "content": r.content}
+            if r.is_error:
+                block["is_error"] = True
+            last = out[-1] if out else None
+            # Every result answering one assistant turn goes in a single user turn.
+            if last and last["role"] == "user" and isinstance(last["content"], list) and \
+                    all(b.get("type") == "tool_result" for b in last["content"]):
+                last["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif m.role == "assistant":
+            native = m.native if isinstance(m.native, Mapping) else {}
+            if native.get("provider") == "anthropic":
+                out.append({"role": "assistant", "content": native["content"]})
+            elif m.tool_calls:
+                blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] \
+                    if m.content else []
+                blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+                           for c in m.tool_calls]
+                out.append({"role": "assistant", "content": blocks})
+            else:
+                out.append({"role": "assistant", "content": m.content})
+        else:
+            out.append({"role": "user", "content": m.content})
+    return out
+
+
+def response_from_message(data: Mapping[str, Any], provider: str) -> CompletionResponse:
+    """A complete Messages API ``message`` object -> CompletionResponse."""
+    content = data.get("content") or []
+    text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
+    calls = [ToolCall(b["id"], b["name"], b.get("input") or {}) for b in content
+             if b.get("type") == "tool_use"]
+    return CompletionResponse(
+        content=text, model=str(data.get("model", "")), provider=provider,
+        usage=usage_from(data.get("usage") or {}), tool_calls=calls,
+        finish_reason=finish_reason(data.get("stop_reason"), bool(calls)), raw=dict(data),
+        native={"provider": "anthropic", "content": content},
+    )
+
+
+class AnthropicProvider(BaseProvider):
+    provider_type = "anthropic"
+
+    def endpoint(self) -> str:
+        base = self.config.base_url
+        return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+
+    def auth_headers(self, key: Secret | None) -> dict[str, str]:
+        headers = {"anthropic-version": API_VERSION}
+        if key is not None:
+            headers["x-api-key"] = key.reveal()
+        return headers
+
+    def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
+        return [{"name": t.name, "description": t.description,
+                 "input_schema": dict(t.parameters)} for t in tools]
+
+    def build_body(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
+                   opts: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": opts.get("model") or self.model,
+            "max_tokens": opts.get("max_tokens") or DEFAULT_MAX_TOKENS,
+            "messages": to_anthropic_messages(messages),
+        }
+        system = system_prompt(messages, opts.get("system"))
+        if system:
+            body["system"] = system
+        if opts.get("temperature") is not None:
+            body["temperature"] = opts["temperature"]
+        if opts.get("stop"):
+            stop = opts["stop"]
+            body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        if tools:
+            body["tools"] = self.get_tool_schema(tools)
+        if stream:
+            body["stream"] = True
+        return body
+
+    def parse_response(self, data: Any) -> CompletionResponse:
+        if not isinstance(data, Mapping) or data.get("type") != "message":
+            raise ProtocolError("response is not a Messages API message", provider=self.name)
+        return response_from_message(data, self.name)
+
+    def new_accumulator(self) -> AnthropicStream:
+        return AnthropicStream(self)
+
+
+class AnthropicStream(Accumulator):
+    """Rebuilds the message from SSE events (anthropic-sdk accumulate_event rules): blocks by
+    index, text/thinking deltas appended, signature replaced, tool JSON parsed at block stop,
+    ``output_tokens`` replaced (it is cumulative), events before ``message_start`` refused."""
+
+    def __init__(self, provider: AnthropicProvider) -> None:
+        self.provider = provider
+        self.message: dict[str, Any] | None = None
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.partial_json: dict[int, list[str]] = {}
+        self.stopped = False
+
+    def feed(self, item: Event) -> Iterable[StreamEvent]:
+        name = item.event
+        if name == "ping":
+            return ()
+        try:
+            data = json.loads(item.data)
+        except ValueError:
+            raise ProtocolError(f"event {name!r} carries data that is not JSON: "
+                                f"{item.data[:60]!r}", provider=self.provider.name) from None
+        if name == "error":
+            self.provider.raise_stream_error(data)
+        if name == "message_start":
+            self.message = dict(data.get("message") or {})
+            return ()
+        if self.message is None:
+            raise ProtocolError(f"event {name!r} arrived before message_start",
+                                provider=self.provider.name)
+        if name == "content_block_delta":
+            return self._delta(data["index"], data.get("delta") or {})
+        if name == "content_block_start":
+            block = dict(data.get("content_block") or {})
+            if block.get("type") in ("tool_use", "server_tool_use"):
+                self.partial_json[data["index"]] = []  # the `input: {}` there is a placeholder
+            self.blocks[data["index"]] = block
+        elif name == "content_block_stop":
+            return self._stop(data["index"])
+        elif name == "message_delta":
+            delta = data.get("delta") or {}
+            self.message["stop_reason"] = delta.get("stop_reason")
+            self.message["stop_sequence"] = delta.get("stop_sequence")
+            usage = self.message.setdefault("usage", {})
+            usage.update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})
+        elif name == "message_stop":
+            self.stopped = True
+        return ()
+
+    def _block(self, index: int) -> dict[str, Any]:
+        try:
+            return self.blocks[index]
+        except KeyError:
+            raise ProtocolError(f"delta for content block {index} before its start",
+                                provider=self.provider.name) from None
+
+    def _delta(self, index: int, delta: Mapping[str, Any]) -> Iterable[StreamEvent]:
+        block = self._block(index)
+        kind = delta.get("type")
+        if kind == "text_delta":
+            text = delta.get("text", "")
+            block["text"] = block.get("text", "") + text
+            return (StreamEvent("text", text),) if text else ()
+        if kind == "input_json_delta":
+            self.partial_json.setdefault(index, []).append(delta.get("partial_json", ""))
+        elif kind == "thinking_delta":
+            block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
+        elif kind == "signature_delta":
+            block["signature"] = delta.get("signature", "")
+        elif kind == "citations_delta":
+            block.setdefault("citations", []).append(delta.get("citation"))
+        return ()
+
+    def _stop(self, index: int) -> Iterable[StreamEvent]:
+        block = self._block(index)
+        if index not in self.partial_json:
+            return ()
+        block["input"] = parse_tool_arguments("".join(self.partial_json.pop(index)),
+                                              tool=block.get("name", ""),
+                                              provider=self.provider.name)
+        if block.get("type") != "tool_use":
+            return ()
+        return (StreamEvent("tool_call", tool_call=ToolCall(block["id"], block["name"],
+                                                            block["input"])),)
+
+    def finish(self) -> CompletionResponse:
+        if self.message is None or not self.stopped:
+            raise ProtocolError("stream ended before message_stop (truncated response)",
+                                provider=self.provider.name)
+        self.message["content"] = [self.blocks[i] for i in sorted(self.blocks)]
+        return response_from_message(self.message, self.provider.name)

@@ -1,0 +1,400 @@
+"""BaseProvider: the one interface, and the plumbing every provider shares.
+
+A provider subclass supplies small mapping functions (build the request body, parse a
+response, accumulate stream items, read an error body); sending, streaming, error mapping and
+key handling are written once, here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+from ..config import ProviderConfig, Secret
+from ..errors import (
+    AuthenticationError,
+    ContextLengthError,
+    MissyError,
+    OverloadedError,
+    ProtocolError,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimitError,
+    ToolArgumentsError,
+    UsageError,
+    scrub,
+)
+from ..http import PolicyHTTPClient, Response, Timeouts
+from ..retry import retry_after_seconds
+from ..streams import NDJSONDecoder, SSEDecoder
+from ..types import CompletionResponse, Message, StreamEvent, Tool
+
+log = logging.getLogger(__name__)
+
+OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system"})
+_CONTEXT_LENGTH_MARKERS = ("context_length_exceeded", "context length", "context window",
+                           "prompt is too long", "maximum context", "too many tokens")
+AVAILABILITY_TIMEOUT = Timeouts(connect=2.0, read=3.0, total=5.0)
+
+
+class KeyRing:
+    """The keys of one provider, rotated round robin. Thread-safe; never shows a key."""
+
+    def __init__(self, keys: Sequence[Secret] = ()) -> None:
+        self._keys = tuple(keys)
+        self._index = 0
+        self._lock = threading.Lock()
+
+    def current(self) -> Secret | None:
+        with self._lock:
+            return self._keys[self._index] if self._keys else None
+
+    def rotate(self) -> int:
+        """Move to the next key (a no-op with fewer than two); returns the new index."""
+        with self._lock:
+            if len(self._keys) > 1:
+                self._index = (self._index + 1) % len(self._keys)
+            return self._index
+
+    @property
+    def index(self) -> int:
+        return self._index
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def values(self) -> tuple[str, ...]:
+        """Every key's value, for scrubbing server text; never for output."""
+        return tuple(k.reveal() for k in self._keys)
+
+    def __repr__(self) -> str:
+        return f"KeyRing({len(self._keys)} keys, index={self._index})"
+
+
+def parse_tool_arguments(raw: str | None, *, tool: str, provider: str) -> dict[str, Any]:
+    """A tool call's argument JSON -> dict. Empty means no arguments; anything else that is not
+    a JSON object is an error that keeps the raw text (never a silent ``{}``)."""
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ToolArgumentsError(f"tool call {tool!r} has arguments that are not a JSON "
+                                 f"object ({len(raw)} chars; see .raw)", raw=raw,
+                                 provider=provider)
+    return value
+
+
+def system_prompt(messages: Sequence[Message], system: str | None) -> str:
+    """``system`` and every system message, joined; for APIs with a top-level system field."""
+    parts = [system] if system else []
+    parts += [m.content for m in messages if m.role == "system" and m.content]
+    return "\n\n".join(parts)
+
+
+class StreamResponse:
+    """Iterates text deltas as they arrive; once exhausted, :attr:`response` holds the final
+    CompletionResponse. :meth:`events` gives typed events (text, tool_call, done) instead.
+    Closing it early closes the connection."""
+
+    def __init__(self, events: Iterator[StreamEvent], http_response: Response) -> None:
+        self._events = events
+        self._http = http_response
+        self._final: CompletionResponse | None = None
+
+    def events(self) -> Iterator[StreamEvent]:
+        for event in self._events:
+            if event.type == "done":
+                self._final = event.response
+            yield event
+
+    def __iter__(self) -> Iterator[str]:
+        for event in self.events():
+            if event.type == "text":
+                yield event.text
+
+    @property
+    def response(self) -> CompletionResponse:
+        """The final response, reading whatever the caller left unread."""
+        for _ in self.events():
+            pass
+        if self._final is None:
+            raise ProtocolError("the stream was closed before it completed")
+        return self._final
+
+    def close(self) -> None:
+        close = getattr(self._events, "close", None)
+        if close is not None:
+            close()
+        self._http.close()
+
+    def __enter__(self) -> StreamResponse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BaseProvider:
+    """The interface every provider implements; subclasses fill in the mapping hooks."""
+
+    provider_type: ClassVar[str] = ""
+    stream_format: ClassVar[str] = "sse"  # or "ndjson"
+    needs_key: ClassVar[bool] = True
+    always_streams: ClassVar[bool] = False  # the backend accepts only streamed requests
+    extra_options: ClassVar[frozenset[str]] = frozenset()  # options beyond OPTIONS
+
+    def __init__(self, config: ProviderConfig, client: PolicyHTTPClient,
+                 keys: KeyRing | None = None) -> None:
+        self.config = config
+        self.client = client
+        self.keys = keys if keys is not None else KeyRing(config.keys)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def model(self) -> str:
+        return self.config.model
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, model={self.model!r})"
+
+    # --- the interface --------------------------------------------------------------------
+
+    def complete(self, messages: Sequence[Message], **opts: Any) -> CompletionResponse:
+        """Send the conversation, return the whole response."""
+        return self._complete(messages, None, opts)
+
+    def complete_with_tools(self, messages: Sequence[Message], tools: Sequence[Tool],
+                            system: str | None = None, *, stream: bool = False,
+                            **opts: Any) -> Any:
+        """Completion that may answer with tool calls; ``stream=True`` returns a
+        StreamResponse whose events include complete tool calls."""
+        if system is not None:
+            opts["system"] = system
+        if stream:
+            return self._stream(messages, tools, opts)
+        return self._complete(messages, tools, opts)
+
+    def stream(self, messages: Sequence[Message], system: str | None = None,
+               **opts: Any) -> StreamResponse:
+        """Stream text deltas as they arrive (see StreamResponse)."""
+        if system is not None:
+            opts["system"] = system
+        return self._stream(messages, None, opts)
+
+    def is_available(self) -> bool:
+        """Whether the provider is ready: credentials present (providers that can, probe the
+        service too). Never raises."""
+        return self.has_credentials()
+
+    def has_credentials(self) -> bool:
+        """Whether the credentials it needs are configured; no network."""
+        return not self.needs_key or self.keys.current() is not None
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential value this provider holds, to scrub from server text."""
+        return self.keys.values()
+
+    def credential_source(self) -> str:
+        """Where the credentials come from, for display (never the credential)."""
+        return self.config.key_source
+
+    def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
+        """Tools in this provider's native schema."""
+        raise NotImplementedError
+
+    # --- hooks for subclasses -------------------------------------------------------------
+
+    def endpoint(self) -> str:
+        raise NotImplementedError
+
+    def auth_headers(self, key: Secret | None) -> dict[str, str]:
+        return {}
+
+    def build_body(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
+                   opts: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def parse_response(self, data: Any) -> CompletionResponse:
+        raise NotImplementedError
+
+    def new_accumulator(self) -> Accumulator:
+        raise NotImplementedError
+
+    def error_details(self, data: Any) -> tuple[str, str | None]:
+        """(message, error type) from an error body; covers the common shapes."""
+        if isinstance(data, Mapping):
+            err = data.get("error")
+            if isinstance(err, Mapping):
+                etype = err.get("type") or err.get("code")
+                return str(err.get("message") or etype or "error"), _str_or_none(etype)
+            if isinstance(err, str):
+                return err, None
+            detail = data.get("detail") or data.get("message")
+            if detail:
+                return str(detail), None
+        return "", None
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _check_opts(self, opts: Mapping[str, Any]) -> None:
+        known = OPTIONS | self.extra_options
+        unknown = set(opts) - known
+        if unknown:
+            raise UsageError(f"{self.name}: unknown option(s) {sorted(unknown)}; known: "
+                             f"{sorted(known)}")
+
+    def _headers(self) -> dict[str, str]:
+        key = self.keys.current()
+        if self.needs_key and key is None:
+            raise AuthenticationError(
+                f"no API key configured; set api_key (or the provider's env var) in "
+                f"providers.{self.name}", provider=self.name)
+        return self.auth_headers(key)
+
+    def _send(self, body: dict[str, Any], *, stream: bool) -> Response:
+        response = self.client.request(
+            "POST", self.endpoint(), headers=self._headers(), json=body,
+            timeout=Timeouts.of(self.config.timeout), stream=stream, provider=self.name)
+        if response.status >= 400:
+            raise self.error_from(response)
+        return response
+
+    def _complete(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
+                  opts: dict[str, Any]) -> CompletionResponse:
+        self._check_opts(opts)
+        if self.always_streams:
+            return self._stream(messages, tools, opts).response
+        body = self.build_body(messages, tools, opts, stream=False)
+        data = self._send(body, stream=False).json()
+        try:
+            return self.parse_response(data)
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ProtocolError(f"response of an unexpected shape ({type(exc).__name__}: "
+                                f"{str(exc)[:60]})", provider=self.name) from None
+
+    def _stream(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
+                opts: dict[str, Any]) -> StreamResponse:
+        self._check_opts(opts)
+        body = self.build_body(messages, tools, opts, stream=True)
+        response = self._send(body, stream=True)
+        return StreamResponse(self._events(response), response)
+
+    def _decoded(self, response: Response) -> Iterator[Any]:
+        """Stream items (SSE events or NDJSON values) as their bytes arrive."""
+        if self.stream_format == "ndjson":
+            ndjson = NDJSONDecoder()
+            for chunk in response.iter_raw():
+                yield from ndjson.feed(chunk)
+            yield from ndjson.close()
+            return
+        sse = SSEDecoder()
+        for chunk in response.iter_raw():
+            yield from sse.feed(chunk)
+        # A last event without its blank line is still the server's last word.
+        yield from sse.close(dispatch_unterminated=True)
+
+    def _events(self, response: Response) -> Iterator[StreamEvent]:
+        accumulator = self.new_accumulator()
+        announced: set[str] = set()
+        try:
+            try:
+                for item in self._decoded(response):
+                    for event in accumulator.feed(item):
+                        if event.tool_call is not None:
+                            announced.add(event.tool_call.id)
+                        yield event
+                final = accumulator.finish()
+            except (KeyError, TypeError, AttributeError, IndexError) as exc:
+                raise ProtocolError(f"stream item of an unexpected shape ({type(exc).__name__}: "
+                                    f"{str(exc)[:60]})", provider=self.name) from None
+            for call in final.tool_calls:  # APIs that only know a call is whole at the end
+                if call.id not in announced:
+                    yield StreamEvent("tool_call", tool_call=call)
+            yield StreamEvent("done", response=final)
+        except ProtocolError as exc:
+            if type(exc) is ProtocolError and not exc.provider:  # from a decoder
+                raise ProtocolError(exc.message, provider=self.name) from None
+            raise
+        finally:
+            response.close()
+
+    def error_from(self, response: Response) -> ProviderError:
+        """The typed error for an HTTP error response."""
+        status = response.status
+        try:
+            body = response.read(limit=1024 * 1024)
+            data: Any = json.loads(body) if body.strip() else None
+        except (ValueError, MissyError):
+            data, body = None, b""
+        message, etype = self.error_details(data)
+        if not message:
+            message = body[:200].decode("utf-8", "replace").strip() or response.reason
+        message = scrub(message, self.secrets())
+        kw: dict[str, Any] = {"provider": self.name, "status": status, "error_type": etype,
+                              "request_id": response.header("request-id")
+                              or response.header("x-request-id") or None}
+        return classify_error(status, message, response.header, kw)
+
+    def raise_stream_error(self, data: Any) -> None:
+        """An error object inside a 200 stream, as the typed error it names."""
+        message, etype = self.error_details(data)
+        message = scrub(message or "error event in stream", self.secrets())
+        kw: dict[str, Any] = {"provider": self.name, "error_type": etype}
+        lowered = f"{etype} {message}".lower()
+        if "overloaded" in lowered:
+            raise OverloadedError(message, **kw)
+        if "rate_limit" in lowered:
+            raise RateLimitError(message, **kw)
+        if any(m in lowered for m in _CONTEXT_LENGTH_MARKERS):
+            raise ContextLengthError(message, **kw)
+        if etype in ("api_error", "server_error"):
+            raise ProviderUnavailable(message, **kw)
+        raise ProviderError(message, **kw)
+
+
+def classify_error(status: int, message: str, header: Callable[[str], str],
+                   kw: dict[str, Any]) -> ProviderError:
+    """HTTP status + message -> the typed error (shared by every provider)."""
+    etype = str(kw.get("error_type") or "")
+    lowered = f"{etype} {message}".lower()
+    if status in (401, 403):
+        return AuthenticationError(f"{message}; check the API key", **kw)
+    if status == 429:
+        retry_after = retry_after_seconds(lambda name: header(name) or None)
+        return RateLimitError(message, retry_after=retry_after, **kw)
+    if status == 529 or "overloaded" in lowered:
+        return OverloadedError(message, **kw)
+    if status in (400, 413, 422) and any(m in lowered for m in _CONTEXT_LENGTH_MARKERS):
+        return ContextLengthError(message, **kw)
+    if status == 404:
+        return ProviderError(f"model or endpoint not found: {message}; check the model name "
+                             "and base_url", **kw)
+    if status == 413:
+        return ProviderError(f"request too large: {message}", **kw)
+    if status >= 500:
+        return ProviderUnavailable(message, **kw)
+    return ProviderError(message, **kw)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class Accumulator:
+    """Turns decoded stream items (SSE events or NDJSON objects) into StreamEvents, and at the
+    end into the final CompletionResponse. One per stream."""
+
+    def feed(self, item: Any) -> Iterable[StreamEvent]:
+        raise NotImplementedError
+
+    def finish(self) -> CompletionResponse:
+        raise NotImplementedError

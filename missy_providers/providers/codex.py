@@ -1,0 +1,245 @@
+"""OpenAI Codex over the ChatGPT OAuth token: the Responses API (wire-formats.md section 4).
+
+Against ``chatgpt.com/backend-api/codex`` every request streams (the backend refuses
+``stream: false``), ``store`` is false, ``instructions`` is required and ``max_output_tokens`` /
+``temperature`` are refused. With an ``api_key`` and ``base_url: https://api.openai.com/v1``
+the same provider speaks the public Responses API, where non-streamed calls are allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import AuthenticationError, ProtocolError, UsageError
+from ..http import Response
+from ..streams import Event
+from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
+from .base import Accumulator, BaseProvider, parse_tool_arguments, system_prompt
+from .codex_auth import LOGIN_HINT, CodexCredentials, default_auth_file
+
+CHATGPT_HOST = "chatgpt.com"
+DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
+ORIGINATOR = "codex_cli_rs"
+
+
+def to_input_items(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Messages -> Responses ``input`` items (system messages go to ``instructions``)."""
+    items: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool" and m.tool_result is not None:
+            items.append({"type": "function_call_output", "call_id": m.tool_result.tool_call_id,
+                          "output": m.tool_result.content})
+        elif m.role == "assistant":
+            native = m.native if isinstance(m.native, Mapping) else {}
+            if native.get("provider") == "openai-codex":
+                items.extend(native["items"])  # reasoning items must be replayed verbatim
+                continue
+            if m.content:
+                items.append({"type": "message", "role": "assistant",
+                              "content": [{"type": "output_text", "text": m.content}]})
+            items += [{"type": "function_call", "call_id": c.id, "name": c.name,
+                       "arguments": json.dumps(c.arguments)} for c in m.tool_calls]
+        else:
+            items.append({"type": "message", "role": "user",
+                          "content": [{"type": "input_text", "text": m.content}]})
+    return items
+
+
+def response_from_items(items: Sequence[Mapping[str, Any]], meta: Mapping[str, Any],
+                        provider: str) -> CompletionResponse:
+    """Output items (streamed ``output_item.done`` or a response's ``output``) -> response."""
+    text = "".join(part.get("text", "") for item in items if item.get("type") == "message"
+                   for part in item.get("content") or [] if part.get("type") == "output_text")
+    calls = [ToolCall(str(item.get("call_id") or ""), str(item.get("name") or ""),
+                      parse_tool_arguments(item.get("arguments"), tool=str(item.get("name")),
+                                           provider=provider))
+             for item in items if item.get("type") == "function_call"]
+    incomplete = (meta.get("incomplete_details") or {}).get("reason")
+    finish = ("length" if incomplete == "max_output_tokens" else
+              "tool_calls" if calls else "stop")
+    usage = meta.get("usage") or {}
+    prompt, completion = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+    total = usage.get("total_tokens")
+    return CompletionResponse(
+        content=text, model=str(meta.get("model") or ""), provider=provider,
+        usage=make_usage(prompt, completion, None if total is None else int(total)),
+        tool_calls=calls, finish_reason=finish, raw=dict(meta),
+        native={"provider": "openai-codex", "items": list(items)})
+
+
+class CodexProvider(BaseProvider):
+    provider_type = "openai-codex"
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.session_id = os.urandom(16).hex()
+        path = Path(self.config.auth_file).expanduser() if self.config.auth_file \
+            else default_auth_file()
+        self.credentials = CodexCredentials(path, self.config.token_url, self.client, self.name)
+
+    @property
+    def chatgpt_backend(self) -> bool:
+        return (urlsplit(self.config.base_url).hostname or "").lower() == CHATGPT_HOST
+
+    @property
+    def always_streams(self) -> bool:  # type: ignore[override]
+        return self.chatgpt_backend
+
+    def endpoint(self) -> str:
+        return f"{self.config.base_url}/responses"
+
+    def has_credentials(self) -> bool:
+        return self.keys.current() is not None or self.credentials.exists()
+
+    def credential_source(self) -> str:
+        if self.keys.current() is not None:
+            return self.config.key_source
+        return f"auth.json ({self.credentials.path})" if self.credentials.exists() else "none"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "text/event-stream", "OpenAI-Beta": "responses=experimental",
+                   "originator": ORIGINATOR, "session_id": self.session_id}
+        key = self.keys.current()
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key.reveal()}"
+            return headers
+        token, account = self.credentials.current()
+        headers["Authorization"] = f"Bearer {token}"
+        if account:
+            headers["chatgpt-account-id"] = account
+        return headers
+
+    def _send(self, body: dict[str, Any], *, stream: bool) -> Response:
+        """On a 401 with OAuth tokens: refresh once (unless another caller already did), retry
+        once; a second 401 means the login itself is no longer valid."""
+        for attempt in (1, 2):
+            headers = self._headers()
+            response = self.client.request(
+                "POST", self.endpoint(), headers=headers, json=body,
+                timeout=self.config.timeout, stream=stream, provider=self.name)
+            if response.status == 401 and self.keys.current() is None and attempt == 1:
+                response.close()
+                self.credentials.refresh_after_401(headers["Authorization"][len("Bearer "):])
+                continue
+            if response.status == 401 and self.keys.current() is None:
+                response.close()
+                raise AuthenticationError(f"ChatGPT refused the refreshed token; {LOGIN_HINT}",
+                                          provider=self.name, status=401)
+            if response.status >= 400:
+                raise self.error_from(response)
+            return response
+        raise AssertionError("unreachable")
+
+    def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
+        return [{"type": "function", "name": t.name, "description": t.description,
+                 "parameters": dict(t.parameters)} for t in tools]
+
+    def build_body(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
+                   opts: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
+        system = system_prompt(messages, opts.get("system"))
+        body: dict[str, Any] = {
+            "model": opts.get("model") or self.model,
+            "instructions": system or DEFAULT_INSTRUCTIONS,
+            "input": to_input_items(messages), "store": False, "stream": stream,
+        }
+        if opts.get("stop"):
+            raise UsageError(f"{self.name}: the Responses API has no stop sequences")
+        if self.chatgpt_backend:
+            body["include"] = ["reasoning.encrypted_content"]
+        else:  # the ChatGPT backend refuses these two
+            if opts.get("max_tokens"):
+                body["max_output_tokens"] = opts["max_tokens"]
+            if opts.get("temperature") is not None:
+                body["temperature"] = opts["temperature"]
+        if tools:
+            body.update(tools=self.get_tool_schema(tools), tool_choice="auto",
+                        parallel_tool_calls=True)
+        return body
+
+    def parse_response(self, data: Any) -> CompletionResponse:
+        if not isinstance(data, Mapping) or data.get("object") != "response":
+            raise ProtocolError("response is not a Responses API response", provider=self.name)
+        if data.get("status") == "failed":
+            self.raise_stream_error({"error": data.get("error") or {}})
+        return response_from_items(data.get("output") or [], data, self.name)
+
+    def error_details(self, data: Any) -> tuple[str, str | None]:
+        message, etype = super().error_details(data)
+        if isinstance(data, Mapping) and isinstance(data.get("error"), Mapping):
+            # usage_limit_reached: codex reads `type`; don't retry before `resets_at`.
+            etype = str(data["error"].get("type") or data["error"].get("code") or "") or etype
+        return message, etype
+
+    def secrets(self) -> tuple[str, ...]:
+        return self.keys.values() + self.credentials.secrets()
+
+    def new_accumulator(self) -> CodexStream:
+        return CodexStream(self)
+
+
+class CodexStream(Accumulator):
+    """Responses SSE events. The reply is built from ``response.output_item.done`` items (the
+    ChatGPT backend's ``response.completed`` has an empty ``output``); argument deltas are keyed
+    by item id, calls reported with their ``call_id``."""
+
+    def __init__(self, provider: CodexProvider) -> None:
+        self.provider = provider
+        self.items: dict[int, dict[str, Any]] = {}
+        self.delta_text: list[str] = []
+        self.arguments: dict[str, list[str]] = {}
+        self.meta: dict[str, Any] | None = None
+
+    def feed(self, item: Event) -> Iterable[StreamEvent]:
+        try:
+            data = json.loads(item.data)
+        except ValueError:
+            raise ProtocolError(f"event data is not JSON: {item.data[:60]!r}",
+                                provider=self.provider.name) from None
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind == "response.output_text.delta":
+            delta = str(data.get("delta") or "")
+            self.delta_text.append(delta)
+            return (StreamEvent("text", delta),) if delta else ()
+        if kind == "response.function_call_arguments.delta":
+            self.arguments.setdefault(data["item_id"], []).append(data.get("delta") or "")
+        elif kind in ("response.output_item.added", "response.output_item.done"):
+            entry = dict(data["item"])
+            self.items[int(data.get("output_index", len(self.items)))] = entry
+            if kind.endswith(".done") and entry.get("type") == "function_call":
+                return (StreamEvent("tool_call", tool_call=self._call(entry)),)
+        elif kind in ("response.completed", "response.incomplete"):
+            self.meta = dict(data.get("response") or {})
+        elif kind == "response.failed":
+            response = data.get("response") or {}
+            self.provider.raise_stream_error({"error": response.get("error") or {}})
+        elif kind == "error":
+            self.provider.raise_stream_error({"error": data})
+        return ()
+
+    def _call(self, entry: dict[str, Any]) -> ToolCall:
+        if not entry.get("arguments") and entry.get("id") in self.arguments:
+            entry["arguments"] = "".join(self.arguments[entry["id"]])
+        name = str(entry.get("name") or "")
+        return ToolCall(str(entry.get("call_id") or ""), name,
+                        parse_tool_arguments(entry.get("arguments"), tool=name,
+                                             provider=self.provider.name))
+
+    def finish(self) -> CompletionResponse:
+        if self.meta is None:
+            raise ProtocolError("stream closed before response.completed (truncated response)",
+                                provider=self.provider.name)
+        items = [self.items[i] for i in sorted(self.items)]
+        for entry in items:
+            if entry.get("type") == "function_call" and not entry.get("arguments"):
+                entry["arguments"] = "".join(self.arguments.get(str(entry.get("id")), []))
+        response = response_from_items(items, self.meta, self.provider.name)
+        if not response.content and self.delta_text:  # items without text parts: use deltas
+            response.content = "".join(self.delta_text)
+        return response

@@ -1,0 +1,177 @@
+"""The Codex CLI's ChatGPT OAuth tokens (``$CODEX_HOME/auth.json``): read, refresh, write back.
+
+This is the only place the package writes a file (besides an opt-in audit log). The refresh
+goes through the policy client like every other request. Refresh tokens rotate: the one just
+used is dead, so the new tokens are written back atomically (temp file + rename, same mode).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import AuthenticationError, MissyError, ProtocolError, scrub
+from ..http import PolicyHTTPClient, Timeouts
+
+log = logging.getLogger(__name__)
+
+CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"  # the Codex CLI's public OAuth client id
+REFRESH_MARGIN_SECONDS = 300  # refresh an access token this long before its `exp`
+ACCOUNT_CLAIM = "https://api.openai.com/auth"
+LOGIN_HINT = "run `codex login` to sign in again"
+
+
+def default_auth_file() -> Path:
+    home = os.environ.get("CODEX_HOME") or os.path.join("~", ".codex")
+    return Path(home).expanduser() / "auth.json"
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified (we only read our own token's expiry and account)."""
+    try:
+        payload = token.split(".")[1]
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class CodexCredentials:
+    """Access token, refresh token and account id from ``auth.json``. Thread-safe: concurrent
+    callers that find the same stale token do one refresh between them."""
+
+    def __init__(self, path: Path, token_url: str, client: PolicyHTTPClient,
+                 provider: str) -> None:
+        self.path, self.token_url, self.client, self.provider = path, token_url, client, provider
+        self._lock = threading.Lock()
+        self._tokens: dict[str, Any] = {}
+        self._loaded_mtime: float | None = None
+
+    def __repr__(self) -> str:
+        return f"CodexCredentials(path={str(self.path)!r})"
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def _load(self) -> None:
+        try:
+            stat = self.path.stat()
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise AuthenticationError(f"no Codex credentials at {self.path}; {LOGIN_HINT} or "
+                                      "set api_key", provider=self.provider) from None
+        except (OSError, ValueError) as exc:
+            raise AuthenticationError(f"cannot read {self.path} ({type(exc).__name__}); "
+                                      f"{LOGIN_HINT}", provider=self.provider) from None
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, dict) or not tokens.get("access_token"):
+            raise AuthenticationError(f"{self.path} holds no ChatGPT tokens; {LOGIN_HINT}",
+                                      provider=self.provider)
+        self._tokens, self._loaded_mtime = tokens, stat.st_mtime
+
+    def _reload_if_changed(self) -> None:
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError:
+            mtime = None
+        if not self._tokens or mtime != self._loaded_mtime:
+            self._load()
+
+    def secrets(self) -> tuple[str, ...]:
+        """Token values, for scrubbing server text only."""
+        return tuple(str(self._tokens[k]) for k in ("access_token", "refresh_token", "id_token")
+                     if self._tokens.get(k))
+
+    def current(self) -> tuple[str, str]:
+        """(access token, account id), refreshed first when it expires within the margin."""
+        with self._lock:
+            self._reload_if_changed()
+            exp = jwt_claims(self._tokens["access_token"]).get("exp")
+            if isinstance(exp, (int, float)) and exp - time.time() < REFRESH_MARGIN_SECONDS:
+                self._refresh_locked()
+            return self._tokens["access_token"], self._account_id()
+
+    def _account_id(self) -> str:
+        account = self._tokens.get("account_id")
+        if not account:
+            for token in (self._tokens.get("id_token"), self._tokens.get("access_token")):
+                claim = jwt_claims(str(token or "")).get(ACCOUNT_CLAIM) or {}
+                account = claim.get("chatgpt_account_id") if isinstance(claim, dict) else None
+                if account:
+                    break
+        return str(account or "")
+
+    def refresh_after_401(self, rejected_token: str) -> None:
+        """The server refused ``rejected_token``. If another thread or process has already
+        replaced it, use theirs; otherwise refresh once."""
+        with self._lock:
+            self._reload_if_changed()
+            if self._tokens.get("access_token") != rejected_token:
+                return
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
+        refresh_token = self._tokens.get("refresh_token")
+        if not refresh_token:
+            raise AuthenticationError(f"the access token expired and {self.path} has no "
+                                      f"refresh token; {LOGIN_HINT}", provider=self.provider)
+        body = {"client_id": CLIENT_ID, "grant_type": "refresh_token",
+                "refresh_token": refresh_token}
+        log.info("%s: refreshing the ChatGPT access token", self.provider)
+        with self.client.request("POST", self.token_url, json=body,
+                                 timeout=Timeouts(connect=10, read=30, total=60),
+                                 provider=self.provider) as response:
+            try:
+                data = response.json()
+            except MissyError:
+                data = None
+        if response.status != 200 or not isinstance(data, dict):
+            code = ""
+            if isinstance(data, dict):
+                err = data.get("error")
+                code = str((err.get("code") if isinstance(err, dict) else err)
+                           or data.get("code") or "")
+            code = scrub(code, self.secrets())
+            raise AuthenticationError(f"token refresh failed ({code or 'no error code'}); "
+                                      f"{LOGIN_HINT}", provider=self.provider,
+                                      status=response.status)
+        new = {k: data[k] for k in ("id_token", "access_token", "refresh_token")
+               if isinstance(data.get(k), str) and data[k]}
+        if "access_token" not in new:
+            raise ProtocolError("token refresh answer has no access_token",
+                                provider=self.provider)
+        self._tokens = {**self._tokens, **new}
+        self._persist()
+
+    def _persist(self) -> None:
+        """Write the new tokens into auth.json atomically, keeping its other fields and mode."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            mode = self.path.stat().st_mode & 0o777
+        except (OSError, ValueError):
+            data, mode = {}, 0o600
+        if not isinstance(data, dict):
+            data = {}
+        data["tokens"] = self._tokens
+        data["last_refresh"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=".auth.json.", dir=self.path.parent)
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=2)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        self._loaded_mtime = self.path.stat().st_mtime

@@ -1,0 +1,160 @@
+"""Ollama's native API: ``/api/chat`` with NDJSON streaming, ``/api/tags`` (wire-formats.md
+section 5)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..config import Secret
+from ..errors import ProtocolError
+from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
+from .base import AVAILABILITY_TIMEOUT, Accumulator, BaseProvider, parse_tool_arguments
+from .openai import new_call_id, unique_ids
+
+
+def to_ollama_messages(messages: Sequence[Message], system: str | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for m in messages:
+        if m.role == "tool" and m.tool_result is not None:
+            out.append({"role": "tool", "content": m.tool_result.content,
+                        "tool_name": m.tool_result.name,
+                        "tool_call_id": m.tool_result.tool_call_id})
+        elif m.role == "assistant" and m.tool_calls:
+            out.append({"role": "assistant", "content": m.content, "tool_calls": [
+                {"id": c.id, "function": {"name": c.name, "arguments": c.arguments}}
+                for c in m.tool_calls]})
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return out
+
+
+class OllamaProvider(BaseProvider):
+    provider_type = "ollama"
+    stream_format = "ndjson"
+    needs_key = False  # a local server; ollama.com takes a Bearer key when one is configured
+    extra_options = frozenset({"think"})
+
+    def endpoint(self) -> str:
+        return f"{self.config.base_url}/api/chat"
+
+    def auth_headers(self, key: Secret | None) -> dict[str, str]:
+        headers = {"Accept": "application/x-ndjson"}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key.reveal()}"
+        return headers
+
+    def list_models(self) -> list[str]:
+        """Model names from ``GET /api/tags``."""
+        with self.client.request("GET", f"{self.config.base_url}/api/tags",
+                                 timeout=AVAILABILITY_TIMEOUT, provider=self.name) as r:
+            if r.status != 200:
+                raise self.error_from(r)
+            data = r.json()
+        return [str(m.get("name") or m.get("model")) for m in data.get("models") or []]
+
+    def is_available(self) -> bool:
+        """``GET /api/tags`` answers 200 within a short timeout. Never raises."""
+        try:
+            with self.client.request("GET", f"{self.config.base_url}/api/tags",
+                                     timeout=AVAILABILITY_TIMEOUT, provider=self.name) as r:
+                return r.status == 200
+        except Exception:  # availability is a yes/no question
+            return False
+
+    def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
+        return [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                                  "parameters": dict(t.parameters)}}
+                for t in tools]
+
+    def build_body(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
+                   opts: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if opts.get("temperature") is not None:
+            options["temperature"] = opts["temperature"]
+        if opts.get("max_tokens"):
+            options["num_predict"] = opts["max_tokens"]
+        if opts.get("stop"):
+            stop = opts["stop"]
+            options["stop"] = [stop] if isinstance(stop, str) else list(stop)
+        # `stream` always explicit: Ollama streams when it is left out.
+        body: dict[str, Any] = {"model": opts.get("model") or self.model,
+                                "messages": to_ollama_messages(messages, opts.get("system")),
+                                "stream": stream}
+        if options:
+            body["options"] = options
+        if tools:
+            body["tools"] = self.get_tool_schema(tools)
+        if opts.get("think") is not None:
+            body["think"] = opts["think"]  # top level: inside `options` it is ignored
+        return body
+
+    def parse_response(self, data: Any) -> CompletionResponse:
+        if not isinstance(data, Mapping):
+            raise ProtocolError("response is not a JSON object", provider=self.name)
+        if data.get("error"):
+            self.raise_stream_error(data)
+        accumulator = OllamaStream(self)
+        for _ in accumulator.feed(data):
+            pass
+        return accumulator.finish()
+
+    def new_accumulator(self) -> OllamaStream:
+        return OllamaStream(self)
+
+    def tool_call(self, raw: Mapping[str, Any]) -> ToolCall:
+        function = raw.get("function") or {}
+        name = str(function.get("name") or "")
+        arguments = function.get("arguments")
+        if not isinstance(arguments, dict):  # an object on this API; a string from some proxies
+            arguments = parse_tool_arguments(arguments, tool=name, provider=self.name)
+        return ToolCall(str(raw.get("id") or new_call_id()), name, arguments)
+
+
+class OllamaStream(Accumulator):
+    """NDJSON objects: ``message.content`` deltas, whole tool calls, usage on ``done: true``."""
+
+    def __init__(self, provider: OllamaProvider) -> None:
+        self.provider = provider
+        self.text: list[str] = []
+        self.thinking: list[str] = []
+        self.calls: list[ToolCall] = []
+        self.final: Mapping[str, Any] | None = None
+
+    def feed(self, item: Any) -> Iterable[StreamEvent]:
+        if not isinstance(item, Mapping):
+            raise ProtocolError("stream line is not a JSON object", provider=self.provider.name)
+        if item.get("error"):
+            self.provider.raise_stream_error(item)
+        out: list[StreamEvent] = []
+        message = item.get("message") or {}
+        if message.get("content"):
+            self.text.append(message["content"])
+            out.append(StreamEvent("text", message["content"]))
+        if message.get("thinking"):
+            self.thinking.append(message["thinking"])
+        for raw in message.get("tool_calls") or []:
+            call = self.provider.tool_call(raw)
+            self.calls.append(call)
+            out.append(StreamEvent("tool_call", tool_call=call))
+        if item.get("done"):
+            self.final = item
+        return out
+
+    def finish(self) -> CompletionResponse:
+        final = self.final
+        if final is None:
+            raise ProtocolError("stream ended before a line with done: true (truncated "
+                                "response)", provider=self.provider.name)
+        calls = unique_ids(self.calls)
+        reason = final.get("done_reason")
+        finish = "length" if reason == "length" else "tool_calls" if calls else "stop"
+        raw = dict(final)
+        if self.thinking:
+            raw["thinking"] = "".join(self.thinking)
+        # Counters are omitted when zero (`omitempty` in Ollama's Go types).
+        usage = make_usage(int(final.get("prompt_eval_count") or 0),
+                           int(final.get("eval_count") or 0))
+        return CompletionResponse(content="".join(self.text), model=str(final.get("model", "")),
+                                  provider=self.provider.name, usage=usage, tool_calls=calls,
+                                  finish_reason=finish, raw=raw)

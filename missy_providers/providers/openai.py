@@ -1,0 +1,237 @@
+"""OpenAI Chat Completions, and every OpenAI-compatible service by ``base_url``
+(wire-formats.md section 3)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..config import Secret
+from ..errors import ProtocolError
+from ..streams import Event
+from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
+from .base import AVAILABILITY_TIMEOUT, Accumulator, BaseProvider, parse_tool_arguments
+
+OPENAI_HOST = "api.openai.com"
+# Reasoning models reject the deprecated `max_tokens`; OpenAI itself takes the new name for all.
+_MAX_COMPLETION_TOKENS_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls",
+                  "function_call": "tool_calls", "content_filter": "stop"}
+
+
+def new_call_id() -> str:
+    return "call_" + os.urandom(12).hex()
+
+
+def unique_ids(calls: list[ToolCall]) -> list[ToolCall]:
+    """Servers send ids that are empty or repeated (``""``, ``"0"``): a tool loop needs each
+    result to answer exactly one call, so such ids are replaced by fresh unique ones."""
+    seen: set[str] = set()
+    out = []
+    for call in calls:
+        if not call.id or call.id in seen:
+            call = ToolCall(new_call_id(), call.name, call.arguments)
+        seen.add(call.id)
+        out.append(call)
+    return out
+
+
+def usage_from(raw: Mapping[str, Any] | None) -> dict[str, int]:
+    raw = raw or {}  # absent on some compatible servers
+    prompt, completion = int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0)
+    total = raw.get("total_tokens")
+    return make_usage(prompt, completion, None if total is None else int(total))
+
+
+def finish_reason(reason: str | None, has_tool_calls: bool) -> str:
+    if reason is None or reason not in FINISH_REASONS:
+        return "tool_calls" if has_tool_calls else "stop"
+    return FINISH_REASONS[reason]
+
+
+def to_openai_messages(messages: Sequence[Message], system: str | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for m in messages:
+        if m.role == "tool" and m.tool_result is not None:
+            out.append({"role": "tool", "tool_call_id": m.tool_result.tool_call_id,
+                        "content": m.tool_result.content})
+        elif m.role == "assistant" and m.tool_calls:
+            out.append({"role": "assistant", "content": m.content or None, "tool_calls": [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                for c in m.tool_calls]})
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return out
+
+
+class OpenAIProvider(BaseProvider):
+    provider_type = "openai"
+
+    @property
+    def is_openai(self) -> bool:
+        return (urlsplit(self.config.base_url).hostname or "").lower() == OPENAI_HOST
+
+    @property
+    def needs_key(self) -> bool:  # type: ignore[override]
+        """OpenAI needs a key; a compatible server (a local vLLM, Ollama /v1) may not."""
+        return self.is_openai
+
+    def endpoint(self) -> str:
+        return f"{self.config.base_url}/chat/completions"
+
+    def auth_headers(self, key: Secret | None) -> dict[str, str]:
+        headers = {}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key.reveal()}"
+        if self.config.organization:
+            headers["OpenAI-Organization"] = self.config.organization
+        if self.config.project:
+            headers["OpenAI-Project"] = self.config.project
+        return headers
+
+    def is_available(self) -> bool:
+        """A key for OpenAI; for a compatible server without a key, a short probe of
+        ``GET {base_url}/models`` through the policy client. Never raises."""
+        if self.keys.current() is not None:
+            return True
+        if self.is_openai:
+            return False
+        try:
+            with self.client.request("GET", f"{self.config.base_url}/models",
+                                     timeout=AVAILABILITY_TIMEOUT, provider=self.name) as r:
+                return r.status == 200
+        except Exception:  # availability is a yes/no question; the reason is in the log
+            return False
+
+    def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
+        return [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                                  "parameters": dict(t.parameters)}}
+                for t in tools]
+
+    def build_body(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
+                   opts: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
+        model = opts.get("model") or self.model
+        body: dict[str, Any] = {"model": model,
+                                "messages": to_openai_messages(messages, opts.get("system"))}
+        if opts.get("max_tokens"):
+            new_name = self.is_openai or model.startswith(_MAX_COMPLETION_TOKENS_PREFIXES)
+            body["max_completion_tokens" if new_name else "max_tokens"] = opts["max_tokens"]
+        if opts.get("temperature") is not None:
+            body["temperature"] = opts["temperature"]
+        if opts.get("stop"):
+            body["stop"] = opts["stop"]
+        if tools:
+            body["tools"] = self.get_tool_schema(tools)
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def parse_response(self, data: Any) -> CompletionResponse:
+        choices = data.get("choices") if isinstance(data, Mapping) else None
+        if not choices:
+            raise ProtocolError("response has no choices", provider=self.name)
+        choice = choices[0]
+        message = choice.get("message") or {}
+        calls = [self._tool_call(c.get("id") or "", c.get("function") or {})
+                 for c in message.get("tool_calls") or []]
+        if message.get("function_call"):  # legacy `functions` shape
+            calls.append(self._tool_call("", message["function_call"]))
+        calls = unique_ids(calls)
+        return CompletionResponse(
+            content=message.get("content") or "", model=str(data.get("model", "")),
+            provider=self.name, usage=usage_from(data.get("usage")), tool_calls=calls,
+            finish_reason=finish_reason(choice.get("finish_reason"), bool(calls)),
+            raw=dict(data))
+
+    def _tool_call(self, call_id: str, function: Mapping[str, Any]) -> ToolCall:
+        name = str(function.get("name") or "")
+        return ToolCall(call_id, name, parse_tool_arguments(function.get("arguments"), tool=name,
+                                                            provider=self.name))
+
+    def new_accumulator(self) -> OpenAIStream:
+        return OpenAIStream(self)
+
+
+class OpenAIStream(Accumulator):
+    """Chat Completions chunks: text appended; tool calls keyed by ``index`` with id and name
+    from the first fragment that has them and only ``arguments`` concatenated (some servers
+    repeat id/name in every fragment); a later null finish_reason does not reset an earlier
+    one; the usage chunk may have no choices; ``[DONE]`` ends it."""
+
+    def __init__(self, provider: OpenAIProvider) -> None:
+        self.provider = provider
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage: Mapping[str, Any] | None = None
+        self.meta: dict[str, Any] = {}
+        self.done = False
+
+    def feed(self, item: Event) -> Iterable[StreamEvent]:
+        data = item.data
+        if data.startswith("[DONE]"):
+            self.done = True
+            return ()
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise ProtocolError(f"stream chunk is not JSON: {data[:60]!r}",
+                                provider=self.provider.name) from None
+        if not isinstance(chunk, dict):
+            raise ProtocolError("stream chunk is not a JSON object", provider=self.provider.name)
+        if chunk.get("error"):
+            self.provider.raise_stream_error(chunk)
+        if not self.meta:
+            self.meta = {"id": chunk.get("id"), "model": chunk.get("model")}
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        out: list[StreamEvent] = []
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                self.text.append(delta["content"])
+                out.append(StreamEvent("text", delta["content"]))
+            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+            if reasoning:
+                self.reasoning.append(reasoning)
+            for frag in delta.get("tool_calls") or []:
+                self._merge(frag)
+        return out
+
+    def _merge(self, frag: Mapping[str, Any]) -> None:
+        call = self.calls.setdefault(int(frag.get("index", len(self.calls))),
+                                     {"id": "", "name": "", "arguments": []})
+        function = frag.get("function") or {}
+        if frag.get("id") and not call["id"]:
+            call["id"] = frag["id"]
+        if function.get("name") and not call["name"]:
+            call["name"] = function["name"]
+        if function.get("arguments"):
+            call["arguments"].append(function["arguments"])
+
+    def finish(self) -> CompletionResponse:
+        if not self.done and self.finish_reason is None:
+            raise ProtocolError("stream ended before [DONE] or a finish_reason (truncated "
+                                "response)", provider=self.provider.name)
+        name = self.provider.name
+        calls = unique_ids([
+            ToolCall(c["id"], c["name"], parse_tool_arguments("".join(c["arguments"]),
+                                                              tool=c["name"], provider=name))
+            for _, c in sorted(self.calls.items())])
+        raw = {**self.meta, "finish_reason": self.finish_reason, "usage": self.usage}
+        if self.reasoning:
+            raw["reasoning"] = "".join(self.reasoning)
+        return CompletionResponse(
+            content="".join(self.text), model=str(self.meta.get("model") or ""), provider=name,
+            usage=usage_from(self.usage), tool_calls=calls,
+            finish_reason=finish_reason(self.finish_reason, bool(calls)), raw=raw)

@@ -1,0 +1,208 @@
+"""Sans-IO stream decoders: Server-Sent Events and NDJSON. Bytes in, events out.
+
+Nothing here reads a socket: ``http.py`` owns the I/O and calls :meth:`feed` with each network
+read and :meth:`close` at end of body. Lines are split on bytes (CR, LF, CRLF) and only whole
+lines are decoded, so a multi-byte character split across reads, or a U+2028 inside a JSON
+string, survives. Every buffer is bounded; past a bound a :class:`ProtocolError` is raised.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+from .errors import ProtocolError
+
+_BOM = b"\xef\xbb\xbf"
+# h11 bounds an incomplete header block at 16 KiB (as node and tomcat do). SSE events carry whole
+# JSON documents (a long tool-call argument, a base64 image), so the defaults are far larger,
+# but still finite: a server that never ends a line cannot take all memory.
+DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+_EXCERPT_CHARS = 60
+
+
+class Event(NamedTuple):
+    """One dispatched SSE event (WHATWG "dispatch the event"); compared by value."""
+
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEDecoder:
+    """Incremental WHATWG server-sent-events parser.
+
+    Follows the HTML Living Standard "Parsing an event stream": one leading BOM stripped, lines
+    end in CRLF, LF or CR, ``:`` lines are comments, one space after the colon is removed, a
+    line without a colon is a field with an empty value, ``data`` lines are joined with ``\\n``,
+    a blank line dispatches, a block with no ``data`` field dispatches nothing, ``id`` with NUL is
+    ignored and persists across events, ``retry`` must be ASCII digits, unknown fields are
+    ignored.
+
+    At end of stream the spec discards an event that was not followed by a blank line;
+    ``close(dispatch_unterminated=True)`` dispatches it instead (some servers end that way).
+    """
+
+    def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.max_line_bytes = max_line_bytes
+        self.max_event_bytes = max_event_bytes
+        self.last_event_id: str | None = None
+        self.retry: int | None = None
+        self._buf = bytearray()  # normalised to LF; holds at most one incomplete event
+        self._scanned = 0  # where the search for the next blank line resumes
+        self._at_start = True
+        self._skip_lf = False  # the previous read ended in CR: a leading LF completes a CRLF
+        self._closed = False
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Events completed by ``data`` (often none)."""
+        if self._closed:
+            raise ProtocolError("SSE data fed after close()")
+        if self._at_start:
+            data = bytes(self._buf) + data
+            self._buf.clear()
+            if len(data) < 3 and _BOM.startswith(data):
+                self._buf += data  # could still be a BOM: wait for more bytes
+                return []
+            self._at_start = False
+            if data.startswith(_BOM):
+                data = data[3:]
+        if b"\r" in data or self._skip_lf:
+            data = self._normalise_line_ends(data)
+        buf = self._buf
+        buf += data
+        end = buf.rfind(b"\n\n", max(self._scanned - 1, 0))
+        if end < 0:
+            self._scanned = len(buf)
+            self._check_bounds()
+            return []
+        complete = bytes(buf[:end])
+        del buf[:end + 2]
+        self._scanned = len(buf)  # what is left holds no blank line
+        self._check_bounds()
+        return self._parse_blocks(complete.decode("utf-8", "replace").split("\n\n"))
+
+    def close(self, *, dispatch_unterminated: bool = False) -> list[Event]:
+        """End of stream. Returns the unterminated last event only if asked to."""
+        self._closed = True
+        rest = bytes(self._buf)
+        self._buf.clear()
+        if self._at_start and rest.startswith(_BOM):
+            rest = rest[3:]
+        if not dispatch_unterminated or not rest.strip(b"\n"):
+            return []
+        return self._parse_blocks([rest.decode("utf-8", "replace").rstrip("\n")])
+
+    @property
+    def pending(self) -> bool:
+        """Whether bytes of an event without its terminating blank line are buffered."""
+        return bool(self._buf.strip(b"\n"))
+
+    def _normalise_line_ends(self, data: bytes) -> bytes:
+        if self._skip_lf and data[:1] == b"\n":
+            data = data[1:]
+        self._skip_lf = data[-1:] == b"\r"
+        return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+    def _check_bounds(self) -> None:
+        buf = self._buf
+        if len(buf) > self.max_event_bytes:
+            raise ProtocolError(f"SSE event larger than {self.max_event_bytes} bytes "
+                                "(max_event_bytes)")
+        if len(buf) - buf.rfind(b"\n") - 1 > self.max_line_bytes:
+            raise ProtocolError(f"SSE line longer than {self.max_line_bytes} bytes "
+                                "(max_line_bytes)")
+
+    def _parse_blocks(self, blocks: list[str]) -> list[Event]:
+        out: list[Event] = []
+        append = out.append
+        for block in blocks:
+            # Common case first: a block that is one `data: ...` line and nothing else.
+            if block[:6] == "data: " and "\n" not in block:
+                append(Event("message", block[6:], self.last_event_id, None))
+            elif block:
+                event = self._parse_block(block)
+                if event is not None:
+                    append(event)
+        return out
+
+    def _parse_block(self, block: str) -> Event | None:
+        """One event block. Blocks are split on blank lines, so a blank line left inside one
+        (three or more LFs in a row) can only be its first or last line: dispatching there
+        would dispatch nothing new, so it is skipped."""
+        data: list[str] = []
+        event_type = ""
+        retry: int | None = None
+        for line in block.split("\n"):
+            if not line or line[0] == ":":
+                continue
+            name, _, value = line.partition(":")
+            if value[:1] == " ":
+                value = value[1:]
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event_type = value
+            elif name == "id":
+                if "\0" not in value:
+                    self.last_event_id = value
+            elif name == "retry":
+                if value.isascii() and value.isdigit():
+                    self.retry = retry = int(value)
+        if not data:
+            return None
+        return Event(event_type or "message", "\n".join(data), self.last_event_id, retry)
+
+
+class NDJSONDecoder:
+    """Newline-delimited JSON: one value per ``\\n`` (or ``\\r\\n``) line, blank lines skipped."""
+
+    def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self.max_line_bytes = max_line_bytes
+        self._buf = bytearray()
+        self._line_no = 0  # lines consumed so far, for error messages
+        self._closed = False
+
+    def feed(self, data: bytes) -> list[Any]:
+        if self._closed:
+            raise ProtocolError("NDJSON data fed after close()")
+        buf = self._buf
+        start = len(buf)
+        buf += data
+        end = buf.rfind(b"\n", start)
+        if end < 0:
+            if len(buf) > self.max_line_bytes:
+                raise ProtocolError(f"NDJSON line longer than {self.max_line_bytes} bytes "
+                                    "(max_line_bytes)")
+            return []
+        lines = bytes(buf[:end]).split(b"\n")
+        del buf[:end + 1]
+        if len(buf) > self.max_line_bytes:
+            raise ProtocolError(f"NDJSON line longer than {self.max_line_bytes} bytes "
+                                "(max_line_bytes)")
+        return self._parse(lines)
+
+    def close(self) -> list[Any]:
+        """End of body: a last line without its newline is still a value."""
+        self._closed = True
+        rest = bytes(self._buf)
+        self._buf.clear()
+        return self._parse([rest])
+
+    def _parse(self, lines: list[bytes]) -> list[Any]:
+        out: list[Any] = []
+        loads = json.loads
+        for line in lines:
+            self._line_no += 1
+            if line.strip():
+                try:
+                    out.append(loads(line))
+                except ValueError:
+                    excerpt = line[:_EXCERPT_CHARS].decode("utf-8", "replace")
+                    more = "..." if len(line) > _EXCERPT_CHARS else ""
+                    raise ProtocolError(f"NDJSON line {self._line_no} is not valid JSON: "
+                                        f"{excerpt!r}{more}") from None
+        return out

@@ -1,0 +1,325 @@
+"""PolicyHTTPClient against real loopback servers (plain and TLS)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import CANARY, loopback_client
+from loopback import CERT, Counter, Exchange, LoopbackServer
+
+from missy_providers.errors import (
+    PolicyViolation,
+    ProtocolError,
+    ProviderUnavailable,
+    RedirectRefused,
+    RequestTimeout,
+    UsageError,
+)
+from missy_providers.http import PolicyHTTPClient, Timeouts
+from missy_providers.policy import NetworkPolicy
+
+
+def ok(ex: Exchange) -> None:
+    ex.json(200, {"ok": True, "path": ex.req.path})
+
+
+def test_plain_request_and_json(server: LoopbackServer, client: PolicyHTTPClient) -> None:
+    server.reset(ok)
+    r = client.request("POST", server.url + "/v1/x?q=1", json={"a": 1})
+    assert r.status == 200
+    assert r.json() == {"ok": True, "path": "/v1/x?q=1"}
+    req = server.requests[0]
+    assert req.json() == {"a": 1}
+    assert req.headers["content-type"] == "application/json"
+    assert req.headers["host"] == f"127.0.0.1:{server.port}"
+
+
+def test_refused_before_any_connection(server: LoopbackServer) -> None:
+    server.reset(ok)
+    deny_all = PolicyHTTPClient(NetworkPolicy())
+    with pytest.raises(PolicyViolation, match="not allowed by the network policy"):
+        deny_all.request("GET", server.url + "/")
+    assert server.connections == 0
+    with pytest.raises(PolicyViolation, match="only http:// and https://"):
+        deny_all.request("GET", f"ftp://127.0.0.1:{server.port}/")
+    assert server.connections == 0
+
+
+def test_redirect_is_not_followed_and_key_stays(server: LoopbackServer) -> None:
+    elsewhere = Counter()
+    try:
+        target = f"http://127.0.0.1:{elsewhere.port}/steal?token=x"
+        server.reset(lambda ex: ex.send(302, b"", [("Location", target)]))
+        client = loopback_client()
+        with pytest.raises(RedirectRefused) as info:
+            client.request("POST", server.url + "/v1/messages", headers={"x-api-key": CANARY},
+                           json={})
+        assert info.value.location == f"http://127.0.0.1:{elsewhere.port}/steal"
+        assert info.value.status == 302
+        assert CANARY not in str(info.value)
+        time.sleep(0.1)
+        assert elsewhere.accepted == 0
+    finally:
+        elsewhere.stop()
+
+
+def test_environment_proxies_are_ignored(server: LoopbackServer,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = Counter()
+    try:
+        for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                    "all_proxy"):
+            monkeypatch.setenv(var, f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        server.reset(ok)
+        assert loopback_client().request("GET", server.url + "/").status == 200
+        time.sleep(0.1)
+        assert proxy.accepted == 0
+        assert server.connections == 1
+    finally:
+        proxy.stop()
+
+
+def test_configured_proxy_gets_absolute_form(server: LoopbackServer) -> None:
+    server.reset(ok)
+    policy = NetworkPolicy(allowed_hosts=["127.0.0.1", "api.example.com"])
+    client = PolicyHTTPClient(policy, proxy=server.url)
+    r = client.request("GET", "http://api.example.com/v1/models")
+    assert r.status == 200
+    assert server.requests[0].path == "http://api.example.com:80/v1/models"
+
+
+def test_proxy_must_pass_the_policy(server: LoopbackServer) -> None:
+    with pytest.raises(PolicyViolation):
+        PolicyHTTPClient(NetworkPolicy(allowed_hosts=["api.example.com"]), proxy=server.url)
+
+
+def test_dns_rebinding_is_refused(server: LoopbackServer) -> None:
+    server.reset(ok)
+    rebinding = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["api.example.com"]),
+                                 resolver=lambda host, port: ["127.0.0.1"])
+    with pytest.raises(PolicyViolation, match="DNS rebinding"):
+        rebinding.request("GET", f"http://api.example.com:{server.port}/")
+    assert server.connections == 0
+
+
+def test_private_answer_allowed_by_cidr_connects_to_checked_address(
+        server: LoopbackServer) -> None:
+    server.reset(ok)
+    asked: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    client = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["api.example.com"],
+                                            allowed_cidrs=["127.0.0.0/8"]), resolver=resolver)
+    for _ in range(3):
+        assert client.request("GET", f"http://api.example.com:{server.port}/").status == 200
+    assert server.requests[0].headers["host"] == f"api.example.com:{server.port}"
+    assert asked == ["api.example.com"]  # resolved once, then the checked answer is reused
+
+
+def test_keep_alive_reuses_one_connection(server: LoopbackServer,
+                                          client: PolicyHTTPClient) -> None:
+    server.reset(ok)
+    for i in range(100):
+        assert client.request("POST", server.url + f"/{i}", json={"i": i}).json()["ok"]
+    assert len(server.requests) == 100
+    assert server.connections == 1
+    assert client.idle_connections() == 1
+
+
+def test_host_header_cannot_be_overridden(server: LoopbackServer,
+                                          client: PolicyHTTPClient) -> None:
+    with pytest.raises(UsageError, match="Host header"):
+        client.request("GET", server.url + "/", headers={"HOST": "evil.example"})
+    with pytest.raises(UsageError, match="value not shown"):
+        client.request("GET", server.url + "/", headers={"x-api-key": CANARY + "\r\nX: y"})
+
+
+def test_stall_before_headers_hits_read_timeout(server: LoopbackServer,
+                                                client: PolicyHTTPClient) -> None:
+    server.reset(lambda ex: time.sleep(3))
+    started = time.monotonic()
+    with pytest.raises(RequestTimeout):
+        client.request("GET", server.url + "/", timeout=Timeouts(connect=1, read=0.3))
+    assert time.monotonic() - started < 2
+
+
+def test_stall_mid_stream_hits_read_timeout(server: LoopbackServer,
+                                            client: PolicyHTTPClient) -> None:
+    def stall(ex: Exchange) -> None:
+        ex.start_chunked()
+        ex.chunk("data: one\n\n")
+        time.sleep(3)
+
+    server.reset(stall)
+    r = client.request("GET", server.url + "/", stream=True,
+                       timeout=Timeouts(connect=1, read=0.3))
+    chunks = r.iter_raw()
+    assert next(chunks) == b"data: one\n\n"
+    started = time.monotonic()
+    with pytest.raises(RequestTimeout, match="read timeout"):
+        next(chunks)
+    assert time.monotonic() - started < 2
+    assert client.idle_connections() == 0
+
+
+def test_overall_deadline(server: LoopbackServer, client: PolicyHTTPClient) -> None:
+    def trickle(ex: Exchange) -> None:
+        ex.start_chunked()
+        for _ in range(40):
+            ex.chunk("data: x\n\n")
+            time.sleep(0.05)
+        ex.end_chunked()
+
+    server.reset(trickle)
+    r = client.request("GET", server.url + "/", stream=True,
+                       timeout=Timeouts(connect=1, read=1, total=0.5))
+    started = time.monotonic()
+    with pytest.raises(RequestTimeout, match="overall deadline"):
+        for _ in r.iter_raw():
+            pass
+    assert time.monotonic() - started < 1.5
+
+
+def test_declared_huge_body_is_refused(server: LoopbackServer, client: PolicyHTTPClient) -> None:
+    def huge(ex: Exchange) -> None:
+        ex.raw(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 2147483648\r\n\r\n{")
+        time.sleep(0.2)
+        ex.hang_up()
+
+    server.reset(huge)
+    with pytest.raises(ProtocolError, match="declares 2147483648 bytes"):
+        client.request("GET", server.url + "/")
+
+
+def test_body_over_limit_is_refused(server: LoopbackServer) -> None:
+    def big(ex: Exchange) -> None:
+        ex.start_chunked(content_type="application/json")
+        for _ in range(10):
+            ex.chunk(b"x" * 500)
+        ex.end_chunked()
+
+    server.reset(big)
+    small = loopback_client(max_body_bytes=1000)
+    with pytest.raises(ProtocolError, match="over the 1000-byte limit"):
+        small.request("GET", server.url + "/")
+
+
+def test_truncated_chunked_body(server: LoopbackServer, client: PolicyHTTPClient) -> None:
+    def truncated(ex: Exchange) -> None:
+        ex.start_chunked(content_type="application/json")
+        ex.raw(b"100\r\n{\"partial\": ")
+        ex.hang_up()
+
+    server.reset(truncated)
+    with pytest.raises(ProtocolError, match="ended before it was complete"):
+        client.request("GET", server.url + "/")
+
+
+def test_refused_connection(client: PolicyHTTPClient) -> None:
+    closed = Counter()
+    port = closed.port
+    closed.stop()
+    with pytest.raises(ProviderUnavailable, match="refused"):
+        client.request("GET", f"http://127.0.0.1:{port}/")
+
+
+def test_stream_closed_early_closes_its_connection(server: LoopbackServer,
+                                                   client: PolicyHTTPClient) -> None:
+    def endless(ex: Exchange) -> None:
+        ex.start_chunked()
+        for _ in range(50):
+            ex.chunk("data: x\n\n")
+            time.sleep(0.01)
+        ex.end_chunked()
+
+    server.reset(endless)
+    with client.request("GET", server.url + "/", stream=True) as r:
+        next(r.iter_raw())
+    assert client.idle_connections() == 0
+    server.handler = ok
+    client.request("GET", server.url + "/")
+    assert server.connections == 2
+
+
+def test_stream_read_to_end_returns_connection(server: LoopbackServer,
+                                               client: PolicyHTTPClient) -> None:
+    def short(ex: Exchange) -> None:
+        ex.start_chunked()
+        ex.chunk("data: a\n\n")
+        ex.end_chunked()
+
+    server.reset(short)
+    for _ in range(3):
+        with client.request("GET", server.url + "/", stream=True) as r:
+            assert b"".join(r.iter_raw()) == b"data: a\n\n"
+    assert server.connections == 1
+
+
+def test_server_closing_idle_connection_is_survived(server: LoopbackServer,
+                                                    client: PolicyHTTPClient) -> None:
+    def ok_then_close(ex: Exchange) -> None:
+        ex.send(200, b"{}", [("Connection", "keep-alive")])
+        ex.hang_up()  # the server drops the keep-alive connection after answering
+
+    server.reset(ok_then_close)
+    client.request("GET", server.url + "/")
+    time.sleep(0.05)
+    assert client.request("GET", server.url + "/").status == 200
+    assert server.connections == 2
+
+
+def test_tls_verifies_with_ca_bundle(tls_server: LoopbackServer) -> None:
+    tls_server.reset(ok)
+    client = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["localhost", "127.0.0.1"]),
+                              ca_bundle=str(CERT))
+    assert client.request("GET", f"https://localhost:{tls_server.port}/").json()["ok"]
+    assert client.request("GET", f"https://127.0.0.1:{tls_server.port}/").json()["ok"]
+    assert tls_server.requests[0].headers["host"] == f"localhost:{tls_server.port}"
+
+
+def test_tls_without_trust_fails_closed(tls_server: LoopbackServer) -> None:
+    tls_server.reset(ok)
+    client = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["localhost"]))
+    with pytest.raises(ProviderUnavailable, match="TLS with localhost failed"):
+        client.request("GET", f"https://localhost:{tls_server.port}/")
+    assert tls_server.requests == []
+
+
+def test_audit_hook_records_every_decision_without_secrets(server: LoopbackServer) -> None:
+    server.reset(ok)
+    records: list[dict[str, object]] = []
+    client = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]), audit=records.append)
+    client.request("POST", server.url + f"/v1/x?key={CANARY}", headers={"x-api-key": CANARY},
+                   json={"k": CANARY})
+    with pytest.raises(PolicyViolation):
+        client.request("GET", f"http://user:{CANARY}@127.0.0.1/")
+    with pytest.raises(PolicyViolation):
+        client.request("GET", "https://evil.example/")
+    assert [r["allowed"] for r in records] == [True, False, False]
+    assert records[0]["path"] == "/v1/x" and records[0]["port"] == server.port
+    assert records[2]["host"] == "evil.example"
+    assert CANARY not in json.dumps(records)
+
+
+def test_audit_log_file(server: LoopbackServer, tmp_path: object) -> None:
+    from pathlib import Path
+
+    log = Path(str(tmp_path)) / "audit.jsonl"
+    server.reset(ok)
+    client = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]), audit_log=str(log))
+    client.request("GET", server.url + "/a")
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(lines) == 1 and lines[0]["allowed"] is True and lines[0]["path"] == "/a"
+
+
+def test_timeouts_are_validated() -> None:
+    with pytest.raises(UsageError, match="timeouts.read must be a number > 0, got 0"):
+        Timeouts(read=0)
