@@ -118,7 +118,7 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                 return
             handler(Exchange(self, req))
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_CONNECT = _any  # noqa: N815
+        do_GET = do_POST = do_PUT = do_DELETE = do_CONNECT = _any
 
     return H
 

@@ -88,11 +88,11 @@ def test_core_runs_without_pyyaml(tmp_path: Path) -> None:
     """-S: no site-packages, so no PyYAML. The package imports and a JSON config works."""
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"providers": {"ollama": {"model": "llama3.2"}}}))
-    code = ("import sys; sys.path.insert(0, %r)\n"
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
             "import missy_providers as m\n"
             "try:\n    import yaml\nexcept ImportError:\n    print('no yaml')\n"
             "r = m.ProviderRegistry.from_config({'providers': {'ollama': {'model': 'x'}}})\n"
-            "print(r.get('ollama').model)\n") % str(ROOT)
+            "print(r.get('ollama').model)\n")
     result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                             timeout=60, cwd=tmp_path)
     assert result.stdout.split() == ["no", "yaml", "x"], result.stderr

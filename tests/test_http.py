@@ -321,5 +321,5 @@ def test_audit_log_file(server: LoopbackServer, tmp_path: object) -> None:
 
 
 def test_timeouts_are_validated() -> None:
-    with pytest.raises(UsageError, match="timeouts.read must be a number > 0, got 0"):
+    with pytest.raises(UsageError, match=r"timeouts.read must be a number > 0, got 0"):
         Timeouts(read=0)

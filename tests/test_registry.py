@@ -42,7 +42,7 @@ def test_get_default_and_types() -> None:
 
 def test_unknown_and_disabled() -> None:
     reg = registry()
-    with pytest.raises(UsageError, match="no provider named 'nope'.*anthropic, ollama, off"):
+    with pytest.raises(UsageError, match=r"no provider named 'nope'.*anthropic, ollama, off"):
         reg.get("nope")
     with pytest.raises(UsageError, match=r"'off' is disabled \(providers.off.enabled: false\)"):
         reg.get("off")

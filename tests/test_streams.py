@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections import Counter
@@ -31,7 +32,7 @@ def decode_sse(raw: bytes, splits: list[int] | None = None, *,
     decoder = SSEDecoder()
     out: list[Event] = []
     cuts = [0, *(splits or []), len(raw)]
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         out += decoder.feed(raw[a:b])
     return out + decoder.close(dispatch_unterminated=dispatch_unterminated)
 
@@ -211,7 +212,7 @@ def decode_ndjson(raw: bytes, splits: list[int] | None = None) -> list[Any]:
     decoder = NDJSONDecoder()
     out: list[Any] = []
     cuts = [0, *(splits or []), len(raw)]
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         out += decoder.feed(raw[a:b])
     return out + decoder.close()
 

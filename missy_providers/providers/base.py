@@ -339,9 +339,11 @@ class BaseProvider:
         if not message:
             message = body[:200].decode("utf-8", "replace").strip() or response.reason
         message = scrub(message, self.secrets())
+        body_request_id = data.get("request_id") if isinstance(data, Mapping) else None
+        request_id = (response.header("request-id") or response.header("x-request-id")
+                      or _str_or_none(body_request_id))
         kw: dict[str, Any] = {"provider": self.name, "status": status, "error_type": etype,
-                              "request_id": response.header("request-id")
-                              or response.header("x-request-id") or None}
+                              "request_id": request_id}
         return classify_error(status, message, response.header, kw)
 
     def raise_stream_error(self, data: Any) -> None:

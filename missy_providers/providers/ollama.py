@@ -44,14 +44,23 @@ class OllamaProvider(BaseProvider):
             headers["Authorization"] = f"Bearer {key.reveal()}"
         return headers
 
-    def list_models(self) -> list[str]:
-        """Model names from ``GET /api/tags``."""
-        with self.client.request("GET", f"{self.config.base_url}/api/tags",
+    def _model_names(self, path: str) -> list[str]:
+        with self.client.request("GET", f"{self.config.base_url}{path}",
                                  timeout=AVAILABILITY_TIMEOUT, provider=self.name) as r:
             if r.status != 200:
                 raise self.error_from(r)
             data = r.json()
+        if not isinstance(data, Mapping):
+            raise ProtocolError(f"{path} answer is not a JSON object", provider=self.name)
         return [str(m.get("name") or m.get("model")) for m in data.get("models") or []]
+
+    def list_models(self) -> list[str]:
+        """The models the server has (``GET /api/tags``)."""
+        return self._model_names("/api/tags")
+
+    def running_models(self) -> list[str]:
+        """The models loaded in memory now (``GET /api/ps``)."""
+        return self._model_names("/api/ps")
 
     def is_available(self) -> bool:
         """``GET /api/tags`` answers 200 within a short timeout. Never raises."""
