@@ -188,7 +188,7 @@ def test_failed_refresh_and_missing_file(server: LoopbackServer, tmp_path: Path)
     write_auth(tmp_path, tokens("old"))
     server.reset(lambda ex: ex.json(400, {"error": {"code": "refresh_token_reused"}})
                  if ex.req.path == "/oauth/token" else ex.json(401, {"detail": "no"}))
-    with pytest.raises(AuthenticationError, match="refresh_token_reused.*codex login"):
+    with pytest.raises(AuthenticationError, match=r"refresh_token_reused.*codex login"):
         make(server, tmp_path).complete(HI)
     empty = tmp_path / "empty"
     empty.mkdir()

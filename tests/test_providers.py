@@ -307,7 +307,7 @@ def test_missing_key_is_an_authentication_error_before_sending(server: LoopbackS
     p = provider_class("anthropic")(config.providers["a"],
                                     PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"])))
     assert not p.is_available()
-    with pytest.raises(AuthenticationError, match="providers.a"):
+    with pytest.raises(AuthenticationError, match=r"providers\.a"):
         p.complete(HI)
 
 
