@@ -51,8 +51,13 @@ class SSEDecoder:
         self.max_event_bytes = max_event_bytes
         self.last_event_id: str | None = None
         self.retry: int | None = None
-        self._buf = bytearray()  # normalised to LF; holds at most one incomplete event
-        self._scanned = 0  # where the search for the next blank line resumes
+        # Bytes of the one incomplete event, normalised to LF, kept as the reads that brought
+        # them: joined once, when its blank line arrives (a large event read in small pieces
+        # is copied once, not once per read).
+        self._parts: list[bytes] = []
+        self._pending = 0  # bytes in _parts
+        self._line = 0  # bytes of the last, unterminated line
+        self._head = b""  # the first bytes, while they could still be a BOM
         self._at_start = True
         self._skip_lf = False  # the previous read ended in CR: a leading LF completes a CRLF
         self._closed = False
@@ -62,44 +67,46 @@ class SSEDecoder:
         if self._closed:
             raise ProtocolError("SSE data fed after close()")
         if self._at_start:
-            data = bytes(self._buf) + data
-            self._buf.clear()
+            data = self._head + data
             if len(data) < 3 and _BOM.startswith(data):
-                self._buf += data  # could still be a BOM: wait for more bytes
+                self._head = data  # could still be a BOM: wait for more bytes
                 return []
-            self._at_start = False
+            self._at_start, self._head = False, b""
             if data.startswith(_BOM):
                 data = data[3:]
         if b"\r" in data or self._skip_lf:
             data = self._normalise_line_ends(data)
-        buf = self._buf
-        buf += data
-        end = buf.rfind(b"\n\n", max(self._scanned - 1, 0))
-        if end < 0:
-            self._scanned = len(buf)
-            self._check_bounds()
-            return []
-        complete = bytes(buf[:end])
-        del buf[:end + 2]
-        self._scanned = len(buf)  # what is left holds no blank line
-        self._check_bounds()
-        return self._parse_blocks(complete.decode("utf-8", "replace").split("\n\n"))
+        parts = self._parts
+        if parts:
+            if b"\n\n" not in data and not (data[:1] == b"\n" and parts[-1][-1:] == b"\n"):
+                if data:
+                    parts.append(data)
+                    self._count_pending(data)
+                return []
+            parts.append(data)
+            data = b"".join(parts)
+            parts.clear()
+        blocks = data.split(b"\n\n")
+        rest = blocks.pop()  # after the last blank line: the start of the next event
+        self._pending = self._line = 0
+        if rest:
+            parts.append(rest)
+            self._count_pending(rest)
+        return self._parse_blocks(blocks) if blocks else []
 
     def close(self, *, dispatch_unterminated: bool = False) -> list[Event]:
         """End of stream. Returns the unterminated last event only if asked to."""
         self._closed = True
-        rest = bytes(self._buf)
-        self._buf.clear()
-        if self._at_start and rest.startswith(_BOM):
-            rest = rest[3:]
+        rest = b"".join(self._parts) if not self._at_start else self._head
+        self._parts.clear()
         if not dispatch_unterminated or not rest.strip(b"\n"):
             return []
-        return self._parse_blocks([rest.decode("utf-8", "replace").rstrip("\n")])
+        return self._parse_blocks([rest.rstrip(b"\n")])
 
     @property
     def pending(self) -> bool:
         """Whether bytes of an event without its terminating blank line are buffered."""
-        return bool(self._buf.strip(b"\n"))
+        return any(p.strip(b"\n") for p in self._parts)
 
     def _normalise_line_ends(self, data: bytes) -> bytes:
         if self._skip_lf and data[:1] == b"\n":
@@ -107,24 +114,41 @@ class SSEDecoder:
         self._skip_lf = data[-1:] == b"\r"
         return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
-    def _check_bounds(self) -> None:
-        buf = self._buf
-        if len(buf) > self.max_event_bytes:
+    def _count_pending(self, data: bytes) -> None:
+        self._pending += len(data)
+        nl = data.rfind(b"\n")
+        self._line = len(data) - nl - 1 if nl >= 0 else self._line + len(data)
+        if self._pending > self.max_event_bytes:
             raise ProtocolError(f"SSE event larger than {self.max_event_bytes} bytes "
                                 "(max_event_bytes)")
-        if len(buf) - buf.rfind(b"\n") - 1 > self.max_line_bytes:
+        if self._line > self.max_line_bytes:
             raise ProtocolError(f"SSE line longer than {self.max_line_bytes} bytes "
                                 "(max_line_bytes)")
 
-    def _parse_blocks(self, blocks: list[str]) -> list[Event]:
+    def _parse_blocks(self, blocks: list[bytes]) -> list[Event]:
         out: list[Event] = []
         append = out.append
+        new = tuple.__new__  # skips the NamedTuple's Python-level __new__ in this hot loop
+        last_id = self.last_event_id
         for block in blocks:
-            # Common case first: a block that is one `data: ...` line and nothing else.
-            if block[:6] == "data: " and "\n" not in block:
-                append(Event("message", block[6:], self.last_event_id, None))
-            elif block:
-                event = self._parse_block(block)
+            # The two shapes real servers send, first: `data: X` (OpenAI) and
+            # `event: N` + `data: X` (Anthropic, Responses); anything else takes the full rules.
+            # Each payload is decoded on its own: one non-ASCII character then widens only its
+            # own string, not a whole read's.
+            nl = block.find(b"\n")
+            if nl < 0:
+                if block[:6] == b"data: ":
+                    append(new(Event, ("message", block[6:].decode("utf-8", "replace"),
+                                       last_id, None)))
+                    continue
+            elif (block[:7] == b"event: " and nl > 7 and block[nl + 1:nl + 7] == b"data: "
+                  and block.find(b"\n", nl + 1) < 0):
+                append(new(Event, (block[7:nl].decode("utf-8", "replace"),
+                                   block[nl + 7:].decode("utf-8", "replace"), last_id, None)))
+                continue
+            if block:
+                event = self._parse_block(block.decode("utf-8", "replace"))
+                last_id = self.last_event_id
                 if event is not None:
                     append(event)
         return out
