@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from missy_providers.streams import SSEDecoder  # noqa: E402
+from missy_providers.streams import SSEDecoder
 
 SIZE = 10 * 1024 * 1024
 READ = 16 * 1024

@@ -83,6 +83,12 @@ class ProviderConfig:
     project: str = ""
     auth_file: str = ""
     token_url: str = ""
+    requests_per_minute: float = 0.0  # 0: unlimited
+    tokens_per_minute: float = 0.0
+    max_wait_seconds: float = 30.0
+    circuit_breaker_threshold: int = 5  # 0: off
+    circuit_breaker_cooldown_seconds: float = 30.0
+    weight: float = 0.0  # 0: not weighted; see ProviderRegistry.complete
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class Config:
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     default_provider: str = ""
+    fallback: tuple[str, ...] = ()
     source: str = "<dict>"
 
 
@@ -115,6 +122,11 @@ def _is_positive_number(v: Any) -> str | None:
     return None if ok else "a number of seconds > 0"
 
 
+def _is_non_negative(v: Any) -> str | None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+    return None if ok else "a number >= 0"
+
+
 def _is_count(v: Any) -> str | None:
     ok = isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100
     return None if ok else "a whole number from 0 to 100"
@@ -136,6 +148,12 @@ COMMON_PROVIDER_FIELDS: dict[str, Check] = {
     "premium_model": _is_str,
     "timeout": _is_positive_number,
     "max_retries": _is_count,
+    "requests_per_minute": _is_non_negative,
+    "tokens_per_minute": _is_non_negative,
+    "max_wait_seconds": _is_non_negative,
+    "circuit_breaker_threshold": _is_count,
+    "circuit_breaker_cooldown_seconds": _is_non_negative,
+    "weight": _is_non_negative,
 }
 TYPE_PROVIDER_FIELDS: dict[str, dict[str, Check]] = {
     "anthropic": {},
@@ -153,7 +171,7 @@ NETWORK_FIELDS: dict[str, Check] = {
     "ca_bundle": _is_nonempty_str,
     "audit_log": _is_nonempty_str,
 }
-TOP_LEVEL_FIELDS = ("providers", "network", "default_provider")
+TOP_LEVEL_FIELDS = ("providers", "network", "default_provider", "fallback")
 
 
 class _Problems:
@@ -279,6 +297,10 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
     return tuple(Secret(k) for k in ring), source
 
 
+_RESILIENCE_KEYS = ("requests_per_minute", "tokens_per_minute", "max_wait_seconds",
+                    "circuit_breaker_threshold", "circuit_breaker_cooldown_seconds", "weight")
+
+
 def _provider(name: str, data: Any, env: Mapping[str, str],
               problems: _Problems) -> ProviderConfig | None:
     path = ("providers", name)
@@ -315,6 +337,7 @@ def _provider(name: str, data: Any, env: Mapping[str, str],
         timeout=float(good.get("timeout", 60.0)), max_retries=good.get("max_retries", 2),
         organization=good.get("organization", ""), project=good.get("project", ""),
         auth_file=good.get("auth_file", ""), token_url=token_url,
+        **{k: good[k] for k in _RESILIENCE_KEYS if k in good},
     )
 
 
@@ -392,8 +415,16 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
     elif default and default not in raw_providers:
         problems.add(f"{default!r} is not one of the configured providers "
                      f"({', '.join(map(str, raw_providers)) or 'none'})", "default_provider")
+    fallback = top.get("fallback") or []
+    if _is_str_list(fallback):
+        problems.add("expected a list of provider names", "fallback")
+        fallback = []
+    for i, name in enumerate(fallback):
+        if name not in raw_providers:
+            problems.add(f"{name!r} is not one of the configured providers", "fallback", str(i))
     problems.raise_if_any()
-    return Config(providers=providers, network=network, default_provider=default, source=source)
+    return Config(providers=providers, network=network, default_provider=default,
+                  fallback=tuple(fallback), source=source)
 
 
 def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Path:

@@ -80,6 +80,7 @@ class ProviderError(MissyError):
         super().__init__(f"{prefix}{message}{suffix}")
         self.message, self.provider, self.status = message, provider, status
         self.error_type, self.request_id = error_type, request_id
+        self.should_retry: bool | None = None  # the server's `x-should-retry`, when sent
 
 
 class AuthenticationError(ProviderError):
@@ -104,6 +105,14 @@ class ContextLengthError(ProviderError):
 
 class ProviderUnavailable(ProviderError):
     """The provider could not be reached or answered with a server error (5xx)."""
+
+
+class AllProvidersFailed(ProviderUnavailable):
+    """Every provider of a fallback chain failed; ``errors`` holds each one's error, in order."""
+
+    def __init__(self, message: str, *, errors: tuple[MissyError, ...] = (), **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.errors = errors
 
 
 class ProtocolError(ProviderError):

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+import logging
+import random
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Config, ProviderConfig, config_from_dict, load_config
-from .errors import UsageError
+from .errors import (
+    AllProvidersFailed,
+    MissyError,
+    OverloadedError,
+    ProviderUnavailable,
+    RateLimitError,
+    RequestTimeout,
+    UsageError,
+)
+from .router import TIERS, ModelRouter
+from .types import CompletionResponse, Message, Tool
+
+log = logging.getLogger(__name__)
+
+# What makes a fallback chain move on: the provider is down, overloaded, out of rate even after
+# its retries, or too slow. Not a bad key, a too-long prompt or a policy denial: those would
+# fail the same way anywhere, and are the caller's to fix.
+FALLBACK_ERRORS = (ProviderUnavailable, OverloadedError, RateLimitError, RequestTimeout)
 
 if TYPE_CHECKING:
     from .http import PolicyHTTPClient
@@ -113,6 +132,66 @@ class ProviderRegistry:
                 "available": bool(provider and provider.has_credentials()),
             })
         return rows
+
+    def fallback_order(self, providers: Sequence[str] | None = None) -> list[str]:
+        """``providers``, else the config's ``fallback``, else the default provider; providers
+        with a ``weight`` are ordered by weighted random choice (heavier first, on average),
+        unweighted ones keep their place after them."""
+        order = list(providers or self.config.fallback or [self.default_name])
+        weighted = [n for n in order if self._config_of(n).weight > 0]
+        if not weighted:
+            return order
+        rng = random.Random()  # noqa: S311 (load spreading, not security)
+        chosen = []
+        while weighted:
+            pick = rng.choices(weighted, [self._config_of(n).weight for n in weighted])[0]
+            weighted.remove(pick)
+            chosen.append(pick)
+        return chosen + [n for n in order if n not in chosen]
+
+    def complete(self, messages: Sequence[Message], *, providers: Sequence[str] | None = None,
+                 tools: Sequence[Tool] | None = None, system: str | None = None,
+                 tier: str | None = None, router: ModelRouter | None = None,
+                 **opts: Any) -> CompletionResponse:
+        """Complete with the first provider of the fallback order that succeeds.
+
+        ``tier`` (``fast``, ``primary``, ``premium`` or ``auto`` for the ModelRouter's pick)
+        chooses each provider's model for that tier unless ``model`` is given."""
+        if tier is not None and tier != "auto" and tier not in TIERS:
+            raise UsageError(f"tier must be one of {', '.join(TIERS)} or auto, got {tier!r}")
+        router = router or ModelRouter()
+        errors: list[MissyError] = []
+        for name in self.fallback_order(providers):
+            provider = self.get(name)
+            if not provider.has_credentials():
+                errors.append(UsageError(f"{name}: no credentials configured"))
+                continue
+            call_opts = dict(opts)
+            if tier is not None and "model" not in call_opts:
+                call_opts["model"] = router.select_model(provider.config, self._tier(
+                    tier, messages, tools, router))
+            try:
+                if tools:
+                    response: CompletionResponse = provider.complete_with_tools(
+                        messages, tools, system, **call_opts)
+                    return response
+                if system is not None:
+                    call_opts["system"] = system
+                return provider.complete(messages, **call_opts)
+            except FALLBACK_ERRORS as exc:
+                log.warning("%s failed (%s); trying the next provider", name, exc)
+                errors.append(exc)
+        summary = "; ".join(str(e) for e in errors) or "no provider to try"
+        raise AllProvidersFailed(f"every provider failed: {summary}", errors=tuple(errors))
+
+    @staticmethod
+    def _tier(tier: str, messages: Sequence[Message], tools: Sequence[Tool] | None,
+              router: ModelRouter) -> str:
+        if tier != "auto":
+            return tier
+        prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        return router.score_complexity(prompt, history_length=len(messages) - 1,
+                                       tool_count=len(tools or ()))
 
     def close(self) -> None:
         self.client.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
@@ -80,3 +81,52 @@ def retry_after_seconds(get: HeaderGetter, now: float | None = None) -> float | 
         return max(0.0, epoch - now)
     waits = [d for h in _ANTHROPIC_RESETS if (v := get(h)) and (d := _rfc3339(v, now)) is not None]
     return max(waits) if waits else None
+
+
+# --- the retry decision ---------------------------------------------------------------------
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+# 429s that will not succeed on retry: the account is out of quota, not going too fast.
+NOT_RETRYABLE_TYPES = frozenset({"insufficient_quota", "usage_limit_reached",
+                                 "usage_not_included"})
+BACKOFF_BASE = 0.5  # seconds; the official SDKs' min(0.5 * 2**n, 8) with jitter
+BACKOFF_CAP = 8.0
+MAX_RETRY_AFTER = 60.0  # a server asking for longer than this gets a failure, not a long sleep
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to wait. A value: each call keeps its own attempt count."""
+
+    max_retries: int = 2
+    backoff_base: float = BACKOFF_BASE
+    backoff_cap: float = BACKOFF_CAP
+    max_retry_after: float = MAX_RETRY_AFTER
+
+    def delay(self, attempt: int, retry_after: float | None, rand: float) -> float | None:
+        """Seconds to wait before retry number ``attempt`` (0-based): the server's advice when
+        it gave one, else capped exponential backoff with full jitter (``rand`` in [0, 1)).
+        None when the server asks for longer than ``max_retry_after``."""
+        if retry_after is not None:
+            return retry_after if retry_after <= self.max_retry_after else None
+        backoff: float = self.backoff_base * 2.0 ** attempt
+        return min(self.backoff_cap, backoff) * rand
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether the same request may be sent again. A failure before any response (refused
+    connection, reset, timeout waiting for headers) never reached a model; a 408/409/429/5xx/529
+    says "try again"; everything else (400, 401, 403, 404, a policy denial, a malformed
+    answer) would fail the same way again."""
+    from .errors import ProtocolError, ProviderError, ProviderUnavailable, RequestTimeout
+
+    if not isinstance(exc, ProviderError) or isinstance(exc, ProtocolError):
+        return False
+    override = getattr(exc, "should_retry", None)
+    if override is not None:  # the server's own `x-should-retry`
+        return bool(override)
+    if exc.error_type in NOT_RETRYABLE_TYPES:
+        return False
+    if exc.status is None:
+        return isinstance(exc, (ProviderUnavailable, RequestTimeout))
+    return exc.status in RETRYABLE_STATUSES

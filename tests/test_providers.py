@@ -36,7 +36,8 @@ WEATHER = Tool("get_weather", "Weather for a city.",
 def provider(server: LoopbackServer, ptype: str, host: str = "127.0.0.1", path: str = "",
              **settings: Any) -> BaseProvider:
     """A provider of ``ptype`` talking to ``server`` under the name ``host``."""
-    base = {"name": ptype, "model": "m", "base_url": f"http://{host}:{server.port}{path}"}
+    base = {"name": ptype, "model": "m", "base_url": f"http://{host}:{server.port}{path}",
+            "max_retries": 0}  # retries have their own tests (test_faults.py)
     if ptype in ("anthropic", "openai", "openai-codex"):
         base["api_key"] = CANARY
     config = config_from_dict({"providers": {"p": {**base, **settings}}}, env={})

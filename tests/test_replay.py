@@ -86,7 +86,7 @@ def make_provider(exchange: dict[str, Any], server: LoopbackServer) -> BaseProvi
         prefix = ""
     base_url = f"http://{host}:{server.port}{prefix}"
     config = config_from_dict({"providers": {"p": {
-        "name": ptype, "model": "configured-model", "base_url": base_url,
+        "name": ptype, "model": "configured-model", "base_url": base_url, "max_retries": 0,
         **({"api_key": "test-key"} if ptype != "ollama" else {}),
     }}}, env={})
     policy = NetworkPolicy(allowed_hosts=[host], allowed_cidrs=["127.0.0.0/8", "::1/128"])

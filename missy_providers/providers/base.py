@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -23,12 +25,14 @@ from ..errors import (
     ProviderError,
     ProviderUnavailable,
     RateLimitError,
+    RequestTimeout,
     ToolArgumentsError,
     UsageError,
     scrub,
 )
 from ..http import PolicyHTTPClient, Response, Timeouts
-from ..retry import retry_after_seconds
+from ..limits import CircuitBreaker, RateLimiter
+from ..retry import RetryPolicy, is_retryable, retry_after_seconds
 from ..streams import NDJSONDecoder, SSEDecoder
 from ..types import CompletionResponse, Message, StreamEvent, Tool
 
@@ -38,6 +42,9 @@ OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system"})
 _CONTEXT_LENGTH_MARKERS = ("context_length_exceeded", "context length", "context window",
                            "prompt is too long", "maximum context", "too many tokens")
 AVAILABILITY_TIMEOUT = Timeouts(connect=2.0, read=3.0, total=5.0)
+# Failures that say the provider itself is unwell (they open the circuit breaker); a 4xx says
+# the request was wrong, and a 429 that the provider is up but busy with us.
+BREAKER_FAILURES = (ProviderUnavailable, OverloadedError, RequestTimeout)
 
 
 class KeyRing:
@@ -58,6 +65,16 @@ class KeyRing:
             if len(self._keys) > 1:
                 self._index = (self._index + 1) % len(self._keys)
             return self._index
+
+    def advance_from(self, index: int) -> None:
+        """Rotate past ``index`` unless another thread already has: two callers that both saw
+        the same key fail must not skip the good key after it."""
+        with self._lock:
+            if self._index == index and len(self._keys) > 1:
+                self._index = (index + 1) % len(self._keys)
+
+    def key_at(self, index: int) -> Secret | None:
+        return self._keys[index % len(self._keys)] if self._keys else None
 
     @property
     def index(self) -> int:
@@ -88,6 +105,12 @@ def parse_tool_arguments(raw: str | None, *, tool: str, provider: str) -> dict[s
                                  f"object ({len(raw)} chars; see .raw)", raw=raw,
                                  provider=provider)
     return value
+
+
+def estimate_tokens(messages: Sequence[Message]) -> int:
+    """A prompt's tokens before the server counts them: about four characters a token. Used
+    only by the client-side tokens_per_minute limit, corrected by the real usage afterwards."""
+    return sum(len(m.content) for m in messages) // 4 + 1
 
 
 def system_prompt(messages: Sequence[Message], system: str | None) -> str:
@@ -154,6 +177,11 @@ class BaseProvider:
         self.config = config
         self.client = client
         self.keys = keys if keys is not None else KeyRing(config.keys)
+        self.limiter = RateLimiter(config.name, config.requests_per_minute,
+                                   config.tokens_per_minute, config.max_wait_seconds)
+        self.breaker = CircuitBreaker(config.name, config.circuit_breaker_threshold,
+                                      config.circuit_breaker_cooldown_seconds)
+        self.sleep: Callable[[float], None] = time.sleep  # replaceable in tests
 
     @property
     def name(self) -> str:
@@ -252,21 +280,63 @@ class BaseProvider:
             raise UsageError(f"{self.name}: unknown option(s) {sorted(unknown)}; known: "
                              f"{sorted(known)}")
 
-    def _headers(self) -> dict[str, str]:
-        key = self.keys.current()
+    def _attempt(self, body: dict[str, Any], stream: bool, key: Secret | None) -> Response:
+        """One HTTP exchange with one key; an error status becomes its typed error."""
         if self.needs_key and key is None:
             raise AuthenticationError(
                 f"no API key configured; set api_key (or the provider's env var) in "
                 f"providers.{self.name}", provider=self.name)
-        return self.auth_headers(key)
-
-    def _send(self, body: dict[str, Any], *, stream: bool) -> Response:
         response = self.client.request(
-            "POST", self.endpoint(), headers=self._headers(), json=body,
+            "POST", self.endpoint(), headers=self.auth_headers(key), json=body,
             timeout=Timeouts.of(self.config.timeout), stream=stream, provider=self.name)
         if response.status >= 400:
             raise self.error_from(response)
         return response
+
+    def _send(self, body: dict[str, Any], *, stream: bool, estimated_tokens: int = 0
+              ) -> Response:
+        """One logical request: circuit breaker and rate limits first, then attempts with
+        retries and key rotation (the only place the package retries)."""
+        self.breaker.before_call()
+        self.limiter.acquire(estimated_tokens)
+        try:
+            response = self._send_with_retries(body, stream)
+        except ProviderError as exc:
+            if isinstance(exc, BREAKER_FAILURES):
+                self.breaker.record_failure()
+            raise
+        self.breaker.record_success()
+        return response
+
+    def _send_with_retries(self, body: dict[str, Any], stream: bool) -> Response:
+        policy = RetryPolicy(max_retries=self.config.max_retries)
+        deadline = time.monotonic() + Timeouts.of(self.config.timeout).total
+        tried: set[int] = set()
+        retries = 0
+        while True:
+            index = self.keys.index
+            if index in tried:  # the shared ring points at a key this call already used
+                index = next((i for i in range(len(self.keys)) if i not in tried), index)
+            try:
+                return self._attempt(body, stream, self.keys.key_at(index))
+            except ProviderError as exc:
+                tried.add(index)
+                if exc.status in (401, 429) and len(tried) < len(self.keys):
+                    # Another key may not share this one's limit or fate: try it at once.
+                    self.keys.advance_from(index)
+                    log.warning("%s: HTTP %s with key #%d; rotating to the next key",
+                                self.name, exc.status, index)
+                    continue
+                if retries >= policy.max_retries or not is_retryable(exc):
+                    raise
+                delay = policy.delay(retries, getattr(exc, "retry_after", None),
+                                     random.random())  # noqa: S311 (jitter, not crypto)
+                if delay is None or time.monotonic() + delay > deadline:
+                    raise
+                log.info("%s: %s; retry %d of %d in %.2fs", self.name, type(exc).__name__,
+                         retries + 1, policy.max_retries, delay)
+                self.sleep(delay)
+                retries += 1
 
     def _complete(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                   opts: dict[str, Any]) -> CompletionResponse:
@@ -274,19 +344,23 @@ class BaseProvider:
         if self.always_streams:
             return self._stream(messages, tools, opts).response
         body = self.build_body(messages, tools, opts, stream=False)
-        data = self._send(body, stream=False).json()
+        estimate = estimate_tokens(messages)
+        data = self._send(body, stream=False, estimated_tokens=estimate).json()
         try:
-            return self.parse_response(data)
+            response = self.parse_response(data)
         except (KeyError, TypeError, AttributeError, IndexError) as exc:
             raise ProtocolError(f"response of an unexpected shape ({type(exc).__name__}: "
                                 f"{str(exc)[:60]})", provider=self.name) from None
+        self.limiter.settle(estimate, response.usage.get("total_tokens", 0))
+        return response
 
     def _stream(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                 opts: dict[str, Any]) -> StreamResponse:
         self._check_opts(opts)
         body = self.build_body(messages, tools, opts, stream=True)
-        response = self._send(body, stream=True)
-        return StreamResponse(self._events(response), response)
+        estimate = estimate_tokens(messages)
+        response = self._send(body, stream=True, estimated_tokens=estimate)
+        return StreamResponse(self._events(response, estimate), response)
 
     def _decoded(self, response: Response) -> Iterator[Any]:
         """Stream items (SSE events or NDJSON values) as their bytes arrive."""
@@ -302,7 +376,7 @@ class BaseProvider:
         # A last event without its blank line is still the server's last word.
         yield from sse.close(dispatch_unterminated=True)
 
-    def _events(self, response: Response) -> Iterator[StreamEvent]:
+    def _events(self, response: Response, estimate: int = 0) -> Iterator[StreamEvent]:
         accumulator = self.new_accumulator()
         announced: set[str] = set()
         try:
@@ -316,6 +390,7 @@ class BaseProvider:
             except (KeyError, TypeError, AttributeError, IndexError) as exc:
                 raise ProtocolError(f"stream item of an unexpected shape ({type(exc).__name__}: "
                                     f"{str(exc)[:60]})", provider=self.name) from None
+            self.limiter.settle(estimate, final.usage.get("total_tokens", 0))
             for call in final.tool_calls:  # APIs that only know a call is whole at the end
                 if call.id not in announced:
                     yield StreamEvent("tool_call", tool_call=call)
@@ -344,7 +419,11 @@ class BaseProvider:
                       or _str_or_none(body_request_id))
         kw: dict[str, Any] = {"provider": self.name, "status": status, "error_type": etype,
                               "request_id": request_id}
-        return classify_error(status, message, response.header, kw)
+        error = classify_error(status, message, response.header, kw)
+        should_retry = response.header("x-should-retry").lower()
+        if should_retry in ("true", "false"):
+            error.should_retry = should_retry == "true"
+        return error
 
     def raise_stream_error(self, data: Any) -> None:
         """An error object inside a 200 stream, as the typed error it names."""

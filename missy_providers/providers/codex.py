@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..config import Secret
 from ..errors import AuthenticationError, ProtocolError, UsageError
 from ..http import Response
 from ..streams import Event
@@ -103,39 +104,39 @@ class CodexProvider(BaseProvider):
             return self.config.key_source
         return f"auth.json ({self.credentials.path})" if self.credentials.exists() else "none"
 
-    def _headers(self) -> dict[str, str]:
+    def _attempt(self, body: dict[str, Any], stream: bool, key: Secret | None) -> Response:
+        """With an api_key: one plain attempt. With the ChatGPT login: on a 401, refresh once
+        (unless another caller already did) and send again; a second 401 means the login
+        itself is no longer valid."""
         headers = {"Accept": "text/event-stream", "OpenAI-Beta": "responses=experimental",
                    "originator": ORIGINATOR, "session_id": self.session_id}
-        key = self.keys.current()
         if key is not None:
             headers["Authorization"] = f"Bearer {key.reveal()}"
-            return headers
-        token, account = self.credentials.current()
-        headers["Authorization"] = f"Bearer {token}"
-        if account:
-            headers["chatgpt-account-id"] = account
-        return headers
-
-    def _send(self, body: dict[str, Any], *, stream: bool) -> Response:
-        """On a 401 with OAuth tokens: refresh once (unless another caller already did), retry
-        once; a second 401 means the login itself is no longer valid."""
+            return self._post(body, stream, headers)
         for attempt in (1, 2):
-            headers = self._headers()
-            response = self.client.request(
-                "POST", self.endpoint(), headers=headers, json=body,
-                timeout=self.config.timeout, stream=stream, provider=self.name)
-            if response.status == 401 and self.keys.current() is None and attempt == 1:
-                response.close()
-                self.credentials.refresh_after_401(headers["Authorization"][len("Bearer "):])
-                continue
-            if response.status == 401 and self.keys.current() is None:
-                response.close()
-                raise AuthenticationError(f"ChatGPT refused the refreshed token; {LOGIN_HINT}",
-                                          provider=self.name, status=401)
-            if response.status >= 400:
-                raise self.error_from(response)
-            return response
+            token, account = self.credentials.current()
+            headers["Authorization"] = f"Bearer {token}"
+            if account:
+                headers["chatgpt-account-id"] = account
+            try:
+                return self._post(body, stream, headers)
+            except AuthenticationError as exc:
+                if exc.status != 401:
+                    raise
+                if attempt == 2:
+                    raise AuthenticationError(f"ChatGPT refused the refreshed token; "
+                                              f"{LOGIN_HINT}", provider=self.name,
+                                              status=401) from None
+                self.credentials.refresh_after_401(token)
         raise AssertionError("unreachable")
+
+    def _post(self, body: dict[str, Any], stream: bool, headers: dict[str, str]) -> Response:
+        response = self.client.request("POST", self.endpoint(), headers=headers, json=body,
+                                       timeout=self.config.timeout, stream=stream,
+                                       provider=self.name)
+        if response.status >= 400:
+            raise self.error_from(response)
+        return response
 
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
         return [{"type": "function", "name": t.name, "description": t.description,

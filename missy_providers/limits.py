@@ -1,0 +1,136 @@
+"""Per-provider client-side limits: token-bucket rate limiting and a circuit breaker.
+
+Both are thread-safe and take their clock as an argument, so tests drive them without sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from .errors import ProviderUnavailable, RateLimitError
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+class TokenBucket:
+    """``per_minute`` units refill evenly over a minute, up to a burst of ``per_minute``.
+    The balance may go negative (work already done is paid for after the fact): later callers
+    then wait."""
+
+    def __init__(self, per_minute: float, clock: Clock = time.monotonic) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self.level = float(per_minute)
+        self._clock = clock
+        self._stamp = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self.level = min(self.capacity, self.level + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def wait_for(self, amount: float) -> float:
+        """Seconds until ``amount`` units are available (0 if now)."""
+        self._refill()
+        needed = min(amount, self.capacity) - self.level
+        return 0.0 if needed <= 0 else needed / self.rate
+
+    def take(self, amount: float) -> None:
+        self._refill()
+        self.level -= amount
+
+
+class RateLimiter:
+    """``requests_per_minute`` and ``tokens_per_minute`` for one provider (0 = unlimited). A
+    call that would wait longer than ``max_wait_seconds`` fails at once with RateLimitError."""
+
+    def __init__(self, provider: str, requests_per_minute: float = 0,
+                 tokens_per_minute: float = 0, max_wait_seconds: float = 30.0,
+                 clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> None:
+        self.provider, self.max_wait = provider, max_wait_seconds
+        self.requests = TokenBucket(requests_per_minute, clock) if requests_per_minute else None
+        self.tokens = TokenBucket(tokens_per_minute, clock) if tokens_per_minute else None
+        self._lock = threading.Lock()
+        self._sleep = sleep
+
+    @property
+    def enabled(self) -> bool:
+        return self.requests is not None or self.tokens is not None
+
+    def acquire(self, estimated_tokens: int = 0) -> None:
+        """Wait (up to max_wait_seconds) for one request and the estimated prompt tokens."""
+        if not self.enabled:
+            return
+        with self._lock:  # callers queue here in arrival order
+            wait = max(self.requests.wait_for(1) if self.requests else 0.0,
+                       self.tokens.wait_for(estimated_tokens) if self.tokens else 0.0)
+            if wait > self.max_wait:
+                raise RateLimitError(
+                    f"client-side limit: the next request would wait {wait:.1f}s, over "
+                    f"max_wait_seconds={self.max_wait:g} (requests_per_minute/"
+                    "tokens_per_minute in the provider's config)", provider=self.provider,
+                    retry_after=wait)
+            if wait > 0:
+                self._sleep(wait)
+            if self.requests:
+                self.requests.take(1)
+            if self.tokens:
+                self.tokens.take(estimated_tokens)
+
+    def settle(self, estimated_tokens: int, actual_tokens: int) -> None:
+        """Charge the difference once the response says how many tokens were really used."""
+        if self.tokens is not None:
+            with self._lock:
+                self.tokens.take(actual_tokens - estimated_tokens)
+
+
+class CircuitBreaker:
+    """After ``threshold`` consecutive failures the circuit opens: calls fail at once for
+    ``cooldown`` seconds; then one probe is let through (half-open), and its outcome closes or
+    re-opens the circuit. ``threshold`` 0 turns it off."""
+
+    def __init__(self, provider: str, threshold: int = 5, cooldown: float = 30.0,
+                 clock: Clock = time.monotonic) -> None:
+        self.provider, self.threshold, self.cooldown = provider, threshold, cooldown
+        self.failures = 0
+        self.opened_at: float | None = None
+        self._probing = False
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half-open" if self._clock() - self.opened_at >= self.cooldown else "open"
+
+    def before_call(self) -> None:
+        if not self.threshold:
+            return
+        with self._lock:
+            if self.opened_at is None:
+                return
+            remaining = self.cooldown - (self._clock() - self.opened_at)
+            if remaining <= 0 and not self._probing:
+                self._probing = True  # this caller is the one half-open probe
+                return
+            wait = max(remaining, 0.0)
+            raise ProviderUnavailable(
+                f"circuit open after {self.failures} consecutive failures; next probe in "
+                f"{wait:.1f}s (circuit_breaker_threshold/circuit_breaker_cooldown_seconds)",
+                provider=self.provider)
+
+    def record_success(self) -> None:
+        with self._lock:
+            self.failures, self.opened_at, self._probing = 0, None, False
+
+    def record_failure(self) -> None:
+        if not self.threshold:
+            return
+        with self._lock:
+            self.failures += 1
+            if self._probing or self.failures >= self.threshold:
+                self.opened_at, self._probing = self._clock(), False
