@@ -1,9 +1,9 @@
-"""The missy command line: ``python -m missy providers`` (or the ``missy`` console script).
+"""The missy command line (``python -m missy ...`` or the ``missy`` console script).
 
 Output formatting only; everything it shows comes from missy_providers. It never prints a
-secret: the listing shows where a key comes from, not the key.
+secret, and it prints no colour codes (so NO_COLOR and pipes need nothing special).
 
-Exit codes: 0 ok, 1 provider/runtime error, 2 usage or config error, 3 policy denial,
+Exit codes: 0 ok, 1 provider or runtime error, 2 usage or config error, 3 policy denial,
 130 interrupted.
 """
 
@@ -11,89 +11,360 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
-from collections.abc import Sequence
-from typing import Any, TextIO
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from missy_providers.config import Config
+    from missy_providers.registry import ProviderRegistry
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_POLICY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+TIER_CHOICES = ("fast", "primary", "premium", "auto")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="missy", description="Missy's provider layer: see what is configured and usable.")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE",
-                        help="config file (default: $MISSY_CONFIG, then ~/.missy/config.yaml)")
-    common.add_argument("-v", "--verbose", action="store_true",
-                        help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    providers = sub.add_parser("providers", parents=[common],
-                               help="list the configured providers and whether they are usable")
-    providers.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    return parser
+class Cli:
+    def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+        self.args, self.out, self.err = args, out, err
+
+    def print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+    def json(self, data: Any) -> None:
+        self.out.write(json.dumps(data, indent=2) + "\n")
+
+    def config(self) -> Config:
+        from missy_providers.config import load_config
+
+        return load_config(self.args.config)
+
+    def registry(self) -> ProviderRegistry:
+        from missy_providers.registry import ProviderRegistry
+
+        return ProviderRegistry(self.config())
+
+
+# --- missy providers ------------------------------------------------------------------------
 
 
 def _models(row: dict[str, Any]) -> str:
-    tiers = [m for m in (row["fast_model"], row["premium_model"]) if m]
-    if not tiers:
+    if not (row["fast_model"] or row["premium_model"]):
         return str(row["model"])
-    return f"{row['model']} (fast: {row['fast_model'] or '-'}, premium: " \
-           f"{row['premium_model'] or '-'})"
+    return (f"{row['model']} (fast: {row['fast_model'] or '-'}, premium: "
+            f"{row['premium_model'] or '-'})")
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    cells = [header, *rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in cells)
+
+
+def _check_all(registry: ProviderRegistry, timeout: float) -> dict[str, dict[str, Any]]:
+    """Probe every enabled provider at once: the total is the slowest probe, not the sum."""
+    import threading
+
+    from missy_providers.http import Timeouts
+
+    timeouts = Timeouts(connect=min(timeout, 2.0), read=timeout, total=timeout)
+    results: dict[str, dict[str, Any]] = {}
+
+    def probe(name: str) -> None:
+        p = registry.get(name).probe(timeouts)
+        results[name] = {"ok": p.ok, "reason": p.reason, "latency_ms":
+                         None if p.latency_ms is None else round(p.latency_ms, 1),
+                         "models": p.models}
+
+    names = [r["name"] for r in registry.list_providers() if r["enabled"]]
+    threads = [threading.Thread(target=probe, args=(n,), daemon=True) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _check_text(result: dict[str, Any] | None) -> str:
+    if result is None:
+        return "-"
+    text = str(result["reason"])
+    if result["ok"] and result["latency_ms"] is not None:
+        text = f"OK {result['latency_ms']:.0f} ms"
+    if result["models"]:
+        shown = ", ".join(result["models"][:5])
+        more = f" +{len(result['models']) - 5}" if len(result["models"]) > 5 else ""
+        text += f" (models: {shown}{more})"
+    return text
+
+
+def cmd_providers(cli: Cli) -> int:
+    with cli.registry() as registry:
+        rows = registry.list_providers()
+        checks = _check_all(registry, cli.args.timeout) if cli.args.check else {}
+    if checks:
+        for row in rows:
+            check = checks.get(row["name"])
+            row["check"] = check
+            if check is not None:
+                row["available"] = check["ok"]
+    if cli.args.json:
+        cli.json({"providers": rows})
+        return EXIT_OK
+    if not rows:
+        cli.print("no providers configured")
+        return EXIT_OK
     header = ["NAME", "TYPE", "MODEL", "ENDPOINT", "KEY", "ENABLED", "AVAILABLE"]
-    cells = [header] + [[
+    table = [[
         row["name"] + (" (default)" if row["default"] else ""), row["type"], _models(row),
         row["endpoint"], row["key_source"], "yes" if row["enabled"] else "no",
         "yes" if row["available"] else "no",
-    ] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(lines) if rows else "no providers configured"
-
-
-def cmd_providers(args: argparse.Namespace, out: TextIO) -> int:
-    from missy_providers.config import load_config
-    from missy_providers.registry import ProviderRegistry
-
-    with ProviderRegistry(load_config(args.config)) as registry:
-        rows = registry.list_providers()
-    if args.json:
-        out.write(json.dumps({"providers": rows}, indent=2) + "\n")
-    else:
-        out.write(_table(rows) + "\n")
+    ] + ([_check_text(row.get("check"))] if checks else []) for row in rows]
+    cli.print(_table(header + (["CHECK"] if checks else []), table))
     return EXIT_OK
 
 
-COMMANDS = {"providers": cmd_providers}
+# --- missy ask ------------------------------------------------------------------------------
+
+
+def cmd_ask(cli: Cli) -> int:
+    from missy_providers.router import ModelRouter
+    from missy_providers.types import Message
+
+    args = cli.args
+    prompt = " ".join(args.prompt) if args.prompt and args.prompt != ["-"] else sys.stdin.read()
+    if not prompt.strip():
+        raise _usage("nothing to ask: give a PROMPT or pipe one on stdin")
+    messages = [Message("user", prompt)]
+    with cli.registry() as registry:
+        provider = registry.get(args.provider)
+        opts: dict[str, Any] = {}
+        if args.model:
+            opts["model"] = args.model
+        elif args.tier:
+            router = ModelRouter()
+            tier = router.score_complexity(prompt) if args.tier == "auto" else args.tier
+            opts["model"] = router.select_model(provider.config, tier)
+        if args.system:
+            opts["system"] = args.system
+        if args.max_tokens:
+            opts["max_tokens"] = args.max_tokens
+        if args.temperature is not None:
+            opts["temperature"] = args.temperature
+        if args.no_stream or args.json:
+            response = provider.complete(messages, **opts)
+            if not args.json:
+                cli.print(response.content)
+        else:
+            stream = provider.stream(messages, **opts)
+            try:
+                for text in stream:
+                    cli.out.write(text)
+                    cli.out.flush()
+                response = stream.response
+            finally:
+                stream.close()  # on Ctrl-C too: the connection is closed, not left half-read
+            cli.print()
+    if args.json:
+        cli.json({"content": response.content, "model": response.model,
+                  "provider": response.provider, "usage": response.usage,
+                  "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments}
+                                 for c in response.tool_calls],
+                  "finish_reason": response.finish_reason})
+    if args.verbose:
+        u = response.usage
+        cli.err.write(f"usage: prompt {u['prompt_tokens']}, completion "
+                      f"{u['completion_tokens']}, total {u['total_tokens']} tokens; finish: "
+                      f"{response.finish_reason}; model: {response.model}\n")
+    return EXIT_OK
+
+
+# --- missy policy ---------------------------------------------------------------------------
+
+
+def cmd_policy_check(cli: Cli) -> int:
+    from missy_providers.http import PolicyHTTPClient
+
+    client = PolicyHTTPClient.from_config(cli.config())
+    results = [client.explain(url, resolve=cli.args.resolve) for url in cli.args.urls]
+    if cli.args.json:
+        cli.json({"results": results})
+    else:
+        for r in results:
+            cli.print(f"{'allowed' if r['allowed'] else 'denied '}  {r['url']}  {r['reason']}")
+            for a in r.get("addresses", []):
+                verdict = "allowed" if a["allowed"] else "denied "
+                cli.print(f"  {verdict}  -> {a['address']}  {a['reason']}")
+    return EXIT_OK if all(r["allowed"] for r in results) else EXIT_POLICY
+
+
+def cmd_policy_show(cli: Cli) -> int:
+    from missy_providers.policy import NetworkPolicy
+
+    config = cli.config()
+    shown = NetworkPolicy.from_config(config).describe()
+    shown["proxy"] = config.network.proxy or None
+    shown["ca_bundle"] = config.network.ca_bundle or None
+    shown["audit_log"] = config.network.audit_log or None
+    if cli.args.json:
+        cli.json(shown)
+        return EXIT_OK
+    cli.print(f"default_deny: {str(shown['default_deny']).lower()}")
+    for key in ("allowed_hosts", "allowed_domains", "allowed_cidrs"):
+        values = shown[key]
+        cli.print(f"{key}: {', '.join(values) if values else '(none)'}")  # type: ignore[arg-type]
+    cli.print("provider hosts (added from base_url):")
+    for host, origin in shown["provider_hosts"].items():  # type: ignore[attr-defined]
+        cli.print(f"  {host}  ({origin})")
+    for key in ("proxy", "ca_bundle", "audit_log"):
+        if shown[key]:
+            cli.print(f"{key}: {shown[key]}")
+    return EXIT_OK
+
+
+# --- missy config ---------------------------------------------------------------------------
+
+
+def cmd_config_check(cli: Cli) -> int:
+    from missy_providers.config import config_path, load_config
+    from missy_providers.errors import ConfigError
+
+    path = config_path(cli.args.config)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            cli.err.write(f"{problem}\n")
+        cli.err.write(f"{len(exc.problems)} problem(s) in {path}\n")
+        return EXIT_USAGE
+    enabled = sum(p.enabled for p in config.providers.values())
+    cli.print(f"{path}: ok ({len(config.providers)} providers, {enabled} enabled)")
+    return EXIT_OK
+
+
+def cmd_config_init(cli: Cli) -> int:
+    from importlib.resources import files
+
+    from missy_providers.config import config_path
+
+    path = config_path(cli.args.path or cli.args.config)
+    if path.exists() and not cli.args.force:
+        raise _usage(f"{path} exists; pass --force to overwrite it")
+    starter = files("missy_providers").joinpath("starter_config.yaml").read_text("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(starter, encoding="utf-8")
+    cli.print(f"wrote {path}; edit it, then run: missy config check")
+    return EXIT_OK
+
+
+def _usage(message: str) -> Exception:
+    from missy_providers.errors import UsageError
+
+    return UsageError(message)
+
+
+# --- the parser -----------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE",
+                        help="config file (default: $MISSY_CONFIG, then ~/.missy/config.yaml)")
+    loud = common.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true",
+                      help="debug logging and tracebacks on stderr")
+    loud.add_argument("-q", "--quiet", action="store_true", help="errors only on stderr")
+    parser = argparse.ArgumentParser(
+        prog="missy", parents=[common],
+        description="Missy's provider layer: one interface to Anthropic, OpenAI (and "
+                    "compatible), Codex and Ollama, behind a network policy.",
+        epilog="exit codes: 0 ok, 1 provider/runtime error, 2 usage/config error, "
+               "3 policy denial, 130 interrupted")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    providers = sub.add_parser("providers", parents=[common],
+                               help="list the configured providers and whether they are usable")
+    providers.add_argument("--check", action="store_true",
+                           help="probe every enabled provider now, in parallel")
+    providers.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
+                           help="per-provider probe timeout (default 3)")
+    providers.add_argument("--json", action="store_true", help="print JSON")
+    providers.set_defaults(run=cmd_providers)
+
+    ask = sub.add_parser("ask", parents=[common], help="ask a provider; streams the answer")
+    ask.add_argument("prompt", nargs="*", help="the prompt (default: read stdin)")
+    ask.add_argument("--provider", help="provider name (default: the default provider)")
+    ask.add_argument("--model", help="model id (overrides --tier)")
+    ask.add_argument("--tier", choices=TIER_CHOICES, help="model tier; auto = ModelRouter")
+    ask.add_argument("--system", help="system prompt")
+    ask.add_argument("--max-tokens", type=int, metavar="N")
+    ask.add_argument("--temperature", type=float)
+    ask.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
+    ask.add_argument("--json", action="store_true", help="print the final response as JSON")
+    ask.set_defaults(run=cmd_ask)
+
+    policy = sub.add_parser("policy", parents=[common], help="inspect the network policy")
+    policy_sub = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+    check = policy_sub.add_parser("check", parents=[common],
+                                  help="allowed or denied, and why, without connecting")
+    check.add_argument("urls", nargs="+", metavar="URL")
+    check.add_argument("--resolve", action="store_true",
+                       help="also resolve host names and check every address (DNS only)")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    check.set_defaults(run=cmd_policy_check)
+    show = policy_sub.add_parser("show", parents=[common],
+                                 help="the effective policy, provider hosts included")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(run=cmd_policy_show)
+
+    config = sub.add_parser("config", parents=[common], help="validate or create a config")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    config_sub.add_parser("check", parents=[common],
+                          help="print every problem in the config file").set_defaults(
+        run=cmd_config_check)
+    init = config_sub.add_parser("init", parents=[common], help="write a commented starter")
+    init.add_argument("path", nargs="?", help="where (default: --config, $MISSY_CONFIG, then "
+                                              "~/.missy/config.yaml)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(run=cmd_config_init)
+    return parser
+
+
+def _exit_code(exc: BaseException) -> int:
+    from missy_providers.errors import ConfigError, PolicyViolation, UsageError
+
+    if isinstance(exc, (ConfigError, UsageError)):
+        return EXIT_USAGE
+    return EXIT_POLICY if isinstance(exc, PolicyViolation) else EXIT_RUNTIME
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from missy_providers.errors import (
-        ConfigError,
-        MissyError,
-        PolicyViolation,
-        UsageError,
-    )
-
+    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="missy: %(levelname)s: %(name)s: %(message)s")
+    run: Callable[[Cli], int] = args.run
+    started = time.monotonic()
     try:
-        return COMMANDS[args.command](args, sys.stdout)
+        return run(Cli(args, sys.stdout, sys.stderr))
     except KeyboardInterrupt:
-        sys.stderr.write("missy: interrupted\n")
+        sys.stdout.flush()
+        sys.stderr.write("\nmissy: interrupted\n")
         return EXIT_INTERRUPTED
-    except MissyError as exc:
+    except Exception as exc:
+        from missy_providers.errors import MissyError
+
+        if not isinstance(exc, MissyError):
+            raise
         if args.verbose:
             import traceback
 
             traceback.print_exc()
-        kind = type(exc).__name__
-        sys.stderr.write(f"missy: {kind}: {exc}\n")
-        if isinstance(exc, (ConfigError, UsageError)):
-            return EXIT_USAGE
-        return EXIT_POLICY if isinstance(exc, PolicyViolation) else EXIT_RUNTIME
+        sys.stderr.write(f"missy: {type(exc).__name__}: {exc}\n")
+        return _exit_code(exc)
+    finally:
+        logging.getLogger("missy").debug("done in %.0f ms", (time.monotonic() - started) * 1000)
 
 
 if __name__ == "__main__":

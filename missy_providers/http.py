@@ -295,6 +295,31 @@ class PolicyHTTPClient:
                 raise PolicyViolation(decision.reason, decision)
         return addresses
 
+    def explain(self, url: str, *, resolve: bool = False) -> dict[str, Any]:
+        """The policy's verdict on ``url`` without connecting; with ``resolve``, the DNS step
+        too (every address checked as a request would). For ``missy policy check``."""
+        decision = self.policy.check(url)
+        out: dict[str, Any] = {"url": shown_url(url), "allowed": decision.allowed,
+                               "reason": decision.reason, "rule": decision.rule}
+        target = decision.target
+        if not (resolve and decision.allowed and target is not None and target.ip is None):
+            return out
+        try:
+            addresses = self._resolver(target.host, target.port)
+        except OSError as exc:
+            out.update(allowed=False, reason=f"cannot resolve '{target.host}' "
+                                             f"({type(exc).__name__})")
+            return out
+        checks = []
+        for address in addresses:
+            ip = parse_ip(address.partition("%")[0])
+            verdict = self.policy.check_address(target, ip) if ip is not None else None
+            checks.append({"address": address, "allowed": bool(verdict and verdict.allowed),
+                           "reason": verdict.reason if verdict else "not an IP address"})
+        out["addresses"] = checks
+        out["allowed"] = bool(checks) and all(c["allowed"] for c in checks)
+        return out
+
     def _check_proxy(self, proxy: str) -> tuple[Target, list[str]]:
         target = self._decide("CONNECT", proxy)
         if target.scheme != "http":
@@ -476,6 +501,16 @@ class PolicyHTTPClient:
                 return Response(self, key, conn, raw, target, deadline, timeouts, provider)
         assert last_error is not None
         raise last_error
+
+
+def shown_url(url: str) -> str:
+    """``url`` safe to print: no query, no fragment, no userinfo (they can hold secrets)."""
+    url = url.partition("#")[0].partition("?")[0]
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{slash}{path}"
 
 
 def _connect_error(exc: OSError, target: Target, address: str, provider: str) -> ProviderError:

@@ -83,6 +83,10 @@ def response_from_message(data: Mapping[str, Any], provider: str) -> CompletionR
 class AnthropicProvider(BaseProvider):
     provider_type = "anthropic"
 
+    @property
+    def probe_path(self) -> str:  # type: ignore[override]
+        return "/models" if self.config.base_url.endswith("/v1") else "/v1/models"
+
     def endpoint(self) -> str:
         base = self.config.base_url
         return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"

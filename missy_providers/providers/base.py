@@ -13,14 +13,16 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..config import ProviderConfig, Secret
+from ..config import KEY_ENV_VARS, ProviderConfig, Secret
 from ..errors import (
     AuthenticationError,
     ContextLengthError,
     MissyError,
     OverloadedError,
+    PolicyViolation,
     ProtocolError,
     ProviderError,
     ProviderUnavailable,
@@ -45,6 +47,16 @@ AVAILABILITY_TIMEOUT = Timeouts(connect=2.0, read=3.0, total=5.0)
 # Failures that say the provider itself is unwell (they open the circuit breaker); a 4xx says
 # the request was wrong, and a 429 that the provider is up but busy with us.
 BREAKER_FAILURES = (ProviderUnavailable, OverloadedError, RequestTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """The outcome of a live check: ``reason`` is what an operator needs to act on it."""
+
+    ok: bool
+    reason: str
+    latency_ms: float | None = None
+    models: list[str] = field(default_factory=list)
 
 
 class KeyRing:
@@ -170,6 +182,7 @@ class BaseProvider:
     stream_format: ClassVar[str] = "sse"  # or "ndjson"
     needs_key: ClassVar[bool] = True
     always_streams: ClassVar[bool] = False  # the backend accepts only streamed requests
+    probe_path: ClassVar[str | None] = None  # GET path under base_url for a live check
     extra_options: ClassVar[frozenset[str]] = frozenset()  # options beyond OPTIONS
 
     def __init__(self, config: ProviderConfig, client: PolicyHTTPClient,
@@ -222,6 +235,39 @@ class BaseProvider:
         """Whether the provider is ready: credentials present (providers that can, probe the
         service too). Never raises."""
         return self.has_credentials()
+
+    def probe(self, timeout: Timeouts = AVAILABILITY_TIMEOUT) -> Probe:
+        """A live check through the policy client: is the service reachable and are the
+        credentials accepted? Never raises; the reason says what failed."""
+        if not self.has_credentials():
+            return Probe(False, self.missing_credentials())
+        if self.probe_path is None:
+            return Probe(True, "credentials present (this API has no cheap live check)")
+        started = time.monotonic()
+        try:
+            with self.client.request("GET", self.config.base_url + self.probe_path,
+                                     headers=self.auth_headers(self.keys.current()),
+                                     timeout=timeout, provider=self.name) as response:
+                ms = (time.monotonic() - started) * 1000
+                if response.status == 200:
+                    return Probe(True, "OK", ms, self.models_from(response.json()))
+                if response.status in (401, 403):
+                    return Probe(False, f"auth failed (HTTP {response.status})", ms)
+                return Probe(False, f"HTTP {response.status} from {self.probe_path}", ms)
+        except PolicyViolation as exc:
+            return Probe(False, f"refused by policy: {exc}")
+        except MissyError as exc:
+            return Probe(False, f"unreachable: {exc}")
+
+    def missing_credentials(self) -> str:
+        """What to do when there are none (for probes and errors)."""
+        env = KEY_ENV_VARS.get(self.provider_type)
+        return f"no key: set providers.{self.name}.api_key" + (f" or {env}" if env else "")
+
+    def models_from(self, data: Any) -> list[str]:
+        """Model names from the probe's answer (a ``{"data": [{"id": ...}]}`` list)."""
+        items = data.get("data") if isinstance(data, Mapping) else None
+        return [str(m.get("id")) for m in items or [] if isinstance(m, Mapping)]
 
     def has_credentials(self) -> bool:
         """Whether the credentials it needs are configured; no network."""
@@ -283,9 +329,7 @@ class BaseProvider:
     def _attempt(self, body: dict[str, Any], stream: bool, key: Secret | None) -> Response:
         """One HTTP exchange with one key; an error status becomes its typed error."""
         if self.needs_key and key is None:
-            raise AuthenticationError(
-                f"no API key configured; set api_key (or the provider's env var) in "
-                f"providers.{self.name}", provider=self.name)
+            raise AuthenticationError(self.missing_credentials(), provider=self.name)
         response = self.client.request(
             "POST", self.endpoint(), headers=self.auth_headers(key), json=body,
             timeout=Timeouts.of(self.config.timeout), stream=stream, provider=self.name)

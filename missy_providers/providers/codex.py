@@ -96,6 +96,10 @@ class CodexProvider(BaseProvider):
     def endpoint(self) -> str:
         return f"{self.config.base_url}/responses"
 
+    def missing_credentials(self) -> str:
+        return (f"no credentials: run `codex login` (writes {self.credentials.path}) or set "
+                f"providers.{self.name}.api_key")
+
     def has_credentials(self) -> bool:
         return self.keys.current() is not None or self.credentials.exists()
 

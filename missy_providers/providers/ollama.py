@@ -52,7 +52,7 @@ class OllamaProvider(BaseProvider):
             data = r.json()
         if not isinstance(data, Mapping):
             raise ProtocolError(f"{path} answer is not a JSON object", provider=self.name)
-        return [str(m.get("name") or m.get("model")) for m in data.get("models") or []]
+        return self.models_from(data)
 
     def list_models(self) -> list[str]:
         """The models the server has (``GET /api/tags``)."""
@@ -62,14 +62,16 @@ class OllamaProvider(BaseProvider):
         """The models loaded in memory now (``GET /api/ps``)."""
         return self._model_names("/api/ps")
 
+    probe_path = "/api/tags"
+
     def is_available(self) -> bool:
         """``GET /api/tags`` answers 200 within a short timeout. Never raises."""
-        try:
-            with self.client.request("GET", f"{self.config.base_url}/api/tags",
-                                     timeout=AVAILABILITY_TIMEOUT, provider=self.name) as r:
-                return r.status == 200
-        except Exception:  # availability is a yes/no question
-            return False
+        return self.probe().ok
+
+    def models_from(self, data: Any) -> list[str]:
+        models = data.get("models") if isinstance(data, Mapping) else None
+        return [str(m.get("name") or m.get("model")) for m in models or []
+                if isinstance(m, Mapping)]
 
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
         return [{"type": "function", "function": {"name": t.name, "description": t.description,

@@ -13,7 +13,7 @@ from ..config import Secret
 from ..errors import ProtocolError
 from ..streams import Event
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
-from .base import AVAILABILITY_TIMEOUT, Accumulator, BaseProvider, parse_tool_arguments
+from .base import Accumulator, BaseProvider, parse_tool_arguments
 
 OPENAI_HOST = "api.openai.com"
 # Reasoning models reject the deprecated `max_tokens`; OpenAI itself takes the new name for all.
@@ -93,19 +93,14 @@ class OpenAIProvider(BaseProvider):
             headers["OpenAI-Project"] = self.config.project
         return headers
 
+    probe_path = "/models"
+
     def is_available(self) -> bool:
         """A key for OpenAI; for a compatible server without a key, a short probe of
         ``GET {base_url}/models`` through the policy client. Never raises."""
         if self.keys.current() is not None:
             return True
-        if self.is_openai:
-            return False
-        try:
-            with self.client.request("GET", f"{self.config.base_url}/models",
-                                     timeout=AVAILABILITY_TIMEOUT, provider=self.name) as r:
-                return r.status == 200
-        except Exception:  # availability is a yes/no question; the reason is in the log
-            return False
+        return not self.is_openai and self.probe().ok
 
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
         return [{"type": "function", "function": {"name": t.name, "description": t.description,
