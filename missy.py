@@ -12,12 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up stays fast)
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
     from missy_providers.config import Config
     from missy_providers.registry import ProviderRegistry
 
@@ -250,11 +253,12 @@ def cmd_config_init(cli: Cli) -> int:
     from missy_providers.config import config_path
 
     path = config_path(cli.args.path or cli.args.config)
-    if path.exists() and not cli.args.force:
+    if os.path.exists(path) and not cli.args.force:
         raise _usage(f"{path} exists; pass --force to overwrite it")
     starter = files("missy_providers").joinpath("starter_config.yaml").read_text("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(starter, encoding="utf-8")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(starter)
     cli.print(f"wrote {path}; edit it, then run: missy config check")
     return EXIT_OK
 

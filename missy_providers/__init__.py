@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AuthenticationError,
@@ -27,7 +26,10 @@ from .errors import (
     UsageError,
 )
 
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .config import Config, NetworkConfig, ProviderConfig, config_from_dict, load_config
     from .http import PolicyHTTPClient, Timeouts
     from .policy import Decision, NetworkPolicy

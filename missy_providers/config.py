@@ -11,11 +11,15 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from typing import Any
+
+    Check = Callable[[Any], str | None]  # what was expected, or None when the value fits
 
 PROVIDER_TYPES = ("anthropic", "openai", "openai-codex", "ollama")
 DEFAULT_BASE_URLS = {
@@ -102,7 +106,6 @@ class Config:
 
 # --- field specs ---------------------------------------------------------------------------
 
-Check = Callable[[Any], str | None]  # returns what was expected, or None when the value fits
 
 
 def _is_str(v: Any) -> str | None:
@@ -427,24 +430,25 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
                   fallback=tuple(fallback), source=source)
 
 
-def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """The file to read: ``explicit`` (``--config``), then ``MISSY_CONFIG``, then the default."""
     env = os.environ if env is None else env
-    return Path(explicit or env.get("MISSY_CONFIG") or DEFAULT_CONFIG_PATH).expanduser()
+    return os.path.expanduser(explicit or env.get("MISSY_CONFIG") or DEFAULT_CONFIG_PATH)
 
 
-def read_config_file(path: Path) -> Any:
+def read_config_file(path: str) -> Any:
     """The raw mapping in a YAML or (by ``.json`` extension) JSON file."""
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
     except FileNotFoundError:
         raise ConfigError("config file not found; pass --config FILE or set MISSY_CONFIG",
                           source=source) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file ({type(exc).__name__})",
                           source=source) from None
-    if path.suffix.lower() == ".json":
+    if path.lower().endswith(".json"):
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
@@ -462,8 +466,8 @@ def read_config_file(path: Path) -> Any:
         raise ConfigError(f"malformed YAML: {problem}{where}", source=source) from None
 
 
-def load_config(path: str | Path | None = None, *,
+def load_config(path: str | os.PathLike[str] | None = None, *,
                 env: Mapping[str, str] | None = None) -> Config:
     """Load and validate the config file (see :func:`config_path` for which one)."""
-    resolved = config_path(str(path) if path else None, env)
-    return config_from_dict(read_config_file(resolved), source=str(resolved), env=env)
+    resolved = config_path(os.fspath(path) if path else None, env)
+    return config_from_dict(read_config_file(resolved), source=resolved, env=env)

@@ -8,7 +8,10 @@ built by us, never by formatting request headers.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from typing import Any
 
 REDACTED = "[REDACTED]"
 # Server error messages are shown to operators; a hostile server must not be able to flood logs.

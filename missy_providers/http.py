@@ -10,15 +10,12 @@ the audit hook.
 
 from __future__ import annotations
 
-import http.client
 import json as jsonlib
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from .errors import (
     PolicyViolation,
@@ -31,7 +28,13 @@ from .errors import (
 )
 from .policy import NetworkPolicy, Target, parse_ip
 
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
+    from typing import Any
+
+    AuditHook = Callable[[dict[str, Any]], None]
+    import http.client
+    import socket
     import ssl
 
     from .config import Config
@@ -41,14 +44,11 @@ log = logging.getLogger(__name__)
 USER_AGENT = "missy-providers/0.1"
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
 READ_SIZE = 65536
-# A reused keep-alive connection may have been closed by the server while idle; these errors
-# before any response byte mean the request never reached it, so one fresh connection is tried.
-_STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError,
-                            ConnectionResetError, ConnectionAbortedError)
+# http.client, socket and ssl are imported when the first request is made, not with the package:
+# listing providers or checking a URL never pays for them.
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 Resolver = Callable[[str, int], list[str]]
-AuditHook = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,8 @@ class Timeouts:
 
 
 def system_resolver(host: str, port: int) -> list[str]:
+    import socket
+
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
@@ -105,6 +107,8 @@ class Response:
                               f"reading {self.url}", provider=self._provider)
 
     def _read_chunk(self, size: int) -> bytes:
+        import http.client
+
         # The socket timeout for each read is the read timeout, cut to the overall deadline.
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
@@ -340,6 +344,9 @@ class PolicyHTTPClient:
 
     def _new_connection(self, target: Target, address: str,
                         timeouts: Timeouts) -> http.client.HTTPConnection:
+        import http.client
+        import socket
+
         if self._proxy is not None:
             proxy_target, proxy_addresses = self._proxy
             host, port, address = proxy_target.host, proxy_target.port, proxy_addresses[0]
@@ -460,6 +467,12 @@ class PolicyHTTPClient:
     def _exchange(self, method: str, target: Target, addresses: list[str], path: str,
                   body: bytes | None, headers: dict[str, str], timeouts: Timeouts,
                   deadline: float, provider: str) -> Response:
+        import http.client
+
+        # A reused keep-alive connection may have been closed by the server while idle; these
+        # errors before any response byte mean the request never reached it: one fresh try.
+        stale_connection_errors = (http.client.RemoteDisconnected, BrokenPipeError,
+                                   ConnectionResetError, ConnectionAbortedError)
         last_error: ProviderError | None = None
         for address in addresses:
             key = (target.scheme, target.host, target.port, address, self._proxy is not None)
@@ -472,7 +485,7 @@ class PolicyHTTPClient:
                         conn.sock.settimeout(min(timeouts.read, deadline - time.monotonic()))
                     conn.request(method, path, body=body, headers=headers)
                     raw = conn.getresponse()
-                except _STALE_CONNECTION_ERRORS as exc:
+                except stale_connection_errors as exc:
                     conn.close()
                     if pooled is not None:
                         continue  # an idle connection the server had closed: try a fresh one

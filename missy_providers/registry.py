@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import random
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .config import Config, ProviderConfig, config_from_dict, load_config
 from .errors import (
@@ -29,7 +28,10 @@ log = logging.getLogger(__name__)
 # fail the same way anywhere, and are the caller's to fix.
 FALLBACK_ERRORS = (ProviderUnavailable, OverloadedError, RateLimitError, RequestTimeout)
 
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .http import PolicyHTTPClient
     from .providers.base import BaseProvider, KeyRing
 
@@ -67,7 +69,7 @@ class ProviderRegistry:
         self._default = config.default_provider or next(iter(self._providers), "")
 
     @classmethod
-    def from_config(cls, config: Config | Mapping[str, Any] | str | Path | None = None, *,
+    def from_config(cls, config: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None, *,
                     client: PolicyHTTPClient | None = None) -> ProviderRegistry:
         """From a Config, a config dict, a file path, or (None) the default config file."""
         if not isinstance(config, Config):

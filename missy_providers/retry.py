@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
 _GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -21,6 +20,10 @@ _ANTHROPIC_RESETS = tuple(f"anthropic-ratelimit-{k}-reset" for k in
                           ("requests", "tokens", "input-tokens", "output-tokens"))
 
 HeaderGetter = Callable[[str], "str | None"]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 def _number(text: str) -> float | None:
@@ -41,6 +44,8 @@ def go_duration(text: str) -> float | None:
 
 
 def _seconds_until(when: datetime, now: float) -> float:
+    from datetime import timezone
+
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, when.timestamp() - now)
@@ -56,6 +61,8 @@ def _http_date(text: str, now: float) -> float | None:
 
 
 def _rfc3339(text: str, now: float) -> float | None:
+    from datetime import datetime  # only on the rare Anthropic-reset form
+
     try:
         return _seconds_until(datetime.fromisoformat(text.replace("Z", "+00:00")), now)
     except ValueError:

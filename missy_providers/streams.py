@@ -9,9 +9,13 @@ string, survives. Every buffer is bounded; past a bound a :class:`ProtocolError`
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from .errors import ProtocolError
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
 
 _BOM = b"\xef\xbb\xbf"
 # h11 bounds an incomplete header block at 16 KiB (as node and tomcat do). SSE events carry whole
@@ -22,13 +26,16 @@ DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 _EXCERPT_CHARS = 60
 
 
-class Event(NamedTuple):
-    """One dispatched SSE event (WHATWG "dispatch the event"); compared by value."""
-
-    event: str = "message"
-    data: str = ""
-    id: str | None = None
-    retry: int | None = None
+if TYPE_CHECKING:
+    class Event(NamedTuple):
+        event: str = "message"
+        data: str = ""
+        id: str | None = None
+        retry: int | None = None
+else:  # the same tuple, built without importing typing
+    Event = namedtuple("Event", ["event", "data", "id", "retry"],
+                       defaults=("message", "", None, None))
+Event.__doc__ = "One dispatched SSE event (WHATWG 'dispatch the event'); compared by value."
 
 
 class SSEDecoder:

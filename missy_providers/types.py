@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from .errors import UsageError
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from typing import Any
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 FINISH_REASONS = frozenset({"stop", "tool_calls", "length"})

@@ -252,5 +252,5 @@ def test_default_auth_file_follows_codex_home(tmp_path: Path,
     config = config_from_dict({"providers": {"codex": {"name": "openai-codex", "model": "m"}}},
                               env={})
     p = CodexProvider(config.providers["codex"], PolicyHTTPClient(NetworkPolicy()))
-    assert p.credentials.path == tmp_path / "auth.json"
+    assert p.credentials.path == str(tmp_path / "auth.json")
     assert p.has_credentials() and p.credential_source() == f"auth.json ({tmp_path}/auth.json)"

@@ -253,10 +253,9 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_config_path_precedence(tmp_path: Path) -> None:
-    assert config_path("a.yaml", {"MISSY_CONFIG": "b.yaml"}) == Path("a.yaml")
-    assert config_path(None, {"MISSY_CONFIG": "b.yaml"}) == Path("b.yaml")
-    assert config_path(None, {}).name == "config.yaml"
-    assert config_path(None, {}).parent.name == ".missy"
+    assert config_path("a.yaml", {"MISSY_CONFIG": "b.yaml"}) == "a.yaml"
+    assert config_path(None, {"MISSY_CONFIG": "b.yaml"}) == "b.yaml"
+    assert config_path(None, {}) == str(Path("~/.missy/config.yaml").expanduser())
 
 
 def test_empty_file_is_an_empty_config(tmp_path: Path) -> None:

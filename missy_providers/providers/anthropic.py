@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from ..config import Secret
 from ..errors import ProtocolError
 from ..streams import Event
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
 from .base import Accumulator, BaseProvider, parse_tool_arguments, system_prompt
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from typing import Any
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
 
 from ..config import KEY_ENV_VARS, ProviderConfig, Secret
 from ..errors import (
@@ -37,6 +36,10 @@ from ..limits import CircuitBreaker, RateLimiter
 from ..retry import RetryPolicy, is_retryable, retry_after_seconds
 from ..streams import NDJSONDecoder, SSEDecoder
 from ..types import CompletionResponse, Message, StreamEvent, Tool
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import Secret
@@ -22,6 +20,10 @@ from ..streams import Event
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
 from .base import Accumulator, BaseProvider, parse_tool_arguments, system_prompt
 from .codex_auth import LOGIN_HINT, CodexCredentials, default_auth_file
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from typing import Any
 
 CHATGPT_HOST = "chatgpt.com"
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
@@ -81,7 +83,7 @@ class CodexProvider(BaseProvider):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.session_id = os.urandom(16).hex()
-        path = Path(self.config.auth_file).expanduser() if self.config.auth_file \
+        path = os.path.expanduser(self.config.auth_file) if self.config.auth_file \
             else default_auth_file()
         self.credentials = CodexCredentials(path, self.config.token_url, self.client, self.name)
 

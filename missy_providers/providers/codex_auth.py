@@ -11,15 +11,15 @@ import base64
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
 
 from ..errors import AuthenticationError, MissyError, ProtocolError, scrub
 from ..http import PolicyHTTPClient, Timeouts
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,9 @@ ACCOUNT_CLAIM = "https://api.openai.com/auth"
 LOGIN_HINT = "run `codex login` to sign in again"
 
 
-def default_auth_file() -> Path:
+def default_auth_file() -> str:
     home = os.environ.get("CODEX_HOME") or os.path.join("~", ".codex")
-    return Path(home).expanduser() / "auth.json"
+    return os.path.join(os.path.expanduser(home), "auth.json")
 
 
 def jwt_claims(token: str) -> dict[str, Any]:
@@ -48,7 +48,7 @@ class CodexCredentials:
     """Access token, refresh token and account id from ``auth.json``. Thread-safe: concurrent
     callers that find the same stale token do one refresh between them."""
 
-    def __init__(self, path: Path, token_url: str, client: PolicyHTTPClient,
+    def __init__(self, path: str, token_url: str, client: PolicyHTTPClient,
                  provider: str) -> None:
         self.path, self.token_url, self.client, self.provider = path, token_url, client, provider
         self._lock = threading.Lock()
@@ -56,15 +56,16 @@ class CodexCredentials:
         self._loaded_mtime: float | None = None
 
     def __repr__(self) -> str:
-        return f"CodexCredentials(path={str(self.path)!r})"
+        return f"CodexCredentials(path={self.path!r})"
 
     def exists(self) -> bool:
-        return self.path.is_file()
+        return os.path.isfile(self.path)
 
     def _load(self) -> None:
         try:
-            stat = self.path.stat()
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            mtime = os.stat(self.path).st_mtime
+            with open(self.path, encoding="utf-8") as f:
+                data = json.load(f)
         except FileNotFoundError:
             raise AuthenticationError(f"no Codex credentials at {self.path}; {LOGIN_HINT} or "
                                       "set api_key", provider=self.provider) from None
@@ -75,11 +76,11 @@ class CodexCredentials:
         if not isinstance(tokens, dict) or not tokens.get("access_token"):
             raise AuthenticationError(f"{self.path} holds no ChatGPT tokens; {LOGIN_HINT}",
                                       provider=self.provider)
-        self._tokens, self._loaded_mtime = tokens, stat.st_mtime
+        self._tokens, self._loaded_mtime = tokens, mtime
 
     def _reload_if_changed(self) -> None:
         try:
-            mtime = self.path.stat().st_mtime
+            mtime: float | None = os.stat(self.path).st_mtime
         except OSError:
             mtime = None
         if not self._tokens or mtime != self._loaded_mtime:
@@ -153,17 +154,22 @@ class CodexCredentials:
 
     def _persist(self) -> None:
         """Write the new tokens into auth.json atomically, keeping its other fields and mode."""
+        import tempfile  # only here: the one file the package ever writes
+        from datetime import datetime, timezone
+
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            mode = self.path.stat().st_mode & 0o777
+            with open(self.path, encoding="utf-8") as f:
+                data = json.load(f)
+            mode = os.stat(self.path).st_mode & 0o777
         except (OSError, ValueError):
             data, mode = {}, 0o600
         if not isinstance(data, dict):
             data = {}
         data["tokens"] = self._tokens
         data["last_refresh"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".auth.json.", dir=self.path.parent)
+        directory = os.path.dirname(self.path) or "."
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".auth.json.", dir=directory)
         try:
             os.fchmod(fd, mode)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -174,4 +180,4 @@ class CodexCredentials:
         except BaseException:
             os.unlink(tmp)
             raise
-        self._loaded_mtime = self.path.stat().st_mtime
+        self._loaded_mtime = os.stat(self.path).st_mtime

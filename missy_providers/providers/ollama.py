@@ -4,13 +4,16 @@ section 5)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from ..config import Secret
 from ..errors import ProtocolError
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
 from .base import AVAILABILITY_TIMEOUT, Accumulator, BaseProvider, parse_tool_arguments
 from .openai import new_call_id, unique_ids
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def to_ollama_messages(messages: Sequence[Message], system: str | None) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import Secret
@@ -14,6 +13,10 @@ from ..errors import ProtocolError
 from ..streams import Event
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
 from .base import Accumulator, BaseProvider, parse_tool_arguments
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from typing import Any
 
 OPENAI_HOST = "api.openai.com"
 # Reasoning models reject the deprecated `max_tokens`; OpenAI itself takes the new name for all.
