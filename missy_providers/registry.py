@@ -69,8 +69,9 @@ class ProviderRegistry:
         self._default = config.default_provider or next(iter(self._providers), "")
 
     @classmethod
-    def from_config(cls, config: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None, *,
-                    client: PolicyHTTPClient | None = None) -> ProviderRegistry:
+    def from_config(cls,
+                    config: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+                    *, client: PolicyHTTPClient | None = None) -> ProviderRegistry:
         """From a Config, a config dict, a file path, or (None) the default config file."""
         if not isinstance(config, Config):
             config = (config_from_dict(config) if isinstance(config, Mapping)
