@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import CANARY
-from loopback import Exchange, LoopbackServer, wait_until
+from loopback import Counter, Exchange, LoopbackServer, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 OK_BODY = {"type": "message", "id": "m", "model": "claude-x", "stop_reason": "end_turn",
@@ -105,8 +105,11 @@ def test_providers_check_json_reasons(server: LoopbackServer, tmp_path: Path) ->
     config = write_config(tmp_path, server)
     data = json.loads(config.read_text())
     data["providers"]["nokey"] = {"name": "anthropic", "model": "m", "base_url": server.url}
-    data["providers"]["blocked"] = {"name": "openai", "model": "m", "enabled": True,
-                                    "base_url": "https://blocked.example/v1", "api_key": "x"}
+    gone = Counter()  # a port nobody listens on any more
+    port = gone.port
+    gone.stop()
+    data["providers"]["down"] = {"name": "ollama", "model": "m",
+                                 "base_url": f"http://127.0.0.1:{port}"}
     config.write_text(json.dumps(data))
     result = missy("providers", "--check", "--json", "--timeout", "1", config=config)
     assert result.returncode == 0, result.stderr
@@ -114,7 +117,8 @@ def test_providers_check_json_reasons(server: LoopbackServer, tmp_path: Path) ->
     assert rows["claude"]["check"]["reason"] == "auth failed (HTTP 401)"
     assert rows["claude"]["available"] is False
     assert rows["nokey"]["check"]["reason"].startswith("no key: set providers.nokey.api_key")
-    assert rows["blocked"]["check"]["reason"].startswith("unreachable: blocked: cannot resolve")
+    assert rows["down"]["check"]["reason"].startswith("unreachable: down: connection to")
+    assert rows["down"]["check"]["reason"].endswith("refused")
 
 
 def test_providers_check_total_time_is_the_slowest_not_the_sum(tmp_path: Path) -> None:

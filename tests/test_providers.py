@@ -435,6 +435,23 @@ def test_ollama_availability_and_models(server: LoopbackServer) -> None:
     assert gone.is_available() is False
 
 
+def test_probe_reasons(server: LoopbackServer) -> None:
+    server.reset(lambda ex: ex.json(200, {"data": [{"id": "claude-x"}]}))
+    ok = provider(server, "anthropic").probe()
+    assert ok.ok and ok.reason == "OK" and ok.models == ["claude-x"]
+    assert ok.latency_ms is not None and ok.latency_ms >= 0
+    assert server.requests[0].path == "/v1/models"
+    assert server.requests[0].headers["x-api-key"] == CANARY
+    server.reset(lambda ex: ex.json(403, {"error": {"message": "no"}}))
+    assert provider(server, "anthropic").probe().reason == "auth failed (HTTP 403)"
+    rebinding = provider(server, "anthropic", host="api.example.com")
+    rebinding.client.policy.cidrs = ()  # the name now resolves to loopback without permission
+    refused = rebinding.probe()
+    assert not refused.ok and refused.reason.startswith("refused by policy: host "
+                                                        "'api.example.com' resolved to")
+    assert len(server.requests) == 1
+
+
 def test_ollama_error_object_in_200(server: LoopbackServer) -> None:
     server.reset(lambda ex: ex.json(200, {"error": "model 'x' not found, try pulling it first"}))
     with pytest.raises(ProviderError, match="try pulling it first"):
