@@ -372,4 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if __spec__ is None:
+        # Run as a file (`python -I path/to/missy.py`, a vendored copy): isolated mode leaves
+        # the script's directory off sys.path, so look for missy_providers beside this file.
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     sys.exit(main())

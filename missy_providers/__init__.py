@@ -34,10 +34,11 @@ if TYPE_CHECKING:
     from .http import PolicyHTTPClient, Timeouts
     from .policy import Decision, NetworkPolicy
     from .providers.anthropic import AnthropicProvider
-    from .providers.base import BaseProvider, StreamResponse
+    from .providers.base import BaseProvider
     from .providers.codex import CodexProvider
     from .providers.ollama import OllamaProvider
     from .providers.openai import OpenAIProvider
+    from .providers.streaming import StreamResponse
     from .registry import ProviderRegistry
     from .router import ModelRouter
     from .streams import Event, NDJSONDecoder, SSEDecoder
@@ -53,7 +54,7 @@ _LAZY = {
     "PolicyHTTPClient": "http", "Timeouts": "http",
     "Decision": "policy", "NetworkPolicy": "policy",
     "AnthropicProvider": "providers.anthropic", "BaseProvider": "providers.base",
-    "StreamResponse": "providers.base", "CodexProvider": "providers.codex",
+    "StreamResponse": "providers.streaming", "CodexProvider": "providers.codex",
     "OllamaProvider": "providers.ollama", "OpenAIProvider": "providers.openai",
     "ProviderRegistry": "registry", "ModelRouter": "router",
     "Event": "streams", "NDJSONDecoder": "streams", "SSEDecoder": "streams",

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .http import PolicyHTTPClient
-    from .providers.base import BaseProvider, KeyRing
+    from .keys import KeyRing
+    from .providers.base import BaseProvider
 
 # The one table from provider type to class, imported only when such a provider is enabled.
 PROVIDER_CLASSES = {
@@ -55,7 +56,7 @@ class ProviderRegistry:
 
     def __init__(self, config: Config, client: PolicyHTTPClient | None = None) -> None:
         from .http import PolicyHTTPClient
-        from .providers.base import KeyRing
+        from .keys import KeyRing
 
         self.config = config
         self.client = client or PolicyHTTPClient.from_config(config)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..config import KEY_ENV_VARS, ProviderConfig, Secret
@@ -32,10 +31,13 @@ from ..errors import (
     scrub,
 )
 from ..http import PolicyHTTPClient, Response, Timeouts
+from ..keys import KeyRing
 from ..limits import CircuitBreaker, RateLimiter
-from ..retry import RetryPolicy, is_retryable, retry_after_seconds
+from ..retry import RetryPolicy, is_retryable
 from ..streams import NDJSONDecoder, SSEDecoder
 from ..types import CompletionResponse, Message, StreamEvent, Tool
+from .error_mapping import CONTEXT_LENGTH_MARKERS, classify_error, str_or_none
+from .streaming import Accumulator, StreamResponse
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -44,8 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system"})
-_CONTEXT_LENGTH_MARKERS = ("context_length_exceeded", "context length", "context window",
-                           "prompt is too long", "maximum context", "too many tokens")
 AVAILABILITY_TIMEOUT = Timeouts(connect=2.0, read=3.0, total=5.0)
 # Failures that say the provider itself is unwell (they open the circuit breaker); a 4xx says
 # the request was wrong, and a 429 that the provider is up but busy with us.
@@ -60,50 +60,6 @@ class Probe:
     reason: str
     latency_ms: float | None = None
     models: list[str] = field(default_factory=list)
-
-
-class KeyRing:
-    """The keys of one provider, rotated round robin. Thread-safe; never shows a key."""
-
-    def __init__(self, keys: Sequence[Secret] = ()) -> None:
-        self._keys = tuple(keys)
-        self._index = 0
-        self._lock = threading.Lock()
-
-    def current(self) -> Secret | None:
-        with self._lock:
-            return self._keys[self._index] if self._keys else None
-
-    def rotate(self) -> int:
-        """Move to the next key (a no-op with fewer than two); returns the new index."""
-        with self._lock:
-            if len(self._keys) > 1:
-                self._index = (self._index + 1) % len(self._keys)
-            return self._index
-
-    def advance_from(self, index: int) -> None:
-        """Rotate past ``index`` unless another thread already has: two callers that both saw
-        the same key fail must not skip the good key after it."""
-        with self._lock:
-            if self._index == index and len(self._keys) > 1:
-                self._index = (index + 1) % len(self._keys)
-
-    def key_at(self, index: int) -> Secret | None:
-        return self._keys[index % len(self._keys)] if self._keys else None
-
-    @property
-    def index(self) -> int:
-        return self._index
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def values(self) -> tuple[str, ...]:
-        """Every key's value, for scrubbing server text; never for output."""
-        return tuple(k.reveal() for k in self._keys)
-
-    def __repr__(self) -> str:
-        return f"KeyRing({len(self._keys)} keys, index={self._index})"
 
 
 def parse_tool_arguments(raw: str | None, *, tool: str, provider: str) -> dict[str, Any]:
@@ -133,49 +89,6 @@ def system_prompt(messages: Sequence[Message], system: str | None) -> str:
     parts = [system] if system else []
     parts += [m.content for m in messages if m.role == "system" and m.content]
     return "\n\n".join(parts)
-
-
-class StreamResponse:
-    """Iterates text deltas as they arrive; once exhausted, :attr:`response` holds the final
-    CompletionResponse. :meth:`events` gives typed events (text, tool_call, done) instead.
-    Closing it early closes the connection."""
-
-    def __init__(self, events: Iterator[StreamEvent], http_response: Response) -> None:
-        self._events = events
-        self._http = http_response
-        self._final: CompletionResponse | None = None
-
-    def events(self) -> Iterator[StreamEvent]:
-        for event in self._events:
-            if event.type == "done":
-                self._final = event.response
-            yield event
-
-    def __iter__(self) -> Iterator[str]:
-        for event in self.events():
-            if event.type == "text":
-                yield event.text
-
-    @property
-    def response(self) -> CompletionResponse:
-        """The final response, reading whatever the caller left unread."""
-        for _ in self.events():
-            pass
-        if self._final is None:
-            raise ProtocolError("the stream was closed before it completed")
-        return self._final
-
-    def close(self) -> None:
-        close = getattr(self._events, "close", None)
-        if close is not None:
-            close()
-        self._http.close()
-
-    def __enter__(self) -> StreamResponse:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class BaseProvider:
@@ -312,7 +225,7 @@ class BaseProvider:
             err = data.get("error")
             if isinstance(err, Mapping):
                 etype = err.get("type") or err.get("code")
-                return str(err.get("message") or etype or "error"), _str_or_none(etype)
+                return str(err.get("message") or etype or "error"), str_or_none(etype)
             if isinstance(err, str):
                 return err, None
             detail = data.get("detail") or data.get("message")
@@ -463,7 +376,7 @@ class BaseProvider:
         message = scrub(message, self.secrets())
         body_request_id = data.get("request_id") if isinstance(data, Mapping) else None
         request_id = (response.header("request-id") or response.header("x-request-id")
-                      or _str_or_none(body_request_id))
+                      or str_or_none(body_request_id))
         kw: dict[str, Any] = {"provider": self.name, "status": status, "error_type": etype,
                               "request_id": request_id}
         error = classify_error(status, message, response.header, kw)
@@ -482,47 +395,8 @@ class BaseProvider:
             raise OverloadedError(message, **kw)
         if "rate_limit" in lowered:
             raise RateLimitError(message, **kw)
-        if any(m in lowered for m in _CONTEXT_LENGTH_MARKERS):
+        if any(m in lowered for m in CONTEXT_LENGTH_MARKERS):
             raise ContextLengthError(message, **kw)
         if etype in ("api_error", "server_error"):
             raise ProviderUnavailable(message, **kw)
         raise ProviderError(message, **kw)
-
-
-def classify_error(status: int, message: str, header: Callable[[str], str],
-                   kw: dict[str, Any]) -> ProviderError:
-    """HTTP status + message -> the typed error (shared by every provider)."""
-    etype = str(kw.get("error_type") or "")
-    lowered = f"{etype} {message}".lower()
-    if status in (401, 403):
-        return AuthenticationError(f"{message}; check the API key", **kw)
-    if status == 429:
-        retry_after = retry_after_seconds(lambda name: header(name) or None)
-        return RateLimitError(message, retry_after=retry_after, **kw)
-    if status == 529 or "overloaded" in lowered:
-        return OverloadedError(message, **kw)
-    if status in (400, 413, 422) and any(m in lowered for m in _CONTEXT_LENGTH_MARKERS):
-        return ContextLengthError(message, **kw)
-    if status == 404:
-        return ProviderError(f"model or endpoint not found: {message}; check the model name "
-                             "and base_url", **kw)
-    if status == 413:
-        return ProviderError(f"request too large: {message}", **kw)
-    if status >= 500:
-        return ProviderUnavailable(message, **kw)
-    return ProviderError(message, **kw)
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-class Accumulator:
-    """Turns decoded stream items (SSE events or NDJSON objects) into StreamEvents, and at the
-    end into the final CompletionResponse. One per stream."""
-
-    def feed(self, item: Any) -> Iterable[StreamEvent]:
-        raise NotImplementedError
-
-    def finish(self) -> CompletionResponse:
-        raise NotImplementedError

@@ -18,8 +18,9 @@ from ..errors import AuthenticationError, ProtocolError, UsageError
 from ..http import Response
 from ..streams import Event
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
-from .base import Accumulator, BaseProvider, parse_tool_arguments, system_prompt
+from .base import BaseProvider, parse_tool_arguments, system_prompt
 from .codex_auth import LOGIN_HINT, CodexCredentials, default_auth_file
+from .streaming import Accumulator
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:

@@ -8,8 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from ..config import Secret
 from ..errors import ProtocolError
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
-from .base import AVAILABILITY_TIMEOUT, Accumulator, BaseProvider, parse_tool_arguments
+from .base import AVAILABILITY_TIMEOUT, BaseProvider, parse_tool_arguments
 from .openai import new_call_id, unique_ids
+from .streaming import Accumulator
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:

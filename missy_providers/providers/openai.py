@@ -12,7 +12,8 @@ from ..config import Secret
 from ..errors import ProtocolError
 from ..streams import Event
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
-from .base import Accumulator, BaseProvider, parse_tool_arguments
+from .base import BaseProvider, parse_tool_arguments
+from .streaming import Accumulator
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:

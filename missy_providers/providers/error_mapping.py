@@ -1,0 +1,50 @@
+"""What an HTTP error status (and the server's message) means, as one of our typed errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import (
+    AuthenticationError,
+    ContextLengthError,
+    OverloadedError,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimitError,
+)
+from ..retry import retry_after_seconds
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from typing import Any
+
+CONTEXT_LENGTH_MARKERS = ("context_length_exceeded", "context length", "context window",
+                           "prompt is too long", "maximum context", "too many tokens")
+
+
+def classify_error(status: int, message: str, header: Callable[[str], str],
+                   kw: dict[str, Any]) -> ProviderError:
+    """HTTP status + message -> the typed error (shared by every provider)."""
+    etype = str(kw.get("error_type") or "")
+    lowered = f"{etype} {message}".lower()
+    if status in (401, 403):
+        return AuthenticationError(f"{message}; check the API key", **kw)
+    if status == 429:
+        retry_after = retry_after_seconds(lambda name: header(name) or None)
+        return RateLimitError(message, retry_after=retry_after, **kw)
+    if status == 529 or "overloaded" in lowered:
+        return OverloadedError(message, **kw)
+    if status in (400, 413, 422) and any(m in lowered for m in CONTEXT_LENGTH_MARKERS):
+        return ContextLengthError(message, **kw)
+    if status == 404:
+        return ProviderError(f"model or endpoint not found: {message}; check the model name "
+                             "and base_url", **kw)
+    if status == 413:
+        return ProviderError(f"request too large: {message}", **kw)
+    if status >= 500:
+        return ProviderUnavailable(message, **kw)
+    return ProviderError(message, **kw)
+
+
+def str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
