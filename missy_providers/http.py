@@ -26,7 +26,7 @@ from .errors import (
     RequestTimeout,
     UsageError,
 )
-from .policy import NetworkPolicy, Target, parse_ip
+from .policy import Decision, NetworkPolicy, Target, parse_ip
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 USER_AGENT = "missy-providers/0.1"
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
 READ_SIZE = 65536
+DECISION_CACHE_SIZE = 1024
 # http.client, socket and ssl are imported when the first request is made, not with the package:
 # listing providers or checking a URL never pays for them.
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -157,7 +158,8 @@ class Response:
         parts: list[bytes] = []
         size, clean = 0, False
         try:
-            while chunk := self._read_chunk(READ_SIZE):
+            # With a Content-Length, stop at its end rather than asking for one more read.
+            while self._raw.length != 0 and (chunk := self._read_chunk(READ_SIZE)):
                 size += len(chunk)
                 if size > limit:
                     raise ProtocolError(f"response from {self.url} is over the {limit}-byte "
@@ -219,6 +221,8 @@ class PolicyHTTPClient:
         user_agent: str = USER_AGENT,
     ) -> None:
         self.policy = policy
+        self._decisions: dict[str, Decision] = {}
+        self._decisions_policy: NetworkPolicy | None = None
         self.max_body_bytes = max_body_bytes
         self._resolver = resolver or system_resolver
         self._ca_bundle = ca_bundle
@@ -259,7 +263,15 @@ class PolicyHTTPClient:
             hook(record)
 
     def _decide(self, method: str, url: str) -> Target:
-        decision = self.policy.check(url)
+        # A policy is a value: the same URL gets the same decision, so it is parsed once.
+        # Assigning a new policy to .policy starts afresh.
+        if self._decisions_policy is not self.policy:
+            self._decisions, self._decisions_policy = {}, self.policy
+        decision = self._decisions.get(url)
+        if decision is None:
+            decision = self.policy.check(url)
+            if len(self._decisions) < DECISION_CACHE_SIZE:
+                self._decisions[url] = decision
         self._audit(method, decision.target, url, decision.allowed, decision.reason,
                     decision.rule)
         if not decision.allowed or decision.target is None:

@@ -202,8 +202,10 @@ def test_refresh_goes_through_the_policy(server: LoopbackServer, tmp_path: Path)
     write_auth(tmp_path, tokens("old", exp_in=-10))
     Backend(server).next_tokens = tokens("new")
     p = make(server, tmp_path)
-    p.client.policy.provider_hosts = {e: w for e, w in p.client.policy.provider_hosts.items()
-                                      if e.host != "auth.openai.com"}
+    p.client.policy = NetworkPolicy(  # the same policy without the token host
+        allowed_cidrs=["127.0.0.0/8"],
+        provider_hosts={str(e): w for e, w in p.client.policy.provider_hosts.items()
+                        if e.host != "auth.openai.com"})
     with pytest.raises(PolicyViolation):
         p.complete(HI)
     assert server.requests == []

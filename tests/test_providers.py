@@ -445,7 +445,8 @@ def test_probe_reasons(server: LoopbackServer) -> None:
     server.reset(lambda ex: ex.json(403, {"error": {"message": "no"}}))
     assert provider(server, "anthropic").probe().reason == "auth failed (HTTP 403)"
     rebinding = provider(server, "anthropic", host="api.example.com")
-    rebinding.client.policy.cidrs = ()  # the name now resolves to loopback without permission
+    # The name resolves to loopback, and this policy does not allow that address.
+    rebinding.client.policy = NetworkPolicy(allowed_hosts=["api.example.com"])
     refused = rebinding.probe()
     assert not refused.ok and refused.reason.startswith("refused by policy: host "
                                                         "'api.example.com' resolved to")

@@ -111,6 +111,7 @@ class BaseProvider:
         self.breaker = CircuitBreaker(config.name, config.circuit_breaker_threshold,
                                       config.circuit_breaker_cooldown_seconds)
         self.sleep: Callable[[float], None] = time.sleep  # replaceable in tests
+        self.timeouts = Timeouts.of(config.timeout)
 
     @property
     def name(self) -> str:
@@ -248,7 +249,7 @@ class BaseProvider:
             raise AuthenticationError(self.missing_credentials(), provider=self.name)
         response = self.client.request(
             "POST", self.endpoint(), headers=self.auth_headers(key), json=body,
-            timeout=Timeouts.of(self.config.timeout), stream=stream, provider=self.name)
+            timeout=self.timeouts, stream=stream, provider=self.name)
         if response.status >= 400:
             raise self.error_from(response)
         return response
@@ -270,7 +271,7 @@ class BaseProvider:
 
     def _send_with_retries(self, body: dict[str, Any], stream: bool) -> Response:
         policy = RetryPolicy(max_retries=self.config.max_retries)
-        deadline = time.monotonic() + Timeouts.of(self.config.timeout).total
+        deadline = time.monotonic() + self.timeouts.total
         tried: set[int] = set()
         retries = 0
         while True:

@@ -139,7 +139,7 @@ class CodexProvider(BaseProvider):
 
     def _post(self, body: dict[str, Any], stream: bool, headers: dict[str, str]) -> Response:
         response = self.client.request("POST", self.endpoint(), headers=headers, json=body,
-                                       timeout=self.config.timeout, stream=stream,
+                                       timeout=self.timeouts, stream=stream,
                                        provider=self.name)
         if response.status >= 400:
             raise self.error_from(response)

@@ -75,9 +75,9 @@ def to_openai_messages(messages: Sequence[Message], system: str | None) -> list[
 class OpenAIProvider(BaseProvider):
     provider_type = "openai"
 
-    @property
-    def is_openai(self) -> bool:
-        return (urlsplit(self.config.base_url).hostname or "").lower() == OPENAI_HOST
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.is_openai = (urlsplit(self.config.base_url).hostname or "").lower() == OPENAI_HOST
 
     @property
     def needs_key(self) -> bool:  # type: ignore[override]

@@ -1,0 +1,125 @@
+"""Us against the libraries users would pick instead, in one run, on one loopback server.
+
+    python bench/compare.py [--rounds 3]
+
+Creates bench/.peers (a virtual environment with openai, anthropic and litellm: never a
+dependency of the package or its tests) on first use, starts bench/fake_server.py, runs every
+client and case in fresh processes, interleaved (A B C A B C ...), and prints a Markdown table
+of medians with ratios against missy and against the raw ``http.client`` floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PEERS = BENCH / ".peers"
+PEER_PACKAGES = ["openai", "anthropic", "litellm"]
+CLIENTS = ["missy", "raw", "openai", "missy-anthropic", "anthropic", "litellm"]
+CASES = ["requests", "stream_events", "stream_mb", "first_token", "rss"]
+IMPORTS = {"missy": "import missy_providers", "raw": "import http.client, json",
+           "openai": "import openai", "anthropic": "import anthropic", "litellm": "import litellm"}
+HIGHER_IS_BETTER = {"requests", "stream_mb", "sse_decode"}
+# litellm fetches a price list from the internet at import unless told not to: loopback only.
+ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+
+
+def peers_python() -> str:
+    python = PEERS / "bin" / "python"
+    if not python.exists():
+        print("creating bench/.peers (openai, anthropic, litellm) ...", file=sys.stderr)
+        venv.create(PEERS, with_pip=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES],
+                       check=True)
+    return str(python)
+
+
+def run_json(argv: list[str]) -> dict[str, float]:
+    out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                         env=ENV)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def wall(argv: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, timeout=120, env=ENV)
+    return (time.perf_counter() - started) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    python = peers_python()
+    server = subprocess.Popen([python, str(BENCH / "fake_server.py")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert server.stdout is not None
+    port = server.stdout.readline().strip()
+    results: dict[tuple[str, str], list[float]] = {}
+    units: dict[str, str] = {}
+    try:
+        for _ in range(args.rounds):
+            for case in CASES:
+                for client in CLIENTS:
+                    got = run_json([python, str(BENCH / "run.py"), "--client", client,
+                                    "--case", case, "--port", port])
+                    results.setdefault((case, client), []).append(got["value"])
+                    units[case] = str(got["unit"])
+        for _ in range(args.rounds * 3):  # whole-process cold import, interleaved
+            for client, code in IMPORTS.items():
+                results.setdefault(("import", client), []).append(
+                    wall([python, "-c", code]))
+            results.setdefault(("cli", "missy"), []).append(wall(
+                [python, "-m", "missy", "providers", "--config", "examples/config.yaml"]))
+            results.setdefault(("cli", "raw"), []).append(wall(
+                [python, "-c", "import urllib.request, http.client, ssl, json"]))
+        units["import"] = units["cli"] = "ms"
+        sse = run_json([python, str(BENCH / "sse_decode.py")])
+        for style, row in sse.items():
+            units[f"sse_decode {style}"] = "MB/s"
+            results[(f"sse_decode {style}", "missy")] = [row["missy"]]
+            results[(f"sse_decode {style}", "raw")] = [row["bytes.split floor"]]
+            if "openai SDK" in row:
+                results[(f"sse_decode {style}", "openai")] = [row["openai SDK"]]
+    finally:
+        server.stdin.close()  # type: ignore[union-attr]
+        server.wait(timeout=10)
+    print_table(results, units)
+
+
+def print_table(results: dict[tuple[str, str], list[float]], units: dict[str, str]) -> None:
+    cases = list(dict.fromkeys(case for case, _ in results))
+    print(f"| case | unit | {' | '.join(CLIENTS)} | missy / raw | missy vs SDK |")
+    print("|" + "---|" * (len(CLIENTS) + 4))
+    for case in cases:
+        med = {c: statistics.median(v) for (k, c), v in results.items() if k == case}
+        cells = [f"{med[c]:.1f}" if c in med else "" for c in CLIENTS]
+        better = case.split()[0] in HIGHER_IS_BETTER
+        ours = med.get("missy")
+        floor = med.get("raw")
+        ratio = f"{ours / floor:.2f}x" if ours and floor else ""
+        sdk_ratios = []
+        for ours_name, sdk in (("missy", "openai"), ("missy-anthropic", "anthropic"),
+                               ("missy", "litellm")):
+            if ours_name in med and sdk in med and med[sdk]:
+                r = med[ours_name] / med[sdk] if better else med[sdk] / med[ours_name]
+                sdk_ratios.append(f"{r:.1f}x {sdk}")
+        print(f"| {case} | {units[case]} | {' | '.join(cells)} | {ratio} | "
+              f"{', '.join(sdk_ratios)} |")
+    print("\nmissy vs SDK: how many times better missy is (higher-is-better cases: ours/theirs;"
+          " time and memory cases: theirs/ours).")
+
+
+if __name__ == "__main__":
+    main()
