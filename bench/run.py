@@ -113,15 +113,20 @@ def raw_client(port: int) -> tuple[Callable[[], str], Stream]:
 
     def stream(n: int, size: int) -> Iterator[str]:
         resp = post({"model": f"bench-{size}", "max_tokens": n, "stream": True, "messages": []})
-        buf = b""
-        while chunk := resp.read1(65536):
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                if line.startswith(b"data: {"):
-                    choices = json.loads(line[6:])["choices"]
-                    if choices and choices[0]["delta"].get("content"):
-                        yield choices[0]["delta"]["content"]
+        buf, done = b"", False
+        try:
+            while chunk := resp.read1(65536):
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    if line.startswith(b"data: {"):
+                        choices = json.loads(line[6:])["choices"]
+                        if choices and choices[0]["delta"].get("content"):
+                            yield choices[0]["delta"]["content"]
+            done = True
+        finally:
+            if not done:  # left early: the rest of the body is unread, so reconnect next time
+                conn.close()
 
     return once, stream
 

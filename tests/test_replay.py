@@ -24,7 +24,14 @@ from missy_providers.http import PolicyHTTPClient
 from missy_providers.policy import NetworkPolicy
 from missy_providers.providers.base import BaseProvider
 from missy_providers.registry import provider_class
-from missy_providers.types import CompletionResponse, Message, Tool, ToolCall, ToolResult
+from missy_providers.types import (
+    FINISH_REASONS,
+    CompletionResponse,
+    Message,
+    Tool,
+    ToolCall,
+    ToolResult,
+)
 
 TRAFFIC = Path(__file__).resolve().parents[2] / "shared" / "real-traffic"
 EXCHANGES = sorted(TRAFFIC.glob("*.json"))
@@ -320,6 +327,7 @@ def check_expect(provider: BaseProvider, exchange: dict[str, Any],
     if reason is None:  # the server never said: inferred from what arrived
         reason = "tool_calls" if expect["tool_calls"] else "stop"
     assert response.finish_reason == FINISH.get(reason, reason)
+    assert response.finish_reason in FINISH_REASONS
     calls = [(c.name, c.arguments) for c in response.tool_calls]
     assert calls == [(c["name"], c["arguments"]) for c in expect["tool_calls"]]
     ids = [c.id for c in response.tool_calls]

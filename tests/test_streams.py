@@ -37,6 +37,12 @@ def decode_sse(raw: bytes, splits: list[int] | None = None, *,
     return out + decoder.close(dispatch_unterminated=dispatch_unterminated)
 
 
+def random_cuts(raw: bytes, seed: str, runs: int = 50) -> list[list[int]]:
+    """Seeded random places to split ``raw``: the same splits on every run."""
+    rng = random.Random(seed)
+    return [sorted(rng.sample(range(1, len(raw)), rng.randint(1, 40))) for _ in range(runs)]
+
+
 def assert_decodes(raw: bytes, expected: list[Event], **kw: bool) -> None:
     assert decode_sse(raw, **kw) == expected
     assert decode_sse(raw, list(range(1, len(raw))), **kw) == expected  # byte by byte
@@ -181,9 +187,7 @@ def test_real_sse_bodies_split_anywhere(path: Path) -> None:
     whole = decode_sse(raw)
     assert whole, "every recorded stream has events"
     assert decode_sse(raw, list(range(1, len(raw)))) == whole
-    rng = random.Random(f"{path.stem}-splits")  # seeded: the same splits every run
-    for _ in range(50):
-        cuts = sorted(rng.sample(range(1, len(raw)), rng.randint(1, 40)))
+    for cuts in random_cuts(raw, path.stem):
         assert decode_sse(raw, cuts) == whole
     sse = exchange["expect"].get("sse", {})
     if "event_counts" in sse:
@@ -255,7 +259,5 @@ def test_real_ndjson_bodies_split_anywhere(path: Path) -> None:
     whole = decode_ndjson(raw)
     assert len(whole) == exchange["expect"]["lines"]
     assert decode_ndjson(raw, list(range(1, len(raw)))) == whole
-    rng = random.Random(path.stem)
-    for _ in range(50):
-        cuts = sorted(rng.sample(range(1, len(raw)), rng.randint(1, 30)))
+    for cuts in random_cuts(raw, path.stem):
         assert decode_ndjson(raw, cuts) == whole

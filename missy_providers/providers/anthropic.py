@@ -145,6 +145,9 @@ class AnthropicStream(Accumulator):
         self.message: dict[str, Any] | None = None
         self.blocks: dict[int, dict[str, Any]] = {}
         self.partial_json: dict[int, list[str]] = {}
+        # Text and thinking arrive in thousands of deltas: kept as pieces, joined once (adding
+        # each delta to a growing string would copy it again every time).
+        self.pieces: dict[tuple[int, str], list[str]] = {}
         self.stopped = False
 
     def feed(self, item: Event) -> Iterable[StreamEvent]:
@@ -195,17 +198,23 @@ class AnthropicStream(Accumulator):
         kind = delta.get("type")
         if kind == "text_delta":
             text = delta.get("text", "")
-            block["text"] = block.get("text", "") + text
+            self._piece(index, block, "text").append(text)
             return (StreamEvent("text", text),) if text else ()
         if kind == "input_json_delta":
             self.partial_json.setdefault(index, []).append(delta.get("partial_json", ""))
         elif kind == "thinking_delta":
-            block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
+            self._piece(index, block, "thinking").append(delta.get("thinking", ""))
         elif kind == "signature_delta":
             block["signature"] = delta.get("signature", "")
         elif kind == "citations_delta":
             block.setdefault("citations", []).append(delta.get("citation"))
         return ()
+
+    def _piece(self, index: int, block: dict[str, Any], field: str) -> list[str]:
+        pieces = self.pieces.get((index, field))
+        if pieces is None:
+            pieces = self.pieces[index, field] = [block.get(field, "")]
+        return pieces
 
     def _stop(self, index: int) -> Iterable[StreamEvent]:
         block = self._block(index)
@@ -223,5 +232,7 @@ class AnthropicStream(Accumulator):
         if self.message is None or not self.stopped:
             raise ProtocolError("stream ended before message_stop (truncated response)",
                                 provider=self.provider.name)
+        for (index, field), pieces in self.pieces.items():
+            self.blocks[index][field] = "".join(pieces)
         self.message["content"] = [self.blocks[i] for i in sorted(self.blocks)]
         return response_from_message(self.message, self.provider.name)
