@@ -64,10 +64,10 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self._send(200, {"data": [{"id": "bench"}], "models": [{"name": "bench"}]})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
         n = int(body.get("max_tokens") or body.get("max_completion_tokens") or 1)
         size = int(str(body.get("model", "bench-8")).rpartition("-")[2] or 8)
