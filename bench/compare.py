@@ -115,8 +115,9 @@ def print_table(results: dict[tuple[str, str], list[float]], units: dict[str, st
         sdk_ratios = []
         for ours_name, sdk in (("missy", "openai"), ("missy-anthropic", "anthropic"),
                                ("missy", "litellm")):
-            if ours_name in med and sdk in med and med[sdk]:
-                r = med[ours_name] / med[sdk] if better else med[sdk] / med[ours_name]
+            mine = med.get(ours_name, med.get("missy"))  # import/cli: one missy row for both
+            if mine and med.get(sdk):
+                r = mine / med[sdk] if better else med[sdk] / mine
                 sdk_ratios.append(f"{r:.1f}x {sdk}")
         print(f"| {case} | {units[case]} | {' | '.join(cells)} | {ratio} | "
               f"{', '.join(sdk_ratios)} |")
