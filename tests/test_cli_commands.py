@@ -97,7 +97,9 @@ def test_providers_check_probes_in_parallel(server: LoopbackServer, tmp_path: Pa
     local = next(line for line in lines if line.startswith("local"))
     assert " OK " in claude and "ms" in claude and "(models: claude-x)" in claude
     assert "(models: llama3.2:latest, qwen3:8b)" in local
-    assert server.requests[0].headers.get("x-api-key") in (CANARY, None)
+    by_path = {r.path: r for r in server.requests}
+    assert by_path["/v1/models"].headers["x-api-key"] == CANARY  # sent, never printed
+    assert "x-api-key" not in by_path["/api/tags"].headers
 
 
 def test_providers_check_json_reasons(server: LoopbackServer, tmp_path: Path) -> None:

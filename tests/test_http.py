@@ -323,3 +323,72 @@ def test_audit_log_file(server: LoopbackServer, tmp_path: object) -> None:
 def test_timeouts_are_validated() -> None:
     with pytest.raises(UsageError, match=r"timeouts.read must be a number > 0, got 0"):
         Timeouts(read=0)
+
+
+class ConnectProxy:
+    """A minimal HTTPS forward proxy: answers CONNECT, then pipes bytes both ways."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += client.recv(1024)
+            self.requests.append(head.split(b"\r\n")[0])
+            host, _, port = head.split()[1].decode().rpartition(":")
+            upstream = socket.create_connection(("127.0.0.1", int(port)))
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: object, dst: object) -> None:
+        try:
+            while data := src.recv(65536):  # type: ignore[attr-defined]
+                dst.sendall(data)  # type: ignore[attr-defined]
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()  # type: ignore[attr-defined]
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+def test_https_through_a_configured_proxy_uses_connect(tls_server: LoopbackServer) -> None:
+    tls_server.reset(ok)
+    proxy = ConnectProxy()
+    try:
+        client = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1", "localhost"]),
+                                  proxy=f"http://127.0.0.1:{proxy.port}", ca_bundle=str(CERT))
+        r = client.request("GET", f"https://localhost:{tls_server.port}/v1/x")
+        assert r.json() == {"ok": True, "path": "/v1/x"}
+        [connect] = proxy.requests  # http.client tunnels with an HTTP/1.0 CONNECT line
+        assert connect.startswith(f"CONNECT localhost:{tls_server.port} HTTP/".encode())
+        assert tls_server.requests[0].headers["host"] == f"localhost:{tls_server.port}"
+        denied = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]),
+                                  proxy=f"http://127.0.0.1:{proxy.port}")
+        with pytest.raises(PolicyViolation):  # the target is checked too, before the proxy
+            denied.request("GET", f"https://localhost:{tls_server.port}/")
+        assert len(proxy.requests) == 1
+    finally:
+        proxy.stop()
