@@ -350,7 +350,7 @@ class ConnectProxy:
             while b"\r\n\r\n" not in head:
                 head += client.recv(1024)
             self.requests.append(head.split(b"\r\n")[0])
-            host, _, port = head.split()[1].decode().rpartition(":")
+            port = head.split()[1].decode().rpartition(":")[2]  # always to 127.0.0.1
             upstream = socket.create_connection(("127.0.0.1", int(port)))
             client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             for a, b in ((client, upstream), (upstream, client)):
