@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 
 from .errors import (
     PolicyViolation,
@@ -27,6 +26,7 @@ from .errors import (
     UsageError,
 )
 from .policy import Decision, NetworkPolicy, Target, parse_ip
+from .values import Value
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -52,20 +52,20 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 Resolver = Callable[[str, int], list[str]]
 
 
-@dataclass(frozen=True, slots=True)
-class Timeouts:
+class Timeouts(Value):
     """Seconds: ``connect`` for TCP (+TLS), ``read`` between bytes, ``total`` for the request
     (for a stream: until the caller finishes reading it)."""
 
-    connect: float = 10.0
-    read: float = 60.0
-    total: float = 600.0
+    __slots__ = ("connect", "read", "total")
+    connect: float
+    read: float
+    total: float
 
-    def __post_init__(self) -> None:
-        for name in ("connect", "read", "total"):
-            value = getattr(self, name)
+    def __init__(self, connect: float = 10.0, read: float = 60.0, total: float = 600.0) -> None:
+        for name, value in (("connect", connect), ("read", read), ("total", total)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise UsageError(f"timeouts.{name} must be a number > 0, got {value!r}")
+        self._set(connect=connect, read=read, total=total)
 
     @classmethod
     def of(cls, value: Timeouts | float | None) -> Timeouts:

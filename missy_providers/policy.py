@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from .errors import PolicyViolation
+from .values import Value
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -31,15 +31,19 @@ _FORBIDDEN_URL_CHARS = frozenset("\\ \t\r\n\x0b\x0c\x7f") | frozenset(map(chr, r
 LOCAL_NAMES = frozenset({"localhost"})
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(Value):
     """The canonical parts of a URL that passed the grammar."""
 
+    __slots__ = ("scheme", "host", "port", "path", "ip")
     scheme: str
     host: str  # lower-case name, dotted-quad IPv4, or compressed IPv6 without brackets
     port: int
     path: str  # path and query, as sent on the request line (never logged with the query)
-    ip: IPAddress | None = None
+    ip: IPAddress | None
+
+    def __init__(self, scheme: str, host: str, port: int, path: str,
+                 ip: IPAddress | None = None) -> None:
+        self._set(scheme=scheme, host=host, port=port, path=path, ip=ip)
 
     @property
     def authority(self) -> str:
@@ -51,12 +55,18 @@ class Target:
         return self.path.partition("?")[0]
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(Value):
+    """Allowed or not, why (for people), and which config key decided (for tools)."""
+
+    __slots__ = ("allowed", "reason", "target", "rule")
     allowed: bool
     reason: str
-    target: Target | None = None
-    rule: str = ""  # the config key that decided: "allowed_hosts", "default_deny", ...
+    target: Target | None
+    rule: str  # "allowed_hosts", "allowed_domains", "default_deny", "address", "url", ...
+
+    def __init__(self, allowed: bool, reason: str, target: Target | None = None,
+                 rule: str = "") -> None:
+        self._set(allowed=allowed, reason=reason, target=target, rule=rule)
 
     def raise_if_denied(self) -> None:
         if not self.allowed:
@@ -183,11 +193,16 @@ def parse_url(url: str) -> Target:
     return Target(scheme, host, port, path, ip)
 
 
-@dataclass(frozen=True, slots=True)
-class HostEntry:
+class HostEntry(Value):
+    """One ``allowed_hosts`` entry: a host, a port or any (None), and its IP if it is one."""
+
+    __slots__ = ("host", "port", "ip")
     host: str
-    port: int | None  # None: any port
+    port: int | None
     ip: IPAddress | None
+
+    def __init__(self, host: str, port: int | None, ip: IPAddress | None) -> None:
+        self._set(host=host, port=port, ip=ip)
 
     def matches(self, target: Target) -> bool:
         return self.host == target.host and self.port in (None, target.port)

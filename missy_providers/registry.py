@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import random
 from collections.abc import Mapping, Sequence
 
 from .config import Config, ProviderConfig, config_from_dict, load_config
@@ -19,7 +18,6 @@ from .errors import (
     UsageError,
 )
 from .router import TIERS, ModelRouter
-from .types import CompletionResponse, Message, Tool
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +33,7 @@ if TYPE_CHECKING:
     from .http import PolicyHTTPClient
     from .keys import KeyRing
     from .providers.base import BaseProvider
+    from .types import CompletionResponse, Message, Tool
 
 # The one table from provider type to class, imported only when such a provider is enabled.
 PROVIDER_CLASSES = {
@@ -145,6 +144,8 @@ class ProviderRegistry:
         weighted = [n for n in order if self._config_of(n).weight > 0]
         if not weighted:
             return order
+        import random  # only for weighted orders
+
         rng = random.Random()  # noqa: S311 (load spreading, not security)
         chosen = []
         while weighted:

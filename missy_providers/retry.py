@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from .values import Value
 
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
 _GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -101,14 +102,20 @@ BACKOFF_CAP = 8.0
 MAX_RETRY_AFTER = 60.0  # a server asking for longer than this gets a failure, not a long sleep
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class RetryPolicy(Value):
     """How often and how long to wait. A value: each call keeps its own attempt count."""
 
-    max_retries: int = 2
-    backoff_base: float = BACKOFF_BASE
-    backoff_cap: float = BACKOFF_CAP
-    max_retry_after: float = MAX_RETRY_AFTER
+    __slots__ = ("max_retries", "backoff_base", "backoff_cap", "max_retry_after")
+    max_retries: int
+    backoff_base: float
+    backoff_cap: float
+    max_retry_after: float
+
+    def __init__(self, max_retries: int = 2, backoff_base: float = BACKOFF_BASE,
+                 backoff_cap: float = BACKOFF_CAP,
+                 max_retry_after: float = MAX_RETRY_AFTER) -> None:
+        self._set(max_retries=max_retries, backoff_base=backoff_base, backoff_cap=backoff_cap,
+                  max_retry_after=max_retry_after)
 
     def delay(self, attempt: int, retry_after: float | None, rand: float) -> float | None:
         """Seconds to wait before retry number ``attempt`` (0-based): the server's advice when

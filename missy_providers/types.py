@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from .errors import UsageError
+from .values import Record, Value
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -26,38 +26,48 @@ def make_usage(prompt: int, completion: int, total: int | None = None) -> Usage:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class ToolCall:
+class ToolCall(Value):
     """A model's request to run a tool. ``arguments`` is always a parsed JSON object."""
 
+    __slots__ = ("id", "name", "arguments")
     id: str
     name: str
-    arguments: dict[str, Any] = field(default_factory=dict)
+    arguments: dict[str, Any]
+
+    def __init__(self, id: str, name: str, arguments: dict[str, Any] | None = None) -> None:
+        self._set(id=id, name=name, arguments={} if arguments is None else arguments)
 
 
-@dataclass(frozen=True, slots=True)
-class ToolResult:
+class ToolResult(Value):
     """What a tool returned, sent back to the model in a ``tool`` message."""
 
+    __slots__ = ("tool_call_id", "name", "content", "is_error")
     tool_call_id: str
     name: str
     content: str
-    is_error: bool = False
+    is_error: bool
+
+    def __init__(self, tool_call_id: str, name: str, content: str,
+                 is_error: bool = False) -> None:
+        self._set(tool_call_id=tool_call_id, name=name, content=content, is_error=is_error)
 
 
-@dataclass(frozen=True, slots=True)
-class Tool:
+class Tool(Value):
     """A tool the model may call; ``parameters`` is a JSON Schema object."""
 
+    __slots__ = ("name", "description", "parameters")
     name: str
-    description: str = ""
-    parameters: Mapping[str, Any] = field(
-        default_factory=lambda: {"type": "object", "properties": {}}
-    )
+    description: str
+    parameters: Mapping[str, Any]
+
+    def __init__(self, name: str, description: str = "",
+                 parameters: Mapping[str, Any] | None = None) -> None:
+        if parameters is None:
+            parameters = {"type": "object", "properties": {}}
+        self._set(name=name, description=description, parameters=parameters)
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(Value):
     """One conversation turn.
 
     ``role`` is ``system``, ``user``, ``assistant`` or ``tool``. An assistant turn may carry
@@ -66,19 +76,26 @@ class Message:
     the same provider; other providers ignore it.
     """
 
+    __slots__ = ("role", "content", "tool_calls", "tool_result", "native")
     role: str
-    content: str = ""
-    tool_calls: Sequence[ToolCall] = ()
-    tool_result: ToolResult | None = None
-    native: Any = None
+    content: str
+    tool_calls: Sequence[ToolCall]
+    tool_result: ToolResult | None
+    native: Any
 
-    def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise UsageError(f"Message role must be one of {sorted(ROLES)}, got {self.role!r}")
-        if self.role == "tool" and self.tool_result is None:
+    def __init__(self, role: str, content: str = "", tool_calls: Sequence[ToolCall] = (),
+                 tool_result: ToolResult | None = None, native: Any = None) -> None:
+        if role not in ROLES:
+            raise UsageError(f"Message role must be one of {sorted(ROLES)}, got {role!r}")
+        if role == "tool" and tool_result is None:
             raise UsageError("a Message with role 'tool' needs a tool_result")
-        if self.tool_calls and self.role != "assistant":
+        if tool_calls and role != "assistant":
             raise UsageError("only an assistant Message can carry tool_calls")
+        self._set(role=role, content=content, tool_calls=tool_calls, tool_result=tool_result,
+                  native=native)
+
+    def __hash__(self) -> int:  # tool_calls may be a list, native a dict: hash what is stable
+        return hash((self.role, self.content))
 
     @classmethod
     def tool(cls, result: ToolResult) -> Message:
@@ -86,18 +103,27 @@ class Message:
         return cls(role="tool", content=result.content, tool_result=result)
 
 
-@dataclass(slots=True)
-class CompletionResponse:
+class CompletionResponse(Record):
     """The outcome of one completion, whatever the provider."""
 
+    __slots__ = ("content", "model", "provider", "usage", "tool_calls", "finish_reason", "raw",
+                 "native")
     content: str
     model: str
     provider: str
-    usage: Usage = field(default_factory=lambda: make_usage(0, 0))
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    finish_reason: str = "stop"
-    raw: Any = None
-    native: Any = None  # the provider's own assistant content, replayed by to_message()
+    usage: Usage
+    tool_calls: list[ToolCall]
+    finish_reason: str
+    raw: Any
+    native: Any  # the provider's own assistant content, replayed by to_message()
+
+    def __init__(self, content: str, model: str, provider: str, usage: Usage | None = None,
+                 tool_calls: list[ToolCall] | None = None, finish_reason: str = "stop",
+                 raw: Any = None, native: Any = None) -> None:
+        self._set(content=content, model=model, provider=provider,
+                  usage=make_usage(0, 0) if usage is None else usage,
+                  tool_calls=[] if tool_calls is None else tool_calls,
+                  finish_reason=finish_reason, raw=raw, native=native)
 
     def to_message(self) -> Message:
         """The assistant turn to append to the conversation, keeping what the provider needs
@@ -106,11 +132,15 @@ class CompletionResponse:
                        tool_calls=tuple(self.tool_calls), native=self.native)
 
 
-@dataclass(frozen=True, slots=True)
-class StreamEvent:
+class StreamEvent(Value):
     """One typed event of a stream: ``text`` (a delta), ``tool_call`` (complete), ``done``."""
 
+    __slots__ = ("type", "text", "tool_call", "response")
     type: str
-    text: str = ""
-    tool_call: ToolCall | None = None
-    response: CompletionResponse | None = None
+    text: str
+    tool_call: ToolCall | None
+    response: CompletionResponse | None
+
+    def __init__(self, type: str, text: str = "", tool_call: ToolCall | None = None,
+                 response: CompletionResponse | None = None) -> None:
+        self._set(type=type, text=text, tool_call=tool_call, response=response)

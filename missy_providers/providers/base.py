@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from ..config import KEY_ENV_VARS, ProviderConfig, Secret
 from ..errors import (
@@ -36,6 +34,7 @@ from ..limits import CircuitBreaker, RateLimiter
 from ..retry import RetryPolicy, is_retryable
 from ..streams import NDJSONDecoder, SSEDecoder
 from ..types import CompletionResponse, Message, StreamEvent, Tool
+from ..values import Value
 from .error_mapping import CONTEXT_LENGTH_MARKERS, classify_error, str_or_none
 from .streaming import Accumulator, StreamResponse
 
@@ -52,14 +51,19 @@ AVAILABILITY_TIMEOUT = Timeouts(connect=2.0, read=3.0, total=5.0)
 BREAKER_FAILURES = (ProviderUnavailable, OverloadedError, RequestTimeout)
 
 
-@dataclass(frozen=True, slots=True)
-class Probe:
+class Probe(Value):
     """The outcome of a live check: ``reason`` is what an operator needs to act on it."""
 
+    __slots__ = ("ok", "reason", "latency_ms", "models")
     ok: bool
     reason: str
-    latency_ms: float | None = None
-    models: list[str] = field(default_factory=list)
+    latency_ms: float | None
+    models: list[str]
+
+    def __init__(self, ok: bool, reason: str, latency_ms: float | None = None,
+                 models: list[str] | None = None) -> None:
+        self._set(ok=ok, reason=reason, latency_ms=latency_ms,
+                  models=[] if models is None else models)
 
 
 def parse_tool_arguments(raw: str | None, *, tool: str, provider: str) -> dict[str, Any]:
@@ -290,6 +294,8 @@ class BaseProvider:
                     continue
                 if retries >= policy.max_retries or not is_retryable(exc):
                     raise
+                import random  # on the retry path only
+
                 delay = policy.delay(retries, getattr(exc, "retry_after", None),
                                      random.random())  # noqa: S311 (jitter, not crypto)
                 if delay is None or time.monotonic() + delay > deadline:

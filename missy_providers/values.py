@@ -1,0 +1,60 @@
+"""Value: the base of the package's small value classes.
+
+`dataclasses` would write these methods, but importing it pulls in `inspect`, and each
+decorated class compiles generated code at import: together that was a third of
+``missy providers``' start-up. A subclass lists its fields in ``__slots__``, declares their
+types, and sets them once in ``__init__`` with :meth:`Value._set`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class Value:
+    """Compared, hashed and shown by its fields (the ``__slots__``); immutable once built."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _set(self, **fields: object) -> None:
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def _set_over(self, defaults: Mapping[str, object], given: Mapping[str, object]) -> None:
+        """Set the ``given`` fields and the ``defaults`` for the rest; unknown names are an
+        error, as for any constructor."""
+        unknown = set(given) - set(defaults)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field(s) {sorted(unknown)}")
+        self._set(**{**defaults, **given})
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: build a new one")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Record(Value):
+    """A Value whose fields may be changed after it is built (so it is not hashable)."""
+
+    __slots__ = ()
+    __hash__ = None  # type: ignore[assignment]
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
