@@ -13,7 +13,24 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .values import Value
+from .settings import (
+    NETWORK_DEFAULTS as NETWORK_DEFAULTS,
+)
+from .settings import (
+    PROVIDER_DEFAULTS as PROVIDER_DEFAULTS,
+)
+from .settings import (
+    Config as Config,
+)
+from .settings import (
+    NetworkConfig as NetworkConfig,
+)
+from .settings import (
+    ProviderConfig as ProviderConfig,
+)
+from .settings import (
+    Secret as Secret,
+)
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -35,114 +52,6 @@ BASE_URL_ENV_VARS = {"openai": "OPENAI_BASE_URL", "ollama": "OLLAMA_HOST"}
 DEFAULT_CONFIG_PATH = "~/.missy/config.yaml"
 DEFAULT_CODEX_TOKEN_URL = "https://auth.openai.com/oauth/token"  # noqa: S105 (a URL)
 OLLAMA_DEFAULT_PORT = 11434
-
-
-class Secret:
-    """A credential. Its repr and str never show the value; :meth:`reveal` is called only where
-    a request header is built."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-
-NETWORK_DEFAULTS: dict[str, Any] = {
-    "default_deny": True, "allowed_hosts": (), "allowed_domains": (), "allowed_cidrs": (),
-    "provider_allowed_hosts": (), "proxy": "", "ca_bundle": "", "audit_log": "",
-}
-
-
-class NetworkConfig(Value):
-    """The ``network:`` section (see NETWORK_DEFAULTS for what is unset)."""
-
-    __slots__ = tuple(NETWORK_DEFAULTS)
-    default_deny: bool
-    allowed_hosts: tuple[str, ...]
-    allowed_domains: tuple[str, ...]
-    allowed_cidrs: tuple[str, ...]
-    provider_allowed_hosts: tuple[str, ...]
-    proxy: str
-    ca_bundle: str
-    audit_log: str
-
-    def __init__(self, **settings: Any) -> None:
-        self._set_over(NETWORK_DEFAULTS, settings)
-
-
-PROVIDER_DEFAULTS: dict[str, Any] = {
-    "keys": (), "key_source": "none", "enabled": True, "fast_model": "", "premium_model": "",
-    "timeout": 60.0, "max_retries": 2, "organization": "", "project": "", "auth_file": "",
-    "token_url": "",
-    "requests_per_minute": 0.0,  # 0: unlimited
-    "tokens_per_minute": 0.0,
-    "max_wait_seconds": 30.0,
-    "circuit_breaker_threshold": 5,  # 0: off
-    "circuit_breaker_cooldown_seconds": 30.0,
-    "weight": 0.0,  # 0: not weighted; see ProviderRegistry.fallback_order
-}
-
-
-class ProviderConfig(Value):
-    """One entry of ``providers:``. ``keys`` is the rotation ring: index 0 is the key chosen by
-    precedence (``api_key``, the env var, ``api_keys[0]``), then the other ``api_keys``."""
-
-    __slots__ = ("name", "provider_type", "model", "base_url", *PROVIDER_DEFAULTS)
-    name: str
-    provider_type: str
-    model: str
-    base_url: str
-    keys: tuple[Secret, ...]
-    key_source: str
-    enabled: bool
-    fast_model: str
-    premium_model: str
-    timeout: float
-    max_retries: int
-    organization: str
-    project: str
-    auth_file: str
-    token_url: str
-    requests_per_minute: float
-    tokens_per_minute: float
-    max_wait_seconds: float
-    circuit_breaker_threshold: int
-    circuit_breaker_cooldown_seconds: float
-    weight: float
-
-    def __init__(self, name: str, provider_type: str, model: str, base_url: str,
-                 **settings: Any) -> None:
-        self._set_over({"name": name, "provider_type": provider_type, "model": model,
-                        "base_url": base_url, **PROVIDER_DEFAULTS}, settings)
-
-
-class Config(Value):
-    """A validated config: build it with config_from_dict or load_config."""
-
-    __slots__ = ("providers", "network", "default_provider", "fallback", "source")
-    providers: Mapping[str, ProviderConfig]
-    network: NetworkConfig
-    default_provider: str
-    fallback: tuple[str, ...]
-    source: str
-
-    def __init__(self, providers: Mapping[str, ProviderConfig] | None = None,
-                 network: NetworkConfig | None = None, default_provider: str = "",
-                 fallback: tuple[str, ...] = (), source: str = "<dict>") -> None:
-        self._set(providers={} if providers is None else providers,
-                  network=NetworkConfig() if network is None else network,
-                  default_provider=default_provider, fallback=fallback, source=source)
-
-    def __hash__(self) -> int:  # providers is a dict
-        return hash((self.source, tuple(self.providers)))
 
 
 # --- field specs ---------------------------------------------------------------------------
