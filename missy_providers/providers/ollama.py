@@ -9,7 +9,7 @@ from ..config import Secret
 from ..errors import ProtocolError
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
 from .base import AVAILABILITY_TIMEOUT, BaseProvider, parse_tool_arguments
-from .openai import new_call_id, unique_ids
+from .openai import function_tools, new_call_id, unique_ids
 from .streaming import Accumulator
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -78,9 +78,7 @@ class OllamaProvider(BaseProvider):
                 if isinstance(m, Mapping)]
 
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
-        return [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                  "parameters": dict(t.parameters)}}
-                for t in tools]
+        return function_tools(tools)  # the same shape as Chat Completions
 
     def build_body(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                    opts: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:

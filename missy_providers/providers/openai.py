@@ -56,6 +56,13 @@ def finish_reason(reason: str | None, has_tool_calls: bool) -> str:
     return FINISH_REASONS[reason]
 
 
+def function_tools(tools: Sequence[Tool]) -> list[dict[str, Any]]:
+    """Tools as ``{"type": "function", "function": {...}}`` (Chat Completions, and Ollama)."""
+    return [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                              "parameters": dict(t.parameters)}}
+            for t in tools]
+
+
 def to_openai_messages(messages: Sequence[Message], system: str | None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     for m in messages:
@@ -107,9 +114,7 @@ class OpenAIProvider(BaseProvider):
         return not self.is_openai and self.probe().ok
 
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
-        return [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                  "parameters": dict(t.parameters)}}
-                for t in tools]
+        return function_tools(tools)
 
     def build_body(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                    opts: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
