@@ -246,7 +246,7 @@ class PolicyHTTPClient:
 
     # --- policy ---------------------------------------------------------------------------
 
-    def _audit(self, method: str, target: Target | None, url: str, allowed: bool, reason: str,
+    def _audit(self, method: str, target: Target | None, allowed: bool, reason: str,
                rule: str, address: str = "") -> None:
         if not self._audit_hooks:
             return
@@ -272,8 +272,7 @@ class PolicyHTTPClient:
             decision = self.policy.check(url)
             if len(self._decisions) < DECISION_CACHE_SIZE:
                 self._decisions[url] = decision
-        self._audit(method, decision.target, url, decision.allowed, decision.reason,
-                    decision.rule)
+        self._audit(method, decision.target, decision.allowed, decision.reason, decision.rule)
         if not decision.allowed or decision.target is None:
             log.info("policy refused %s request: %s", method, decision.reason)
             raise PolicyViolation(decision.reason, decision)
@@ -300,16 +299,26 @@ class PolicyHTTPClient:
                                           provider=provider)
             with self._lock:
                 self._dns[key] = (now + self._dns_ttl, addresses)
-        for address in addresses:
-            ip = parse_ip(address.partition("%")[0])
-            if ip is None:
-                raise ProviderUnavailable(f"resolver returned a non-address for "
-                                          f"'{target.host}'", provider=provider)
-            decision = self.policy.check_address(target, ip)
+        for address, decision in self._address_decisions(target, addresses):
+            if decision.rule == "resolver":  # a broken resolver, not a policy question
+                raise ProviderUnavailable(decision.reason, provider=provider)
             if not decision.allowed:
-                self._audit(method, target, "", False, decision.reason, decision.rule, address)
+                self._audit(method, target, False, decision.reason, decision.rule, address)
                 raise PolicyViolation(decision.reason, decision)
         return addresses
+
+    def _address_decisions(self, target: Target, addresses: list[str]
+                           ) -> list[tuple[str, Decision]]:
+        """The policy's verdict on each resolved address (zone ids dropped; a resolver answer
+        that is not an address is refused)."""
+        out = []
+        for address in addresses:
+            ip = parse_ip(address.partition("%")[0])
+            decision = (self.policy.check_address(target, ip) if ip is not None else
+                        Decision(False, f"resolver returned a non-address for '{target.host}'",
+                                 target, "resolver"))
+            out.append((address, decision))
+        return out
 
     def explain(self, url: str, *, resolve: bool = False) -> dict[str, Any]:
         """The policy's verdict on ``url`` without connecting; with ``resolve``, the DNS step
@@ -326,12 +335,8 @@ class PolicyHTTPClient:
             out.update(allowed=False, reason=f"cannot resolve '{target.host}' "
                                              f"({type(exc).__name__})")
             return out
-        checks = []
-        for address in addresses:
-            ip = parse_ip(address.partition("%")[0])
-            verdict = self.policy.check_address(target, ip) if ip is not None else None
-            checks.append({"address": address, "allowed": bool(verdict and verdict.allowed),
-                           "reason": verdict.reason if verdict else "not an IP address"})
+        checks = [{"address": a, "allowed": d.allowed, "reason": d.reason}
+                  for a, d in self._address_decisions(target, addresses)]
         out["addresses"] = checks
         out["allowed"] = bool(checks) and all(c["allowed"] for c in checks)
         return out

@@ -15,14 +15,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from ..config import KEY_ENV_VARS, ProviderConfig, Secret
 from ..errors import (
     AuthenticationError,
-    ContextLengthError,
     MissyError,
     OverloadedError,
     PolicyViolation,
     ProtocolError,
     ProviderError,
     ProviderUnavailable,
-    RateLimitError,
     RequestTimeout,
     ToolArgumentsError,
     UsageError,
@@ -35,7 +33,7 @@ from ..retry import RetryPolicy, is_retryable
 from ..streams import NDJSONDecoder, SSEDecoder
 from ..types import CompletionResponse, Message, StreamEvent, Tool
 from ..values import Value
-from .error_mapping import CONTEXT_LENGTH_MARKERS, classify_error, str_or_none
+from .error_mapping import classify_error, classify_stream_error, str_or_none
 from .streaming import Accumulator, StreamResponse
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -251,9 +249,12 @@ class BaseProvider:
         """One HTTP exchange with one key; an error status becomes its typed error."""
         if self.needs_key and key is None:
             raise AuthenticationError(self.missing_credentials(), provider=self.name)
-        response = self.client.request(
-            "POST", self.endpoint(), headers=self.auth_headers(key), json=body,
-            timeout=self.timeouts, stream=stream, provider=self.name)
+        return self._post(body, stream, self.auth_headers(key))
+
+    def _post(self, body: dict[str, Any], stream: bool, headers: dict[str, str]) -> Response:
+        response = self.client.request("POST", self.endpoint(), headers=headers, json=body,
+                                       timeout=self.timeouts, stream=stream,
+                                       provider=self.name)
         if response.status >= 400:
             raise self.error_from(response)
         return response
@@ -396,14 +397,4 @@ class BaseProvider:
         """An error object inside a 200 stream, as the typed error it names."""
         message, etype = self.error_details(data)
         message = scrub(message or "error event in stream", self.secrets())
-        kw: dict[str, Any] = {"provider": self.name, "error_type": etype}
-        lowered = f"{etype} {message}".lower()
-        if "overloaded" in lowered:
-            raise OverloadedError(message, **kw)
-        if "rate_limit" in lowered:
-            raise RateLimitError(message, **kw)
-        if any(m in lowered for m in CONTEXT_LENGTH_MARKERS):
-            raise ContextLengthError(message, **kw)
-        if etype in ("api_error", "server_error"):
-            raise ProviderUnavailable(message, **kw)
-        raise ProviderError(message, **kw)
+        raise classify_stream_error(message, {"provider": self.name, "error_type": etype})

@@ -137,14 +137,6 @@ class CodexProvider(BaseProvider):
                 self.credentials.refresh_after_401(token)
         raise AssertionError("unreachable")
 
-    def _post(self, body: dict[str, Any], stream: bool, headers: dict[str, str]) -> Response:
-        response = self.client.request("POST", self.endpoint(), headers=headers, json=body,
-                                       timeout=self.timeouts, stream=stream,
-                                       provider=self.name)
-        if response.status >= 400:
-            raise self.error_from(response)
-        return response
-
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
         return [{"type": "function", "name": t.name, "description": t.description,
                  "parameters": dict(t.parameters)} for t in tools]

@@ -46,5 +46,20 @@ def classify_error(status: int, message: str, header: Callable[[str], str],
     return ProviderError(message, **kw)
 
 
+def classify_stream_error(message: str, kw: dict[str, Any]) -> ProviderError:
+    """An error object inside a 200 stream (no status to go by): typed by its type or text."""
+    etype = str(kw.get("error_type") or "")
+    lowered = f"{etype} {message}".lower()
+    if "overloaded" in lowered:
+        return OverloadedError(message, **kw)
+    if "rate_limit" in lowered:
+        return RateLimitError(message, **kw)
+    if any(m in lowered for m in CONTEXT_LENGTH_MARKERS):
+        return ContextLengthError(message, **kw)
+    if etype in ("api_error", "server_error"):
+        return ProviderUnavailable(message, **kw)
+    return ProviderError(message, **kw)
+
+
 def str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
