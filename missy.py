@@ -107,26 +107,34 @@ def cmd_providers(cli: Cli) -> int:
     with cli.registry() as registry:
         rows = registry.list_providers()
         checks = _check_all(registry, cli.args.timeout) if cli.args.check else {}
-    if checks:
-        for row in rows:
-            check = checks.get(row["name"])
+    for row in rows:
+        check = checks.get(row["name"])
+        row["available"] = None if check is None else bool(check["ok"] and row["ready"])
+        if checks:
             row["check"] = check
-            if check is not None:
-                row["available"] = check["ok"]
     if cli.args.json:
         cli.json({"providers": rows})
         return EXIT_OK
     if not rows:
         cli.print("no providers configured")
         return EXIT_OK
-    header = ["NAME", "TYPE", "MODEL", "ENDPOINT", "KEY", "ENABLED", "AVAILABLE"]
+    # READY: has what it needs to be called (nothing probed). AVAILABLE only after --check.
+    last = ["AVAILABLE", "CHECK"] if checks else ["READY"]
+    header = ["NAME", "TYPE", "MODEL", "ENDPOINT", "KEY", "ENABLED", *last]
     table = [[
         row["name"] + (" (default)" if row["default"] else ""), row["type"], _models(row),
         row["endpoint"], row["key_source"], "yes" if row["enabled"] else "no",
-        "yes" if row["available"] else "no",
-    ] + ([_check_text(row.get("check"))] if checks else []) for row in rows]
-    cli.print(_table(header + (["CHECK"] if checks else []), table))
+    ] + ([_yes_no(row["available"]), _check_text(row.get("check"))] if checks
+         else [_yes_no(row["ready"])]) for row in rows]
+    cli.print(_table(header, table))
+    if not checks:
+        cli.print("\nREADY: credentials present, nothing contacted; missy providers --check "
+                  "probes each one")
     return EXIT_OK
+
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else "yes" if value else "no"
 
 
 # --- missy ask ------------------------------------------------------------------------------
@@ -137,7 +145,12 @@ def cmd_ask(cli: Cli) -> int:
     from missy_providers.types import Message
 
     args = cli.args
-    prompt = " ".join(args.prompt) if args.prompt and args.prompt != ["-"] else sys.stdin.read()
+    if args.prompt and args.prompt != ["-"]:
+        prompt = " ".join(args.prompt)
+    else:
+        if sys.stdin.isatty():
+            cli.err.write("missy: reading the prompt from stdin (end it with Ctrl-D)\n")
+        prompt = sys.stdin.read()
     if not prompt.strip():
         raise _usage("nothing to ask: give a PROMPT or pipe one on stdin")
     messages = [Message("user", prompt)]
@@ -152,7 +165,7 @@ def cmd_ask(cli: Cli) -> int:
             opts["model"] = router.select_model(provider.config, tier)
         if args.system:
             opts["system"] = args.system
-        if args.max_tokens:
+        if args.max_tokens is not None:
             opts["max_tokens"] = args.max_tokens
         if args.temperature is not None:
             opts["temperature"] = args.temperature
@@ -162,14 +175,17 @@ def cmd_ask(cli: Cli) -> int:
                 cli.print(response.content)
         else:
             stream = provider.stream(messages, **opts)
+            wrote = False
             try:
                 for text in stream:
                     cli.out.write(text)
                     cli.out.flush()
+                    wrote = True
                 response = stream.response
             finally:
                 stream.close()  # on Ctrl-C too: the connection is closed, not left half-read
-            cli.print()
+                if wrote:  # a cut stream's partial text ends its line before the error
+                    cli.print()
     if args.json:
         cli.json({"content": response.content, "model": response.model,
                   "provider": response.provider, "usage": response.usage,
@@ -204,10 +220,10 @@ def cmd_policy_check(cli: Cli) -> int:
 
 
 def cmd_policy_show(cli: Cli) -> int:
-    from missy_providers.policy import NetworkPolicy
+    from missy_providers.config import network_policy
 
     config = cli.config()
-    shown = NetworkPolicy.from_config(config).describe()
+    shown = network_policy(config).describe()
     shown["proxy"] = config.network.proxy or None
     shown["ca_bundle"] = config.network.ca_bundle or None
     shown["audit_log"] = config.network.audit_log or None
@@ -233,15 +249,21 @@ def cmd_policy_show(cli: Cli) -> int:
 def cmd_config_check(cli: Cli) -> int:
     from missy_providers.config import config_path, load_config
     from missy_providers.errors import ConfigError
+    from missy_providers.preflight import local_file_problems
 
     path = config_path(cli.args.config)
     try:
         config = load_config(path)
+        problems = local_file_problems(config)
     except ConfigError as exc:
-        for problem in exc.problems:
+        problems = list(exc.problems)
+    if problems:
+        for problem in problems:
             cli.err.write(f"{problem}\n")
-        cli.err.write(f"{len(exc.problems)} problem(s) in {path}\n")
+        cli.err.write(f"{len(problems)} problem(s) in {path}\n")
         return EXIT_USAGE
+    for note in config.notes:
+        cli.err.write(f"note: {note}\n")
     enabled = sum(p.enabled for p in config.providers.values())
     cli.print(f"{path}: ok ({len(config.providers)} providers, {enabled} enabled)")
     return EXIT_OK
@@ -251,15 +273,28 @@ def cmd_config_init(cli: Cli) -> int:
     from importlib.resources import files
 
     from missy_providers.config import config_path
+    from missy_providers.files import create_private
 
     path = config_path(cli.args.path or cli.args.config)
-    if os.path.exists(path) and not cli.args.force:
-        raise _usage(f"{path} exists; pass --force to overwrite it")
     starter = files("missy_providers").joinpath("starter_config.yaml").read_text("utf-8")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(starter)
-    cli.print(f"wrote {path}; edit it, then run: missy config check")
+    directory = os.path.dirname(os.path.abspath(path))
+    if path == os.path.expanduser("~/.missy/config.yaml"):
+        os.makedirs(directory, mode=0o700, exist_ok=True)  # the default place: made for you
+    if os.path.isdir(path):
+        raise _usage(f"{path} is a directory; give a file path")
+    try:
+        create_private(path, starter, overwrite=cli.args.force)
+    except FileExistsError:
+        raise _usage(f"{path} exists; pass --force to overwrite it") from None
+    except IsADirectoryError:
+        raise _usage(f"{path} is a directory; give a file path") from None
+    except FileNotFoundError:
+        if not os.path.isdir(directory):
+            raise _usage(f"the directory {directory} does not exist; create it first") from None
+        raise _usage(f"cannot write {path} (FileNotFoundError)") from None
+    except OSError as exc:
+        raise _usage(f"cannot write {path} ({type(exc).__name__}: {exc.strerror})") from None
+    cli.print(f"wrote {path} (mode 0600); edit it, then run: missy config check")
     return EXIT_OK
 
 
@@ -272,28 +307,57 @@ def _usage(message: str) -> Exception:
 # --- the parser -----------------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def _global_options(defaults: bool) -> argparse.ArgumentParser:
+    """--config, -v and -q, accepted before the command and after it. Only the top-level
+    copy sets defaults: a subcommand's copy must not overwrite what was given before it."""
+    keep: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE",
-                        help="config file (default: $MISSY_CONFIG, then ~/.missy/config.yaml)")
+                        help="config file (default: $MISSY_CONFIG, then ~/.missy/config.yaml)",
+                        **keep)
     loud = common.add_mutually_exclusive_group()
     loud.add_argument("-v", "--verbose", action="store_true",
-                      help="debug logging and tracebacks on stderr")
-    loud.add_argument("-q", "--quiet", action="store_true", help="errors only on stderr")
+                      help="debug logging and tracebacks on stderr", **keep)
+    loud.add_argument("-q", "--quiet", action="store_true", help="errors only on stderr",
+                      **keep)
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    from missy_providers import __version__
+
+    common = _global_options(defaults=False)
     parser = argparse.ArgumentParser(
-        prog="missy", parents=[common],
+        prog="missy", parents=[_global_options(defaults=True)],
         description="Missy's provider layer: one interface to Anthropic, OpenAI (and "
                     "compatible), Codex and Ollama, behind a network policy.",
         epilog="exit codes: 0 ok, 1 provider/runtime error, 2 usage/config error, "
                "3 policy denial, 130 interrupted")
+    parser.add_argument("--version", action="version", version=f"missy {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     providers = sub.add_parser("providers", parents=[common],
                                help="list the configured providers and whether they are usable")
     providers.add_argument("--check", action="store_true",
                            help="probe every enabled provider now, in parallel")
-    providers.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
-                           help="per-provider probe timeout (default 3)")
+    providers.add_argument("--timeout", type=_positive(float), default=3.0, metavar="SECONDS",
+                           help="with --check: the most each probe may take, in all "
+                                "(default 3)")
     providers.add_argument("--json", action="store_true", help="print JSON")
     providers.set_defaults(run=cmd_providers)
 
@@ -303,8 +367,9 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--model", help="model id (overrides --tier)")
     ask.add_argument("--tier", choices=TIER_CHOICES, help="model tier; auto = ModelRouter")
     ask.add_argument("--system", help="system prompt")
-    ask.add_argument("--max-tokens", type=int, metavar="N")
-    ask.add_argument("--temperature", type=float)
+    ask.add_argument("--max-tokens", type=_positive(int), metavar="N",
+                     help="most tokens to generate (a whole number > 0)")
+    ask.add_argument("--temperature", type=float, help="sampling temperature, e.g. 0 to 1")
     ask.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
     ask.add_argument("--json", action="store_true", help="print the final response as JSON")
     ask.set_defaults(run=cmd_ask)
@@ -372,6 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.version_info < (3, 10):  # noqa: UP036 (a vendored copy may run on any Python)
+        sys.exit(f"missy: needs Python 3.10+, this is {sys.version.split()[0]}")
     if __spec__ is None:
         # Run as a file (`python -I path/to/missy.py`, a vendored copy): isolated mode leaves
         # the script's directory off sys.path, so look for missy_providers beside this file.

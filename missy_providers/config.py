@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .headers import header_value_problem
 from .settings import (
     NETWORK_DEFAULTS as NETWORK_DEFAULTS,
 )
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     Check = Callable[[Any], str | None]  # what was expected, or None when the value fits
+    from .policy import NetworkPolicy
 
 PROVIDER_TYPES = ("anthropic", "openai", "openai-codex", "ollama")
 DEFAULT_BASE_URLS = {
@@ -177,20 +179,33 @@ def _kind(value: Any) -> str:
 # --- resolution ----------------------------------------------------------------------------
 
 
+class Unset(str):
+    """A ``$VAR`` reference whose variable is not set: the name of the variable."""
+
+    __slots__ = ()
+
+
 def _resolve_env_ref(value: str, env: Mapping[str, str], problems: _Problems,
-                     *path: str) -> str | None:
-    """``$VAR`` / ``${VAR}`` -> the variable's value; a missing variable is a problem."""
+                     *path: str) -> str | Unset | None:
+    """``$VAR`` / ``${VAR}`` -> the variable's value; :class:`Unset` (the name) when the
+    variable is not set; None (and a problem) when the reference itself is malformed."""
     if not value.startswith("$"):
         return value
     name = value[2:-1] if value.startswith("${") and value.endswith("}") else value[1:]
     if not name.isidentifier():
-        problems.add(f"{value!r} is not a valid $VAR reference", *path)
+        # Never quote it: a key pasted where a variable name was meant lands here.
+        problems.add("starts with '$' but is not a valid $VAR reference (value not shown); "
+                     "write $NAME or ${NAME} with a variable name", *path)
         return None
     resolved = env.get(name, "")
-    if not resolved:
-        problems.add(f"environment variable {name} is not set (referenced by ${name})", *path)
-        return None
-    return resolved
+    return resolved if resolved else Unset(name)
+
+
+def codex_auth_file(env: Mapping[str, str] | None = None) -> str:
+    """Where the Codex CLI keeps its tokens: ``$CODEX_HOME/auth.json``, else ~/.codex."""
+    env = os.environ if env is None else env
+    home = env.get("CODEX_HOME") or os.path.join("~", ".codex")
+    return os.path.join(os.path.expanduser(home), "auth.json")
 
 
 def ollama_base_url(value: str) -> str:
@@ -227,26 +242,41 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
     """The key ring and a description of where its first key came from (never the key)."""
     ring: list[str] = []
     source = "none"
-    if "api_key" in good:
-        key = _resolve_env_ref(good["api_key"], env, problems, *path, "api_key")
-        if key:
+    unset: list[str] = []
+
+    def add(ref: str, *key_path: str) -> bool:
+        key = _resolve_env_ref(ref, env, problems, *path, *key_path)
+        if isinstance(key, Unset):
+            unset.append(key)
+            return False
+        if key is None:
+            return False
+        problem = header_value_problem(key, credential=True)
+        if problem:
+            problems.add(problem, *path, *key_path)
+            return False
+        if key not in ring:
             ring.append(key)
-            raw = good["api_key"]
+        return True
+
+    if "api_key" in good:
+        raw = good["api_key"]
+        if add(raw, "api_key"):
             source = f"env {raw.strip('${}')}" if raw.startswith("$") else "config"
     elif KEY_ENV_VARS.get(ptype):
         var = KEY_ENV_VARS[ptype]
         only_host = KEY_ENV_HOSTS[ptype]
         host = (urlsplit(base_url).hostname or "").lower()
-        if env.get(var) and (only_host is None or host == only_host):
-            ring.append(env[var])
+        if env.get(var) and (only_host is None or host == only_host) and \
+                add(f"${var}", f"${var}"):
             source = f"env {var}"
     listed = good.get("api_keys", [])
     for i, ref in enumerate(listed):
-        key = _resolve_env_ref(ref, env, problems, *path, "api_keys", str(i))
-        if key and key not in ring:
-            ring.append(key)
+        add(ref, "api_keys", str(i))
     if listed and (source == "none" or len(ring) > 1):
         source = f"{len(ring)} keys" if len(ring) != 1 else "config"
+    if not ring and unset:
+        source = f"unset ${unset[0]}"
     return tuple(Secret(k) for k in ring), source
 
 
@@ -289,7 +319,8 @@ def _provider(name: str, data: Any, env: Mapping[str, str],
         fast_model=good.get("fast_model", ""), premium_model=good.get("premium_model", ""),
         timeout=float(good.get("timeout", 60.0)), max_retries=good.get("max_retries", 2),
         organization=good.get("organization", ""), project=good.get("project", ""),
-        auth_file=good.get("auth_file", ""), token_url=token_url,
+        auth_file=(os.path.expanduser(good.get("auth_file") or codex_auth_file(env))
+                   if ptype == "openai-codex" else ""), token_url=token_url,
         **{k: good[k] for k in _RESILIENCE_KEYS if k in good},
     )
 
@@ -368,16 +399,65 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
     elif default and default not in raw_providers:
         problems.add(f"{default!r} is not one of the configured providers "
                      f"({', '.join(map(str, raw_providers)) or 'none'})", "default_provider")
+    elif default in providers and not providers[default].enabled:
+        problems.add(f"{default!r} is disabled (providers.{default}.enabled: false); enable it "
+                     "or name an enabled provider", "default_provider")
     fallback = top.get("fallback") or []
     if _is_str_list(fallback):
         problems.add("expected a list of provider names", "fallback")
         fallback = []
+    notes: list[str] = []
     for i, name in enumerate(fallback):
         if name not in raw_providers:
             problems.add(f"{name!r} is not one of the configured providers", "fallback", str(i))
+        elif name in providers and not providers[name].enabled:
+            notes.append(f"fallback.{i}: {name!r} is disabled and is skipped in the fallback "
+                         "chain")
+    for name, pconf in providers.items():
+        if pconf.enabled and pconf.key_source.startswith("unset $"):
+            notes.append(f"providers.{name}: {pconf.key_source[6:]} is not set; calls to "
+                         f"{name!r} fail until it is")
     problems.raise_if_any()
-    return Config(providers=providers, network=network, default_provider=default,
-                  fallback=tuple(fallback), source=source)
+    config = Config(providers=providers, network=network, default_provider=default,
+                    fallback=tuple(fallback), source=source, notes=tuple(notes))
+    _check_proxy_allowed(config, problems)
+    problems.raise_if_any()
+    return config
+
+
+def network_policy(config: Config) -> NetworkPolicy:
+    """The policy actually enforced: the ``network:`` section plus the host of every enabled
+    provider's ``base_url`` and ``token_url`` (pinned to its port), and any
+    ``provider_allowed_hosts``. Built here, where the config lives, so that policy.py stays
+    pure and knows nothing of the config."""
+    from .policy import NetworkPolicy, parse_url
+
+    net = config.network
+    provider_hosts = {h: "network.provider_allowed_hosts" for h in net.provider_allowed_hosts}
+    for p in config.providers.values():
+        if not p.enabled:
+            continue
+        for key, url in (("base_url", p.base_url), ("token_url", p.token_url)):
+            if url:
+                target = parse_url(url)
+                provider_hosts.setdefault(target.authority, f"providers.{p.name}.{key}")
+    return NetworkPolicy(default_deny=net.default_deny, allowed_hosts=net.allowed_hosts,
+                         allowed_domains=net.allowed_domains, allowed_cidrs=net.allowed_cidrs,
+                         provider_hosts=provider_hosts)
+
+
+def _check_proxy_allowed(config: Config, problems: _Problems) -> None:
+    """A proxy the policy itself refuses would fail every request: say so at load time."""
+    proxy = config.network.proxy
+    if not proxy:
+        return
+    decision = network_policy(config).check(proxy)
+    if not decision.allowed:
+        problems.add(f"the proxy is refused by the network policy: {decision.reason}",
+                     "network", "proxy")
+    elif decision.target is not None and decision.target.scheme != "http":
+        problems.add("the proxy must be an http:// URL (https to the target is tunnelled "
+                     "through it with CONNECT)", "network", "proxy")
 
 
 def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
@@ -386,15 +466,20 @@ def config_path(explicit: str | None = None, env: Mapping[str, str] | None = Non
     return os.path.expanduser(explicit or env.get("MISSY_CONFIG") or DEFAULT_CONFIG_PATH)
 
 
-def read_config_file(path: str) -> Any:
-    """The raw mapping in a YAML or (by ``.json`` extension) JSON file."""
+def read_config_file(path: str, *, explicit: bool = True) -> Any:
+    """The raw mapping in a YAML or (by ``.json`` extension) JSON file. ``explicit``: the
+    path was given (so the hint is not "pass --config FILE")."""
     source = str(path)
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
-        raise ConfigError("config file not found; pass --config FILE or set MISSY_CONFIG",
-                          source=source) from None
+        hint = ("check the path" if explicit else
+                "pass --config FILE, set MISSY_CONFIG, or run: missy config init")
+        raise ConfigError(f"config file not found; {hint}", source=source) from None
+    except IsADirectoryError:
+        raise ConfigError("the config path is a directory; give a file", source=source
+                          ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file ({type(exc).__name__})",
                           source=source) from None
@@ -404,7 +489,13 @@ def read_config_file(path: str) -> Any:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"malformed JSON: {exc.msg} at line {exc.lineno} column "
                               f"{exc.colno}", source=source) from None
-    import yaml  # only when a YAML file is read: the core runs without third-party packages
+        except RecursionError:
+            raise ConfigError("JSON nested too deeply", source=source) from None
+    try:
+        import yaml  # only when a YAML file is read: the core runs without third-party packages
+    except ImportError:
+        raise ConfigError("this is a YAML config and PyYAML is not installed: install PyYAML "
+                          "or use a .json config", source=source) from None
 
     try:
         return yaml.safe_load(text)
@@ -414,10 +505,15 @@ def read_config_file(path: str) -> Any:
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"malformed YAML: {problem}{where}", source=source) from None
+    except RecursionError:
+        raise ConfigError("YAML nested too deeply", source=source) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *,
                 env: Mapping[str, str] | None = None) -> Config:
     """Load and validate the config file (see :func:`config_path` for which one)."""
-    resolved = config_path(os.fspath(path) if path else None, env)
-    return config_from_dict(read_config_file(resolved), source=resolved, env=env)
+    given = os.fspath(path) if path else None
+    resolved = config_path(given, env)
+    explicit = bool(given or (os.environ if env is None else env).get("MISSY_CONFIG"))
+    return config_from_dict(read_config_file(resolved, explicit=explicit), source=resolved,
+                            env=env)

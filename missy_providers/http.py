@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 
 from .errors import (
+    ConfigError,
     PolicyViolation,
     ProtocolError,
     ProviderError,
@@ -25,7 +26,9 @@ from .errors import (
     RequestTimeout,
     UsageError,
 )
+from .files import append_private
 from .policy import Decision, NetworkPolicy, Target, parse_ip
+from .preflight import ca_bundle_problem, writable_file_problem
 from .values import Value
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -226,6 +229,10 @@ class PolicyHTTPClient:
         self.max_body_bytes = max_body_bytes
         self._resolver = resolver or system_resolver
         self._ca_bundle = ca_bundle
+        if ca_bundle and (problem := ca_bundle_problem(ca_bundle)):
+            raise ConfigError(problem, ("network", "ca_bundle"))
+        if audit_log and (problem := writable_file_problem(audit_log, "audit log")):
+            raise ConfigError(problem, ("network", "audit_log"))
         self._ssl_context: ssl.SSLContext | None = None
         self._audit_hooks: list[AuditHook] = [audit] if audit else []
         if audit_log:
@@ -238,10 +245,17 @@ class PolicyHTTPClient:
         self._lock = threading.Lock()
         self._user_agent = user_agent
 
+    def __repr__(self) -> str:
+        proxy = f", proxy={self._proxy[0].authority!r}" if self._proxy else ""
+        return (f"PolicyHTTPClient(default_deny={self.policy.default_deny}{proxy}, "
+                f"idle_connections={self.idle_connections()})")
+
     @classmethod
     def from_config(cls, config: Config, **kw: Any) -> PolicyHTTPClient:
+        from .config import network_policy
+
         net = config.network
-        return cls(NetworkPolicy.from_config(config), proxy=net.proxy, ca_bundle=net.ca_bundle,
+        return cls(network_policy(config), proxy=net.proxy, ca_bundle=net.ca_bundle,
                    audit_log=net.audit_log, **kw)
 
     # --- policy ---------------------------------------------------------------------------
@@ -353,7 +367,11 @@ class PolicyHTTPClient:
         if self._ssl_context is None:
             import ssl  # lazily: plain-http users (a local Ollama) never pay for it
 
-            ctx = ssl.create_default_context(cafile=self._ca_bundle or None)
+            try:
+                ctx = ssl.create_default_context(cafile=self._ca_bundle or None)
+            except (OSError, ssl.SSLError) as exc:  # checked at start; changed since
+                raise ConfigError(f"cannot load the CA bundle ({type(exc).__name__})",
+                                  ("network", "ca_bundle")) from None
             ctx.check_hostname = True
             ctx.verify_mode = ssl.CERT_REQUIRED
             self._ssl_context = ctx
@@ -559,9 +577,11 @@ class _JsonlAuditFile:
 
     def __init__(self, path: str) -> None:
         self._path = path
-        self._lock = threading.Lock()
 
     def __call__(self, record: dict[str, Any]) -> None:
         line = jsonlib.dumps(record, separators=(",", ":")) + "\n"
-        with self._lock, open(self._path, "a", encoding="utf-8") as f:
-            f.write(line)
+        try:
+            append_private(self._path, line)
+        except OSError as exc:  # fail closed: no request goes out unrecorded
+            raise ConfigError(f"cannot write the audit log ({type(exc).__name__}); nothing "
+                              "was sent", ("network", "audit_log")) from None

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
     IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
     IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-    from .config import Config
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -272,23 +271,6 @@ class NetworkPolicy:
         self.cidrs = tuple(parse_cidr(c) for c in allowed_cidrs)
         self.provider_hosts = {parse_host_entry(h): who for h, who in
                                (provider_hosts or {}).items()}
-
-    @classmethod
-    def from_config(cls, config: Config) -> NetworkPolicy:
-        """The policy actually enforced: the ``network:`` section plus the host of every enabled
-        provider's ``base_url`` (pinned to its port), and any ``provider_allowed_hosts``."""
-        net = config.network
-        provider_hosts = {h: "network.provider_allowed_hosts" for h in net.provider_allowed_hosts}
-        for p in config.providers.values():
-            if not p.enabled:
-                continue
-            for key, url in (("base_url", p.base_url), ("token_url", p.token_url)):
-                if url:
-                    target = parse_url(url)
-                    provider_hosts.setdefault(target.authority, f"providers.{p.name}.{key}")
-        return cls(default_deny=net.default_deny, allowed_hosts=net.allowed_hosts,
-                   allowed_domains=net.allowed_domains, allowed_cidrs=net.allowed_cidrs,
-                   provider_hosts=provider_hosts)
 
     def check(self, url: str) -> Decision:
         """The decision for ``url`` before any DNS lookup."""

@@ -78,6 +78,11 @@ class ProviderRegistry:
                       else load_config(config))
         return cls(config, client)
 
+    def __repr__(self) -> str:
+        enabled = [n for n, p in self.config.providers.items() if p.enabled]
+        return (f"ProviderRegistry(source={self.config.source!r}, providers={enabled!r}, "
+                f"default={self._default!r})")
+
     def _config_of(self, name: str) -> ProviderConfig:
         try:
             return self.config.providers[name]
@@ -132,7 +137,7 @@ class ProviderRegistry:
                 "premium_model": pconf.premium_model or None, "endpoint": pconf.base_url,
                 "key_source": provider.credential_source() if provider else pconf.key_source,
                 "enabled": pconf.enabled,
-                "available": bool(provider and provider.has_credentials()),
+                "ready": bool(provider and provider.has_credentials()),
             })
         return rows
 
@@ -140,7 +145,10 @@ class ProviderRegistry:
         """``providers``, else the config's ``fallback``, else the default provider; providers
         with a ``weight`` are ordered by weighted random choice (heavier first, on average),
         unweighted ones keep their place after them."""
-        order = list(providers or self.config.fallback or [self.default_name])
+        # A disabled provider in the config's chain is skipped (config check says so); one
+        # named in ``providers`` by the caller is an error, from get().
+        order = list(providers or [n for n in self.config.fallback
+                                   if self._config_of(n).enabled] or [self.default_name])
         weighted = [n for n in order if self._config_of(n).weight > 0]
         if not weighted:
             return order
@@ -164,6 +172,9 @@ class ProviderRegistry:
         chooses each provider's model for that tier unless ``model`` is given."""
         if tier is not None and tier != "auto" and tier not in TIERS:
             raise UsageError(f"tier must be one of {', '.join(TIERS)} or auto, got {tier!r}")
+        from .types import as_messages
+
+        messages = as_messages(messages)
         router = router or ModelRouter()
         errors: list[MissyError] = []
         for name in self.fallback_order(providers):

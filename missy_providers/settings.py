@@ -105,19 +105,22 @@ class ProviderConfig(Value):
 class Config(Value):
     """A validated config: build it with config_from_dict or load_config."""
 
-    __slots__ = ("providers", "network", "default_provider", "fallback", "source")
+    __slots__ = ("providers", "network", "default_provider", "fallback", "source", "notes")
     providers: Mapping[str, ProviderConfig]
     network: NetworkConfig
     default_provider: str
     fallback: tuple[str, ...]
     source: str
+    notes: tuple[str, ...]  # not errors, but worth an operator's attention (config check)
 
     def __init__(self, providers: Mapping[str, ProviderConfig] | None = None,
                  network: NetworkConfig | None = None, default_provider: str = "",
-                 fallback: tuple[str, ...] = (), source: str = "<dict>") -> None:
+                 fallback: tuple[str, ...] = (), source: str = "<dict>",
+                 notes: tuple[str, ...] = ()) -> None:
         self._set(providers={} if providers is None else providers,
                   network=NetworkConfig() if network is None else network,
-                  default_provider=default_provider, fallback=fallback, source=source)
+                  default_provider=default_provider, fallback=fallback, source=source,
+                  notes=notes)
 
     def __hash__(self) -> int:  # providers is a dict
         return hash((self.source, tuple(self.providers)))

@@ -87,6 +87,13 @@ class Message(Value):
                  tool_result: ToolResult | None = None, native: Any = None) -> None:
         if role not in ROLES:
             raise UsageError(f"Message role must be one of {sorted(ROLES)}, got {role!r}")
+        if not isinstance(content, str):
+            raise UsageError(f"Message content must be a str, got {type(content).__name__}")
+        if not all(isinstance(c, ToolCall) for c in tool_calls):
+            raise UsageError("Message tool_calls must be ToolCall objects")
+        if tool_result is not None and not isinstance(tool_result, ToolResult):
+            raise UsageError(f"Message tool_result must be a ToolResult, got "
+                             f"{type(tool_result).__name__}")
         if role == "tool" and tool_result is None:
             raise UsageError("a Message with role 'tool' needs a tool_result")
         if tool_calls and role != "assistant":
@@ -144,3 +151,45 @@ class StreamEvent(Value):
     def __init__(self, type: str, text: str = "", tool_call: ToolCall | None = None,
                  response: CompletionResponse | None = None) -> None:
         self._set(type=type, text=text, tool_call=tool_call, response=response)
+
+
+_MESSAGE_DICT_KEYS = frozenset({"role", "content"})
+
+
+def as_messages(messages: object) -> list[Message]:
+    """The conversation as Messages, checked before any I/O. Accepted as a convenience: a
+    plain string (one user turn) and ``{"role": ..., "content": ...}`` dicts (checked as
+    strictly as Message itself; other keys are refused, not dropped)."""
+    if isinstance(messages, str):
+        return [Message("user", messages)]
+    if isinstance(messages, (Mapping, bytes)) or not isinstance(messages, Sequence):
+        raise UsageError(f"messages must be a list of Message (or of {{'role', 'content'}} "
+                         f"dicts, or a str), got {type(messages).__name__}")
+    out: list[Message] = []
+    for i, item in enumerate(messages):
+        if isinstance(item, Message):
+            out.append(item)
+        elif isinstance(item, Mapping):
+            extra = set(item) - _MESSAGE_DICT_KEYS
+            if extra or "role" not in item:
+                raise UsageError(f"messages[{i}]: a message dict has exactly the keys 'role' "
+                                 f"and 'content'; got {sorted(map(str, item))}")
+            try:
+                out.append(Message(item["role"], item.get("content", "")))
+            except UsageError as exc:
+                raise UsageError(f"messages[{i}]: {exc}") from None
+        else:
+            raise UsageError(f"messages[{i}] must be a Message, got {type(item).__name__}")
+    if not out:
+        raise UsageError("messages is empty: give at least one turn")
+    return out
+
+
+def as_tools(tools: object) -> list[Tool]:
+    """The tools, checked before any I/O."""
+    if isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence):
+        raise UsageError(f"tools must be a list of Tool, got {type(tools).__name__}")
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, Tool):
+            raise UsageError(f"tools[{i}] must be a Tool, got {type(tool).__name__}")
+    return list(tools)

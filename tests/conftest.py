@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,18 @@ from missy_providers.http import PolicyHTTPClient
 from missy_providers.policy import NetworkPolicy
 
 CANARY = "sk-canary-9f8e7d6c5b4a3210-DO-NOT-LEAK"
+TRAFFIC = Path(__file__).resolve().parent / "data" / "real-traffic"
+RECORDED_EXCHANGES = 54
+
+
+def recorded_exchanges() -> list[Path]:
+    """The recorded real exchanges in tests/data/real-traffic. A missing or short corpus is an
+    error at collection, never an empty parameter list that pytest would quietly skip."""
+    found = sorted(TRAFFIC.glob("*.json"))
+    if len(found) != RECORDED_EXCHANGES:
+        raise RuntimeError(f"expected {RECORDED_EXCHANGES} recorded exchanges in {TRAFFIC}, "
+                           f"found {len(found)}: the test data is missing or incomplete")
+    return found
 
 
 @pytest.fixture(scope="module")

@@ -29,11 +29,12 @@ def test_providers_table_on_the_example_config() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["NAME", "TYPE", "MODEL", "ENDPOINT", "KEY", "ENABLED",
-                                "AVAILABLE"]
+                                "READY"]
     assert lines[1].startswith("anthropic (default)")
     assert "claude-sonnet-4-6 (fast: claude-haiku-4-5, premium: claude-opus-4-6)" in lines[1]
     ollama = next(line for line in lines if line.startswith("ollama"))
     assert "http://localhost:11434" in ollama and ollama.split()[-2:] == ["yes", "yes"]
+    assert lines[-1].startswith("READY: credentials present, nothing contacted")
     assert result.stderr == ""
 
 
@@ -43,7 +44,7 @@ def test_providers_json_and_env_key_is_never_printed() -> None:
     assert result.returncode == 0, result.stderr
     rows = {r["name"]: r for r in json.loads(result.stdout)["providers"]}
     assert rows["anthropic"]["key_source"] == "env ANTHROPIC_API_KEY"
-    assert rows["anthropic"]["available"] is True
+    assert rows["anthropic"]["ready"] is True and rows["anthropic"]["available"] is None
     assert rows["openai"]["key_source"] == "env OPENAI_API_KEY"
     assert rows["openrouter"]["enabled"] is False
     assert CANARY not in result.stdout + result.stderr

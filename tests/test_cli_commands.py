@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -201,18 +202,22 @@ def test_ask_provider_errors_exit_1(server: LoopbackServer, tmp_path: Path, hand
     assert "Traceback" not in result.stderr
 
 
-def test_ask_policy_denial_exits_3_and_verbose_shows_traceback(server: LoopbackServer,
-                                                              tmp_path: Path) -> None:
+def test_a_proxy_the_policy_refuses_is_a_config_error(server: LoopbackServer,
+                                                      tmp_path: Path) -> None:
     server.reset(route)
-    # A proxy must itself pass the policy; this one is not allowed anywhere.
+    # A proxy must itself pass the policy; this one is not allowed anywhere: the config says
+    # so when it is loaded, before any request.
     config = write_config(tmp_path, server, network={"proxy": "http://proxy.example:3128"})
     result = missy("ask", "hi", config=config)
-    assert result.returncode == 3
-    assert result.stderr.startswith("missy: PolicyViolation: host 'proxy.example:3128' is not "
-                                    "allowed")
+    assert result.returncode == 2
+    assert result.stderr.startswith("missy: ConfigError: ")
+    assert "the proxy is refused by the network policy: host 'proxy.example:3128' is not " \
+           "allowed" in result.stderr and result.stderr.rstrip().endswith("(at network.proxy)")
     assert "Traceback" not in result.stderr
     verbose = missy("ask", "hi", "-v", config=config)
-    assert verbose.returncode == 3 and "Traceback" in verbose.stderr
+    assert verbose.returncode == 2 and "Traceback" in verbose.stderr
+    check = missy("config", "check", config=config)
+    assert check.returncode == 2 and "(at network.proxy)" in check.stderr
     assert server.requests == []
 
 
@@ -315,10 +320,11 @@ def test_config_check_lists_every_problem(tmp_path: Path) -> None:
 
 
 def test_config_init(tmp_path: Path) -> None:
-    target = tmp_path / "sub" / "config.yaml"
+    target = tmp_path / "config.yaml"
     result = missy("config", "init", str(target))
     assert result.returncode == 0, result.stderr
     assert target.read_text() == (ROOT / "examples" / "config.yaml").read_text()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # it will hold keys
     again = missy("config", "init", str(target))
     assert again.returncode == 2 and "pass --force" in again.stderr
     assert missy("config", "init", str(target), "--force").returncode == 0

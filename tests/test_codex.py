@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from loopback import Exchange, LoopbackServer
 
-from missy_providers.config import config_from_dict
+from missy_providers.config import config_from_dict, network_policy
 from missy_providers.errors import AuthenticationError, PolicyViolation, ProviderError
 from missy_providers.http import PolicyHTTPClient
 from missy_providers.policy import NetworkPolicy
@@ -88,7 +88,7 @@ def make(server: LoopbackServer, home: Path, **settings: Any) -> CodexProvider:
         "auth_file": str(home / "auth.json"), **settings}},
         # The names resolve to this machine in tests; the policy must allow that explicitly.
         "network": {"allowed_cidrs": ["127.0.0.0/8"]}}, env={})
-    client = PolicyHTTPClient(NetworkPolicy.from_config(config),
+    client = PolicyHTTPClient(network_policy(config),
                               resolver=lambda host, port: ["127.0.0.1"])
     return CodexProvider(config.providers["codex"], client)
 
@@ -142,7 +142,7 @@ def test_refresh_on_401_rewrites_auth_json_atomically(server: LoopbackServer,
     assert saved["tokens"]["access_token"] == backend.next_tokens["access_token"]
     assert saved["tokens"]["refresh_token"] == "rt-new"
     assert saved["auth_mode"] == "chatgpt" and saved["last_refresh"] != "2026-01-01T00:00:00Z"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # same permissions
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # a 0640 file is tightened to 0600
     assert path.stat().st_ino != inode  # replaced by rename, not rewritten in place
     assert [f.name for f in tmp_path.iterdir()] == ["auth.json"]  # no temp file left
 
@@ -252,7 +252,7 @@ def test_default_auth_file_follows_codex_home(tmp_path: Path,
     monkeypatch.setenv("CODEX_HOME", str(tmp_path))
     write_auth(tmp_path, tokens("a"))
     config = config_from_dict({"providers": {"codex": {"name": "openai-codex", "model": "m"}}},
-                              env={})
+                              env={"CODEX_HOME": str(tmp_path)})
     p = CodexProvider(config.providers["codex"], PolicyHTTPClient(NetworkPolicy()))
     assert p.credentials.path == str(tmp_path / "auth.json")
     assert p.has_credentials() and p.credential_source() == f"auth.json ({tmp_path}/auth.json)"

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from missy_providers.config import config_from_dict
+from missy_providers.config import config_from_dict, network_policy
 from missy_providers.policy import NetworkPolicy, parse_domain_entry, parse_host_entry
 
 POLICY = NetworkPolicy(
@@ -259,7 +259,7 @@ def test_policy_from_config_adds_provider_hosts_and_reports_them() -> None:
         },
         "network": {"provider_allowed_hosts": ["extra.example"]},
     }, env={})
-    policy = NetworkPolicy.from_config(config)
+    policy = network_policy(config)
     shown = policy.describe()["provider_hosts"]
     assert shown == {
         "extra.example": "network.provider_allowed_hosts",

@@ -114,9 +114,9 @@ def test_list_providers_rows_never_hold_keys() -> None:
     assert first == {"name": "anthropic", "type": "anthropic", "default": True,
                      "model": "claude-sonnet-4-6", "fast_model": "claude-haiku-4-5",
                      "premium_model": "claude-opus-4-6", "endpoint": "https://api.anthropic.com",
-                     "key_source": "3 keys", "enabled": True, "available": True}
-    assert rows[1]["available"] is True and rows[1]["key_source"] == "none"
-    assert rows[2]["enabled"] is False and rows[2]["available"] is False
+                     "key_source": "3 keys", "enabled": True, "ready": True}
+    assert rows[1]["ready"] is True and rows[1]["key_source"] == "none"
+    assert rows[2]["enabled"] is False and rows[2]["ready"] is False
     assert "key-a" not in repr(rows)
 
 

@@ -1,4 +1,4 @@
-"""Replay every recorded exchange in shared/real-traffic/ through the real providers.
+"""Replay every recorded exchange in tests/data/real-traffic/ through the real providers.
 
 A loopback server answers each request with the recorded status, headers and body, byte for
 byte (streams one event per network write). The provider is reached by the recorded host name
@@ -16,10 +16,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import RECORDED_EXCHANGES, recorded_exchanges
 from loopback import Exchange, LoopbackServer
 
 from missy_providers.config import config_from_dict
-from missy_providers.errors import AuthenticationError, ProviderError, RateLimitError
+from missy_providers.errors import (
+    AuthenticationError,
+    ProviderError,
+    RateLimitError,
+    UsageError,
+)
 from missy_providers.http import PolicyHTTPClient
 from missy_providers.policy import NetworkPolicy
 from missy_providers.providers.base import BaseProvider
@@ -33,14 +39,15 @@ from missy_providers.types import (
     ToolResult,
 )
 
-TRAFFIC = Path(__file__).resolve().parents[2] / "shared" / "real-traffic"
-EXCHANGES = sorted(TRAFFIC.glob("*.json"))
+EXCHANGES = recorded_exchanges()
 PROVIDER_TYPES = {"anthropic-messages": "anthropic", "openai-chat": "openai",
                   "openai-responses": "openai-codex", "ollama": "ollama"}
 ENDPOINTS = {"anthropic": "/v1/messages", "openai": "/chat/completions",
              "openai-codex": "/responses", "ollama": "/api/chat"}
 HOP_BY_HOP = {"transfer-encoding", "content-length", "connection", "content-encoding",
               "keep-alive"}
+# Recorded errors whose cause the client now catches itself (the 400 said the same thing).
+REFUSED_BEFORE_SENDING = {"responses-error-400": "option temperature must be a number from 0"}
 FINISH = {"function_call": "tool_calls", "content_filter": "stop"}  # onto our 3-word vocabulary
 
 
@@ -420,6 +427,13 @@ def test_replay(path: Path, replay_server: LoopbackServer) -> None:
         assert models == exchange["expect"]["models"]
         assert replay_server.requests[0].path == urlsplit(exchange["request"]["url"]).path
         return
+    if path.stem in REFUSED_BEFORE_SENDING:
+        # The server's 400 answered a value we now refuse before any I/O: same verdict, no
+        # round trip.
+        with pytest.raises(UsageError, match=REFUSED_BEFORE_SENDING[path.stem]):
+            call_provider(provider, exchange)
+        assert replay_server.requests == []
+        return
     if "error" in exchange["expect"]:
         with pytest.raises(ProviderError) as info:
             call_provider(provider, exchange)
@@ -433,4 +447,4 @@ def test_replay(path: Path, replay_server: LoopbackServer) -> None:
 
 
 def test_every_exchange_is_replayed() -> None:
-    assert len(EXCHANGES) == 54
+    assert len(EXCHANGES) == RECORDED_EXCHANGES

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import recorded_exchanges
 
 from missy_providers.errors import ProtocolError
 from missy_providers.streams import Event, NDJSONDecoder, SSEDecoder
 
-TRAFFIC = Path(__file__).resolve().parents[2] / "shared" / "real-traffic"
-EXCHANGES = sorted(TRAFFIC.glob("*.json"))
+EXCHANGES = recorded_exchanges()
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -85,6 +85,11 @@ def response_from_message(data: Mapping[str, Any], provider: str) -> CompletionR
 
 
 class AnthropicProvider(BaseProvider):
+    """Anthropic's Messages API (``POST /v1/messages``, SSE streams), key in ``x-api-key``.
+
+    Thinking blocks and their signatures are kept in ``native`` and replayed verbatim; tool
+    calls come from ``tool_use`` blocks, tool results go back as ``tool_result`` blocks."""
+
     provider_type = "anthropic"
 
     @property

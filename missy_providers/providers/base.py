@@ -31,7 +31,7 @@ from ..keys import KeyRing
 from ..limits import CircuitBreaker, RateLimiter
 from ..retry import RetryPolicy, is_retryable
 from ..streams import NDJSONDecoder, SSEDecoder
-from ..types import CompletionResponse, Message, StreamEvent, Tool
+from ..types import CompletionResponse, Message, StreamEvent, Tool, as_messages, as_tools
 from ..values import Value
 from .error_mapping import classify_error, classify_stream_error, str_or_none
 from .streaming import Accumulator, StreamResponse
@@ -43,6 +43,37 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system"})
+
+
+def _model_problem(v: Any) -> str | None:
+    return None if isinstance(v, str) and v.strip() else "a non-empty string"
+
+
+def _max_tokens_problem(v: Any) -> str | None:
+    ok = isinstance(v, int) and not isinstance(v, bool) and v > 0
+    return None if ok else "a whole number > 0"
+
+
+def _temperature_problem(v: Any) -> str | None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 2
+    return None if ok else "a number from 0 to 2"
+
+
+def _stop_problem(v: Any) -> str | None:
+    ok = isinstance(v, str) or (isinstance(v, (list, tuple))
+                                and all(isinstance(s, str) for s in v))
+    return None if ok else "a string or a list of strings"
+
+
+def _system_problem(v: Any) -> str | None:
+    return None if isinstance(v, str) else "a string"
+
+
+# What each common option must be (None when it fits), checked before anything is sent.
+OPTION_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "model": _model_problem, "max_tokens": _max_tokens_problem,
+    "temperature": _temperature_problem, "stop": _stop_problem, "system": _system_problem,
+}
 AVAILABILITY_TIMEOUT = Timeouts(connect=2.0, read=3.0, total=5.0)
 # Failures that say the provider itself is unwell (they open the circuit breaker); a 4xx says
 # the request was wrong, and a 429 that the provider is up but busy with us.
@@ -180,6 +211,9 @@ class BaseProvider:
 
     def missing_credentials(self) -> str:
         """What to do when there are none (for probes and errors)."""
+        if self.config.key_source.startswith("unset $"):
+            var = self.config.key_source[6:]
+            return f"no key: {var} is not set (referenced by providers.{self.name})"
         env = KEY_ENV_VARS.get(self.provider_type)
         return f"no key: set providers.{self.name}.api_key" + (f" or {env}" if env else "")
 
@@ -244,6 +278,12 @@ class BaseProvider:
         if unknown:
             raise UsageError(f"{self.name}: unknown option(s) {sorted(unknown)}; known: "
                              f"{sorted(known)}")
+        for name, value in opts.items():
+            check = OPTION_CHECKS.get(name)
+            expected = check(value) if check is not None else None
+            if expected:
+                raise UsageError(f"{self.name}: option {name} must be {expected}, got "
+                                 f"{value!r}"[:200])
 
     def _attempt(self, body: dict[str, Any], stream: bool, key: Secret | None) -> Response:
         """One HTTP exchange with one key; an error status becomes its typed error."""
@@ -306,9 +346,15 @@ class BaseProvider:
                 self.sleep(delay)
                 retries += 1
 
+    def _checked(self, messages: object, tools: object, opts: Mapping[str, Any]
+                 ) -> tuple[list[Message], list[Tool] | None]:
+        """The arguments of a call, checked before any I/O (types, ranges, known options)."""
+        self._check_opts(opts)
+        return as_messages(messages), None if tools is None else as_tools(tools)
+
     def _complete(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                   opts: dict[str, Any]) -> CompletionResponse:
-        self._check_opts(opts)
+        messages, tools = self._checked(messages, tools, opts)
         if self.always_streams:
             return self._stream(messages, tools, opts).response
         body = self.build_body(messages, tools, opts, stream=False)
@@ -324,7 +370,7 @@ class BaseProvider:
 
     def _stream(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                 opts: dict[str, Any]) -> StreamResponse:
-        self._check_opts(opts)
+        messages, tools = self._checked(messages, tools, opts)
         body = self.build_body(messages, tools, opts, stream=True)
         estimate = estimate_tokens(messages)
         response = self._send(body, stream=True, estimated_tokens=estimate)

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from ..config import Secret
-from ..errors import AuthenticationError, ProtocolError, UsageError
-from ..http import Response
+from ..errors import AuthenticationError, MissyError, ProtocolError, UsageError
+from ..http import Response, Timeouts
 from ..streams import Event
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
-from .base import BaseProvider, parse_tool_arguments, system_prompt
+from .base import AVAILABILITY_TIMEOUT, BaseProvider, Probe, parse_tool_arguments, system_prompt
 from .codex_auth import LOGIN_HINT, CodexCredentials, default_auth_file
 from .streaming import Accumulator
 
@@ -79,6 +79,10 @@ def response_from_items(items: Sequence[Mapping[str, Any]], meta: Mapping[str, A
 
 
 class CodexProvider(BaseProvider):
+    """OpenAI Codex through a ChatGPT sign-in: the Codex CLI's OAuth tokens (``auth.json``),
+    refreshed through the policy client, and the Responses API on the ChatGPT backend (always
+    streamed, ``store: false``). With an ``api_key`` it speaks the public Responses API."""
+
     provider_type = "openai-codex"
 
     def __init__(self, *args: Any, **kw: Any) -> None:
@@ -105,6 +109,16 @@ class CodexProvider(BaseProvider):
 
     def has_credentials(self) -> bool:
         return self.keys.current() is not None or self.credentials.exists()
+
+    def probe(self, timeout: Timeouts = AVAILABILITY_TIMEOUT) -> Probe:
+        """With the ChatGPT login: the tokens must load (a broken auth.json fails here, not on
+        the first call); there is no cheap live endpoint to ask."""
+        if self.keys.current() is None and self.credentials.exists():
+            try:
+                self.credentials.current()
+            except MissyError as exc:
+                return Probe(False, f"credentials unusable: {exc}")
+        return super().probe(timeout)
 
     def credential_source(self) -> str:
         if self.keys.current() is not None:

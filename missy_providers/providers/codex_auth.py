@@ -1,6 +1,6 @@
 """The Codex CLI's ChatGPT OAuth tokens (``$CODEX_HOME/auth.json``): read, refresh, write back.
 
-This is the only place the package writes a file (besides an opt-in audit log). The refresh
+The file is written through :mod:`missy_providers.files` (0600, atomic). The refresh
 goes through the policy client like every other request. Refresh tokens rotate: the one just
 used is dead, so the new tokens are written back atomically (temp file + rename, same mode).
 """
@@ -14,7 +14,9 @@ import os
 import threading
 import time
 
+from ..config import codex_auth_file
 from ..errors import AuthenticationError, MissyError, ProtocolError, scrub
+from ..files import PRIVATE_MODE, replace_private
 from ..http import PolicyHTTPClient, Timeouts
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -30,8 +32,7 @@ LOGIN_HINT = "run `codex login` to sign in again"
 
 
 def default_auth_file() -> str:
-    home = os.environ.get("CODEX_HOME") or os.path.join("~", ".codex")
-    return os.path.join(os.path.expanduser(home), "auth.json")
+    return codex_auth_file()
 
 
 def jwt_claims(token: str) -> dict[str, Any]:
@@ -153,31 +154,23 @@ class CodexCredentials:
         self._persist()
 
     def _persist(self) -> None:
-        """Write the new tokens into auth.json atomically, keeping its other fields and mode."""
-        import tempfile  # only here: the one file the package ever writes
+        """Write the new tokens into auth.json atomically, keeping its other fields; the file
+        ends 0600 whatever its mode was (it holds a refresh token)."""
         from datetime import datetime, timezone
 
         try:
             with open(self.path, encoding="utf-8") as f:
                 data = json.load(f)
             mode = os.stat(self.path).st_mode & 0o777
-        except (OSError, ValueError):
-            data, mode = {}, 0o600
+        except (OSError, ValueError, RecursionError):
+            data, mode = {}, PRIVATE_MODE
         if not isinstance(data, dict):
             data = {}
+        if mode & 0o077:
+            log.warning("%s was readable by others (mode %o); it is written back as 0600",
+                        self.path, mode)
         data["tokens"] = self._tokens
         data["last_refresh"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        directory = os.path.dirname(self.path) or "."
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".auth.json.", dir=directory)
-        try:
-            os.fchmod(fd, mode)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=2)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
+        replace_private(self.path, json.dumps(data, indent=2))
         self._loaded_mtime = os.stat(self.path).st_mtime

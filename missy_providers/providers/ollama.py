@@ -34,6 +34,9 @@ def to_ollama_messages(messages: Sequence[Message], system: str | None) -> list[
 
 
 class OllamaProvider(BaseProvider):
+    """Ollama's native API (``POST /api/chat``, NDJSON streams, ``/api/tags`` for the live
+    check). No key for a local server; a Bearer key when one is configured (ollama.com)."""
+
     provider_type = "ollama"
     stream_format = "ndjson"
     needs_key = False  # a local server; ollama.com takes a Bearer key when one is configured

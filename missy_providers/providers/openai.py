@@ -80,6 +80,12 @@ def to_openai_messages(messages: Sequence[Message], system: str | None) -> list[
 
 
 class OpenAIProvider(BaseProvider):
+    """OpenAI Chat Completions (``POST {base_url}/chat/completions``, SSE streams), and every
+    OpenAI-compatible service reached by ``base_url`` (OpenRouter, Groq, vLLM, LiteLLM, ...).
+
+    The key goes in ``Authorization: Bearer``; ``OPENAI_API_KEY`` is used only for
+    api.openai.com itself."""
+
     provider_type = "openai"
 
     def __init__(self, *args: Any, **kw: Any) -> None:

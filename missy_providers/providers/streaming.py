@@ -23,6 +23,10 @@ class StreamResponse:
         self._http = http_response
         self._final: CompletionResponse | None = None
 
+    def __repr__(self) -> str:
+        state = "done" if self._final is not None else "open"
+        return f"StreamResponse(url={self._http.url!r}, status={self._http.status}, {state})"
+
     def events(self) -> Iterator[StreamEvent]:
         for event in self._events:
             if event.type == "done":

@@ -1,0 +1,57 @@
+"""Every file the package writes goes through here: created 0600, never through a symlink.
+
+The writers: the audit log and the call log (appended), ``missy config init`` (created,
+exclusively unless forced) and the Codex ``auth.json`` (replaced atomically). A log or a
+config may hold hosts, paths and keys, so nobody but the owner may read them, and a symlink
+planted at the path cannot redirect the write.
+"""
+
+from __future__ import annotations
+
+import os
+
+PRIVATE_MODE = 0o600
+
+
+def _open_private(path: str, flags: int) -> int:
+    # O_NOFOLLOW is absent on Windows, where creating a symlink needs privileges anyway.
+    return os.open(path, flags | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), PRIVATE_MODE)
+
+
+def append_private(path: str, text: str) -> None:
+    """Append ``text`` in one ``write`` (O_APPEND: lines from many threads or processes do not
+    interleave), creating the file 0600 if it is new."""
+    fd = _open_private(path, os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def create_private(path: str, text: str, *, overwrite: bool = False) -> None:
+    """Write a new file 0600; an existing one is an error (FileExistsError) unless
+    ``overwrite``, and then it is truncated in place, its mode tightened to 0600."""
+    fd = _open_private(path, os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL))
+    try:
+        os.fchmod(fd, PRIVATE_MODE)
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def replace_private(path: str, text: str) -> None:
+    """Replace ``path`` atomically (a temp file beside it, then rename) with mode 0600: a
+    reader sees the old file or the new one, never half of either."""
+    import tempfile  # only when a file is replaced (a Codex token refresh)
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".missy-", dir=directory)
+    try:
+        os.fchmod(fd, PRIVATE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
