@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from .errors import ConfigError, at_boundary
 from .headers import header_value_problem
 from .settings import (
     NETWORK_DEFAULTS as NETWORK_DEFAULTS,
@@ -367,6 +367,7 @@ def _check_network_entries(lists: Mapping[str, tuple[str, ...]], problems: _Prob
                 problems.add(str(exc), "network", key, str(i))
 
 
+@at_boundary
 def config_from_dict(data: Any, *, source: str = "<dict>",
                      env: Mapping[str, str] | None = None) -> Config:
     """Validate a config mapping. Raises one ConfigError carrying every problem found."""
@@ -509,6 +510,7 @@ def read_config_file(path: str, *, explicit: bool = True) -> Any:
         raise ConfigError("YAML nested too deeply", source=source) from None
 
 
+@at_boundary
 def load_config(path: str | os.PathLike[str] | None = None, *,
                 env: Mapping[str, str] | None = None) -> Config:
     """Load and validate the config file (see :func:`config_path` for which one)."""

@@ -1,35 +1,93 @@
 """The one exception hierarchy of missy-providers.
 
 Every error carries enough context to act on (provider, config key path, HTTP status) and never a
-secret: server-supplied text passes through :func:`scrub` before it is stored, and messages are
-built by us, never by formatting request headers.
+secret: every MissyError is scrubbed when it is built (see MissyError), and messages are built by
+us, never by formatting request headers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+
+from .secret import REDACTED as REDACTED
+from .secret import excerpt as excerpt
+from .secret import scrub
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, ParamSpec, TypeVar
 
-REDACTED = "[REDACTED]"
-# Server error messages are shown to operators; a hostile server must not be able to flood logs.
-MAX_SERVER_MESSAGE_CHARS = 500
+    P = ParamSpec("P")
+    R = TypeVar("R")
 
 
-def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """Replace every known secret in ``text`` and cut it to a readable length."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
-    if len(text) > MAX_SERVER_MESSAGE_CHARS:
-        text = text[:MAX_SERVER_MESSAGE_CHARS] + "..."
-    return text
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, tuple):
+        return tuple(_scrubbed(v) for v in value)
+    return value
+
+
+def _chained(exc: BaseException | None) -> BaseException | None:
+    # Only our own errors are kept in a chain: they were scrubbed when built. A foreign cause
+    # (UnicodeEncodeError holding a header, JSONDecodeError holding a body) may hold anything.
+    return exc if isinstance(exc, MissyError) else None
+
+
+def at_boundary(func: Callable[P, R]) -> Callable[P, R]:
+    """A public entry point: a MissyError leaves it with the frames below it dropped. Those
+    frames' locals hold raw server bytes and request state, and error trackers capture locals;
+    the message says what went wrong, and -v logging says where."""
+
+    @functools.wraps(func)
+    def boundary(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except MissyError as exc:
+            raise exc.with_traceback(None) from None
+
+    return boundary
+
+
+_REAL_CAUSE = BaseException.__dict__["__cause__"]
+_REAL_CONTEXT = BaseException.__dict__["__context__"]
 
 
 class MissyError(Exception):
-    """Base of every error this package raises on purpose."""
+    """Base of every error this package raises on purpose.
+
+    The error boundary: its args and every string attribute set on it pass through
+    :func:`~missy_providers.secret.scrub` (every live Secret, plus key-shaped patterns), so no
+    call site scrubs by hand; a cause or context that is not a MissyError is not shown to
+    ``traceback`` or error trackers (it may hold the raw text we scrubbed)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*_scrubbed(args))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "args":
+            value = _scrubbed(tuple(value))
+        super().__setattr__(name, _scrubbed(value))
+
+    @property
+    def __cause__(self) -> BaseException | None:
+        return _chained(_REAL_CAUSE.__get__(self))
+
+    @__cause__.setter
+    def __cause__(self, value: BaseException | None) -> None:
+        _REAL_CAUSE.__set__(self, value)
+
+    @property
+    def __context__(self) -> BaseException | None:
+        if self.__suppress_context__:  # `raise ... from None`: nothing to show
+            return None
+        return _chained(_REAL_CONTEXT.__get__(self))
+
+    @__context__.setter
+    def __context__(self, value: BaseException | None) -> None:
+        _REAL_CONTEXT.__set__(self, value)
 
 
 class UsageError(MissyError, ValueError):
@@ -82,7 +140,9 @@ class ProviderError(MissyError):
         suffix = f" (HTTP {status})" if status is not None else ""
         super().__init__(f"{prefix}{message}{suffix}")
         self.message, self.provider, self.status = message, provider, status
-        self.error_type, self.request_id = error_type, request_id
+        # The server's words: bounded and with controls escaped, like any quoted server text.
+        self.error_type = None if error_type is None else excerpt(error_type, 100)
+        self.request_id = None if request_id is None else excerpt(request_id, 100)
         self.should_retry: bool | None = None  # the server's `x-should-retry`, when sent
 
 

@@ -25,10 +25,19 @@ from .errors import (
     RedirectRefused,
     RequestTimeout,
     UsageError,
+    at_boundary,
+    excerpt,
 )
 from .files import append_private
+from .headers import (
+    CLIENT_OWNED,
+    RedactedHeaders,
+    header_name_problem,
+    header_value_problem,
+)
 from .policy import Decision, NetworkPolicy, Target, parse_ip
 from .preflight import ca_bundle_problem, writable_file_problem
+from .secret import Secret
 from .values import Value
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -51,6 +60,7 @@ DECISION_CACHE_SIZE = 1024
 # http.client, socket and ssl are imported when the first request is made, not with the package:
 # listing providers or checking a URL never pays for them.
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+METHODS = ("GET", "POST", "HEAD", "DELETE")
 
 Resolver = Callable[[str, int], list[str]]
 
@@ -179,9 +189,8 @@ class Response:
         try:
             return jsonlib.loads(body)
         except ValueError:
-            excerpt = body[:60].decode("utf-8", "replace")
             raise ProtocolError(f"response from {self.url} (HTTP {self.status}) is not JSON: "
-                                f"{excerpt!r}", provider=self._provider) from None
+                                f"'{excerpt(body, 60)}'", provider=self._provider) from None
 
     def close(self) -> None:
         """Release the connection: back to the pool if the body was read to its end, else
@@ -438,23 +447,28 @@ class PolicyHTTPClient:
 
     # --- requests -------------------------------------------------------------------------
 
-    def _headers(self, headers: Mapping[str, str] | None, has_json: bool) -> dict[str, str]:
-        out = {"User-Agent": self._user_agent, "Accept": "application/json"}
+    def _headers(self, headers: Mapping[str, str] | None, has_json: bool) -> RedactedHeaders:
+        """The request's headers: ours, then the caller's (checked: token names, values that
+        can go on the wire, nothing that frames or routes the request)."""
+        out = RedactedHeaders({"User-Agent": self._user_agent, "Accept": "application/json"})
         if has_json:
             out["Content-Type"] = "application/json"
         for name, value in (headers or {}).items():
+            problem = header_name_problem(name) or header_value_problem(value)
+            if problem:
+                shown = name if isinstance(name, str) and header_name_problem(name) is None \
+                    else "?"
+                raise UsageError(f"header {shown!r}: {problem}")
             lname = name.lower()
-            if lname == "host":
-                raise UsageError("the Host header is set from the checked URL and cannot be "
-                                 "overridden")
-            if not name.isascii() or any(c in name for c in ":\r\n ") or \
-                    any(c in str(value) for c in "\r\n\0"):
-                raise UsageError(f"header {name!r} has a forbidden character (value not shown)")
+            if lname in CLIENT_OWNED:
+                raise UsageError(f"the {name} header is set by the client from the checked "
+                                 "URL and body, and cannot be given")
             for existing in [k for k in out if k.lower() == lname]:
                 del out[existing]
             out[name] = value
         return out
 
+    @at_boundary
     def request(
         self,
         method: str,
@@ -470,6 +484,8 @@ class PolicyHTTPClient:
         """Send one request through the policy. Non-streamed bodies are read (bounded) before
         returning; with ``stream=True`` the caller reads :meth:`Response.iter_raw` and closes.
         Status codes are not errors here (providers map them); a 3xx raises RedirectRefused."""
+        if method not in METHODS:
+            raise UsageError(f"method {method!r}"[:60] + f" is not one of {', '.join(METHODS)}")
         timeouts = Timeouts.of(timeout)
         deadline = time.monotonic() + timeouts.total
         target = self._decide(method, url)
@@ -477,30 +493,28 @@ class PolicyHTTPClient:
             addresses = self._proxy[1][:1]  # the proxy resolves the target; see docs/AUDIT.md
         else:
             addresses = self._addresses(method, target, provider)
-        if json is not None:
-            body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
         all_headers = self._headers(headers, json is not None)
+        payload = _Payload(_encode_json(json).encode() if json is not None else body)
         path = target.path
         if self._proxy is not None and target.scheme == "http":
             path = f"http://{target.authority}{target.path}"  # absolute-form for a proxy
         started = time.monotonic()
-        response = self._exchange(method, target, addresses, path, body, all_headers,
+        response = self._exchange(method, target, addresses, path, payload, all_headers,
                                   timeouts, deadline, provider)
         log.debug("%s %s -> %d in %.0f ms", method, response.url, response.status,
                   (time.monotonic() - started) * 1000)
         if response.status in _REDIRECTS:
-            location = response.header("Location")
+            shown = redirect_origin(response.header("Location"), target)
             response.close()
-            shown = location.partition("?")[0]
             raise RedirectRefused(f"{method} {response.url} answered with a redirect to "
-                                  f"{shown!r}; redirects are not followed: fix the base_url",
+                                  f"{shown}; redirects are not followed: fix the base_url",
                                   location=shown, provider=provider, status=response.status)
         if not stream:
             response.read()
         return response
 
     def _exchange(self, method: str, target: Target, addresses: list[str], path: str,
-                  body: bytes | None, headers: dict[str, str], timeouts: Timeouts,
+                  payload: _Payload, headers: dict[str, str], timeouts: Timeouts,
                   deadline: float, provider: str) -> Response:
         import http.client
 
@@ -518,7 +532,7 @@ class PolicyHTTPClient:
                 try:
                     if conn.sock is not None:
                         conn.sock.settimeout(min(timeouts.read, deadline - time.monotonic()))
-                    conn.request(method, path, body=body, headers=headers)
+                    conn.request(method, path, body=payload.data, headers=headers)
                     raw = conn.getresponse()
                 except stale_connection_errors as exc:
                     conn.close()
@@ -549,6 +563,47 @@ class PolicyHTTPClient:
                 return Response(self, key, conn, raw, target, deadline, timeouts, provider)
         assert last_error is not None
         raise last_error
+
+
+class _Payload:
+    """A request body whose repr is its size: it may carry a token (a refresh grant), and a
+    traceback that captures locals must not show it."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | None) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<{0 if self.data is None else len(self.data)} bytes>"
+
+
+def _reveal(value: object) -> str:
+    if isinstance(value, Secret):
+        return value.reveal()  # a credential in a body (OAuth refresh): revealed on the wire only
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_encode_json = jsonlib.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
+                                   default=_reveal).encode
+
+
+def redirect_origin(location: str, target: Target) -> str:
+    """Where a refused redirect pointed, as scheme://host:port only: its path, query and
+    userinfo may hold a reflected key."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(location.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "an unparseable Location"
+    if not parts.scheme and not parts.netloc:
+        return f"a path on {target.scheme}://{target.authority}"
+    shown_host = f"[{host}]" if host and ":" in host else host or "?"
+    scheme = parts.scheme or target.scheme
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{shown_host}:{port or default}"
 
 
 def shown_url(url: str) -> str:

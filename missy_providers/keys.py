@@ -44,9 +44,5 @@ class KeyRing:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def values(self) -> tuple[str, ...]:
-        """Every key's value, for scrubbing server text; never for output."""
-        return tuple(k.reveal() for k in self._keys)
-
     def __repr__(self) -> str:
         return f"KeyRing({len(self._keys)} keys, index={self._index})"

@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 
 from .errors import PolicyViolation
+from .secret import scrub
 from .values import Value
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -52,6 +53,11 @@ class Target(Value):
     @property
     def log_path(self) -> str:
         return self.path.partition("?")[0]
+
+    def __repr__(self) -> str:
+        # Never the query (it can carry a key), and the path scrubbed like any error text.
+        return (f"Target(scheme={self.scheme!r}, host={self.host!r}, port={self.port}, "
+                f"path={scrub(self.log_path)!r})")
 
 
 class Decision(Value):

@@ -16,6 +16,7 @@ from .errors import (
     RateLimitError,
     RequestTimeout,
     UsageError,
+    at_boundary,
 )
 from .router import TIERS, ModelRouter
 
@@ -162,6 +163,7 @@ class ProviderRegistry:
             chosen.append(pick)
         return chosen + [n for n in order if n not in chosen]
 
+    @at_boundary
     def complete(self, messages: Sequence[Message], *, providers: Sequence[str] | None = None,
                  tools: Sequence[Tool] | None = None, system: str | None = None,
                  tier: str | None = None, router: ModelRouter | None = None,

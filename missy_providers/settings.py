@@ -8,29 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .secret import Secret as Secret
 from .values import Value
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
     from typing import Any
-
-
-class Secret:
-    """A credential. Its repr and str never show the value; :meth:`reveal` is called only where
-    a request header is built."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
 
 
 NETWORK_DEFAULTS: dict[str, Any] = {

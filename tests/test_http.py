@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -56,7 +57,7 @@ def test_redirect_is_not_followed_and_key_stays(server: LoopbackServer) -> None:
         with pytest.raises(RedirectRefused) as info:
             client.request("POST", server.url + "/v1/messages", headers={"x-api-key": CANARY},
                            json={})
-        assert info.value.location == f"http://127.0.0.1:{elsewhere.port}/steal"
+        assert info.value.location == f"http://127.0.0.1:{elsewhere.port}"  # never the path
         assert info.value.status == 302
         assert CANARY not in str(info.value)
         time.sleep(0.1)
@@ -135,7 +136,7 @@ def test_keep_alive_reuses_one_connection(server: LoopbackServer,
 
 def test_host_header_cannot_be_overridden(server: LoopbackServer,
                                           client: PolicyHTTPClient) -> None:
-    with pytest.raises(UsageError, match="Host header"):
+    with pytest.raises(UsageError, match="HOST header is set by the client"):
         client.request("GET", server.url + "/", headers={"HOST": "evil.example"})
     with pytest.raises(UsageError, match="value not shown"):
         client.request("GET", server.url + "/", headers={"x-api-key": CANARY + "\r\nX: y"})
@@ -392,3 +393,34 @@ def test_https_through_a_configured_proxy_uses_connect(tls_server: LoopbackServe
         assert len(proxy.requests) == 1
     finally:
         proxy.stop()
+
+
+@pytest.mark.parametrize("headers, fragment", [
+    ({"Content-Length": "5"}, "Content-Length header is set by the client"),
+    ({"transfer-encoding": "chunked"}, "transfer-encoding header is set by the client"),
+    ({"Connection": "close"}, "Connection header is set by the client"),
+    ({"TE": "trailers"}, "TE header is set by the client"),
+    ({"Trailer": "x"}, "Trailer header is set by the client"),
+    ({"Upgrade": "h2c"}, "Upgrade header is set by the client"),
+    ({"Expect": "100-continue"}, "Expect header is set by the client"),
+    ({"Host\t": "evil.example"}, "header name has a character that is not allowed at index 4"),
+    ({"X\x0bY": "1"}, "header name has a character that is not allowed at index 1"),
+    ({"X\x00": "1"}, "header name has a character that is not allowed at index 1"),
+    ({"": "1"}, "a header name must be a non-empty string"),
+    ({"x-a": "v\x00"}, "a header value has a character that cannot be sent"),
+    ({"x-a": "\u2603"}, "a header value has a character that cannot be sent"),
+])
+def test_request_framing_is_the_clients(server: LoopbackServer, client: PolicyHTTPClient,
+                                        headers: dict[str, str], fragment: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(fragment)):
+        client.request("POST", server.url + "/", headers=headers, json={})
+    assert server.requests == [] and server.connections == 0
+
+
+@pytest.mark.parametrize("method", ["GET http://evil.example/ HTTP/1.1\r\nX:", "PUT", "get",
+                                    "CONNECT"])
+def test_methods_come_from_a_fixed_set(server: LoopbackServer, client: PolicyHTTPClient,
+                                       method: str) -> None:
+    with pytest.raises(UsageError, match="is not one of GET, POST, HEAD, DELETE"):
+        client.request(method, server.url + "/")
+    assert server.connections == 0

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ..config import Secret
 from ..errors import ProtocolError
+from ..headers import RedactedHeaders
 from ..streams import Event
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
 from .base import BaseProvider, parse_tool_arguments, system_prompt
@@ -101,7 +102,7 @@ class AnthropicProvider(BaseProvider):
         return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
 
     def auth_headers(self, key: Secret | None) -> dict[str, str]:
-        headers = {"anthropic-version": API_VERSION}
+        headers = RedactedHeaders({"anthropic-version": API_VERSION})
         if key is not None:
             headers["x-api-key"] = key.reveal()
         return headers

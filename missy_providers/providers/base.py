@@ -24,7 +24,8 @@ from ..errors import (
     RequestTimeout,
     ToolArgumentsError,
     UsageError,
-    scrub,
+    at_boundary,
+    excerpt,
 )
 from ..http import PolicyHTTPClient, Response, Timeouts
 from ..keys import KeyRing
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A server's own error message is shown in full up to this length (a raw body excerpt: 200).
+MAX_SERVER_MESSAGE_CHARS = 500
 OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system"})
 
 
@@ -159,10 +162,12 @@ class BaseProvider:
 
     # --- the interface --------------------------------------------------------------------
 
+    @at_boundary
     def complete(self, messages: Sequence[Message], **opts: Any) -> CompletionResponse:
         """Send the conversation, return the whole response."""
         return self._complete(messages, None, opts)
 
+    @at_boundary
     def complete_with_tools(self, messages: Sequence[Message], tools: Sequence[Tool],
                             system: str | None = None, *, stream: bool = False,
                             **opts: Any) -> Any:
@@ -174,6 +179,7 @@ class BaseProvider:
             return self._stream(messages, tools, opts)
         return self._complete(messages, tools, opts)
 
+    @at_boundary
     def stream(self, messages: Sequence[Message], system: str | None = None,
                **opts: Any) -> StreamResponse:
         """Stream text deltas as they arrive (see StreamResponse)."""
@@ -225,10 +231,6 @@ class BaseProvider:
     def has_credentials(self) -> bool:
         """Whether the credentials it needs are configured; no network."""
         return not self.needs_key or self.keys.current() is not None
-
-    def secrets(self) -> tuple[str, ...]:
-        """Every credential value this provider holds, to scrub from server text."""
-        return self.keys.values()
 
     def credential_source(self) -> str:
         """Where the credentials come from, for display (never the credential)."""
@@ -425,9 +427,8 @@ class BaseProvider:
         except (ValueError, MissyError):
             data, body = None, b""
         message, etype = self.error_details(data)
-        if not message:
-            message = body[:200].decode("utf-8", "replace").strip() or response.reason
-        message = scrub(message, self.secrets())
+        message = excerpt(message, MAX_SERVER_MESSAGE_CHARS) if message else \
+            excerpt(body.strip()) or response.reason
         body_request_id = data.get("request_id") if isinstance(data, Mapping) else None
         request_id = (response.header("request-id") or response.header("x-request-id")
                       or str_or_none(body_request_id))
@@ -442,5 +443,6 @@ class BaseProvider:
     def raise_stream_error(self, data: Any) -> None:
         """An error object inside a 200 stream, as the typed error it names."""
         message, etype = self.error_details(data)
-        message = scrub(message or "error event in stream", self.secrets())
+        message = excerpt(message, MAX_SERVER_MESSAGE_CHARS) if message else \
+            "error event in stream"
         raise classify_stream_error(message, {"provider": self.name, "error_type": etype})

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ..config import Secret
 from ..errors import AuthenticationError, MissyError, ProtocolError, UsageError
+from ..headers import RedactedHeaders
 from ..http import Response, Timeouts
 from ..streams import Event
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
@@ -129,14 +130,15 @@ class CodexProvider(BaseProvider):
         """With an api_key: one plain attempt. With the ChatGPT login: on a 401, refresh once
         (unless another caller already did) and send again; a second 401 means the login
         itself is no longer valid."""
-        headers = {"Accept": "text/event-stream", "OpenAI-Beta": "responses=experimental",
-                   "originator": ORIGINATOR, "session_id": self.session_id}
+        headers = RedactedHeaders({"Accept": "text/event-stream",
+                                   "OpenAI-Beta": "responses=experimental",
+                                   "originator": ORIGINATOR, "session_id": self.session_id})
         if key is not None:
             headers["Authorization"] = f"Bearer {key.reveal()}"
             return self._post(body, stream, headers)
         for attempt in (1, 2):
             token, account = self.credentials.current()
-            headers["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = f"Bearer {token.reveal()}"
             if account:
                 headers["chatgpt-account-id"] = account
             try:
@@ -190,9 +192,6 @@ class CodexProvider(BaseProvider):
             # usage_limit_reached: codex reads `type`; don't retry before `resets_at`.
             etype = str(data["error"].get("type") or data["error"].get("code") or "") or etype
         return message, etype
-
-    def secrets(self) -> tuple[str, ...]:
-        return self.keys.values() + self.credentials.secrets()
 
     def new_accumulator(self) -> CodexStream:
         return CodexStream(self)

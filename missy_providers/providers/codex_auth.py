@@ -15,9 +15,11 @@ import threading
 import time
 
 from ..config import codex_auth_file
-from ..errors import AuthenticationError, MissyError, ProtocolError, scrub
+from ..errors import AuthenticationError, MissyError, ProtocolError
 from ..files import PRIVATE_MODE, replace_private
+from ..headers import header_value_problem
 from ..http import PolicyHTTPClient, Timeouts
+from ..secret import Secret
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"  # the Codex CLI's public OAuth clien
 REFRESH_MARGIN_SECONDS = 300  # refresh an access token this long before its `exp`
 ACCOUNT_CLAIM = "https://api.openai.com/auth"
 LOGIN_HINT = "run `codex login` to sign in again"
+TOKEN_FIELDS = ("id_token", "access_token", "refresh_token")
 
 
 def default_auth_file() -> str:
@@ -74,10 +77,24 @@ class CodexCredentials:
             raise AuthenticationError(f"cannot read {self.path} ({type(exc).__name__}); "
                                       f"{LOGIN_HINT}", provider=self.provider) from None
         tokens = data.get("tokens") if isinstance(data, dict) else None
-        if not isinstance(tokens, dict) or not tokens.get("access_token"):
+        if not isinstance(tokens, dict) or not isinstance(tokens.get("access_token"), str) \
+                or not tokens["access_token"]:
             raise AuthenticationError(f"{self.path} holds no ChatGPT tokens; {LOGIN_HINT}",
                                       provider=self.provider)
-        self._tokens, self._loaded_mtime = tokens, mtime
+        self._tokens, self._loaded_mtime = self._held(tokens), mtime
+
+    def _held(self, tokens: dict[str, Any]) -> dict[str, Any]:
+        """The tokens with each credential held as a Secret (so the scrubber knows it and no
+        repr shows it), checked as header values like any key."""
+        held: dict[str, Any] = {}
+        for name, value in tokens.items():
+            if name in TOKEN_FIELDS and isinstance(value, str) and value:
+                if problem := header_value_problem(value, credential=True):
+                    raise AuthenticationError(f"{self.path}: tokens.{name}: {problem}; "
+                                              f"{LOGIN_HINT}", provider=self.provider)
+                value = Secret(value)
+            held[name] = value
+        return held
 
     def _reload_if_changed(self) -> None:
         try:
@@ -87,16 +104,11 @@ class CodexCredentials:
         if not self._tokens or mtime != self._loaded_mtime:
             self._load()
 
-    def secrets(self) -> tuple[str, ...]:
-        """Token values, for scrubbing server text only."""
-        return tuple(str(self._tokens[k]) for k in ("access_token", "refresh_token", "id_token")
-                     if self._tokens.get(k))
-
-    def current(self) -> tuple[str, str]:
+    def current(self) -> tuple[Secret, str]:
         """(access token, account id), refreshed first when it expires within the margin."""
         with self._lock:
             self._reload_if_changed()
-            exp = jwt_claims(self._tokens["access_token"]).get("exp")
+            exp = jwt_claims(self._tokens["access_token"].reveal()).get("exp")
             if isinstance(exp, (int, float)) and exp - time.time() < REFRESH_MARGIN_SECONDS:
                 self._refresh_locked()
             return self._tokens["access_token"], self._account_id()
@@ -105,18 +117,20 @@ class CodexCredentials:
         account = self._tokens.get("account_id")
         if not account:
             for token in (self._tokens.get("id_token"), self._tokens.get("access_token")):
-                claim = jwt_claims(str(token or "")).get(ACCOUNT_CLAIM) or {}
+                text = token.reveal() if isinstance(token, Secret) else ""
+                claim = jwt_claims(text).get(ACCOUNT_CLAIM) or {}
                 account = claim.get("chatgpt_account_id") if isinstance(claim, dict) else None
                 if account:
                     break
         return str(account or "")
 
-    def refresh_after_401(self, rejected_token: str) -> None:
+    def refresh_after_401(self, rejected_token: Secret) -> None:
         """The server refused ``rejected_token``. If another thread or process has already
         replaced it, use theirs; otherwise refresh once."""
         with self._lock:
             self._reload_if_changed()
-            if self._tokens.get("access_token") != rejected_token:
+            current = self._tokens.get("access_token")
+            if isinstance(current, Secret) and current.reveal() != rejected_token.reveal():
                 return
             self._refresh_locked()
 
@@ -125,6 +139,7 @@ class CodexCredentials:
         if not refresh_token:
             raise AuthenticationError(f"the access token expired and {self.path} has no "
                                       f"refresh token; {LOGIN_HINT}", provider=self.provider)
+        # The Secret itself goes in the body: the client reveals it only when it encodes.
         body = {"client_id": CLIENT_ID, "grant_type": "refresh_token",
                 "refresh_token": refresh_token}
         log.info("%s: refreshing the ChatGPT access token", self.provider)
@@ -141,12 +156,11 @@ class CodexCredentials:
                 err = data.get("error")
                 code = str((err.get("code") if isinstance(err, dict) else err)
                            or data.get("code") or "")
-            code = scrub(code, self.secrets())
             raise AuthenticationError(f"token refresh failed ({code or 'no error code'}); "
                                       f"{LOGIN_HINT}", provider=self.provider,
                                       status=response.status)
-        new = {k: data[k] for k in ("id_token", "access_token", "refresh_token")
-               if isinstance(data.get(k), str) and data[k]}
+        new = self._held({k: data[k] for k in TOKEN_FIELDS
+                          if isinstance(data.get(k), str) and data[k]})
         if "access_token" not in new:
             raise ProtocolError("token refresh answer has no access_token",
                                 provider=self.provider)
@@ -169,7 +183,8 @@ class CodexCredentials:
         if mode & 0o077:
             log.warning("%s was readable by others (mode %o); it is written back as 0600",
                         self.path, mode)
-        data["tokens"] = self._tokens
+        data["tokens"] = {k: v.reveal() if isinstance(v, Secret) else v
+                          for k, v in self._tokens.items()}
         data["last_refresh"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
         replace_private(self.path, json.dumps(data, indent=2))

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..config import Secret
-from ..errors import ProtocolError
+from ..errors import ProtocolError, at_boundary
+from ..headers import RedactedHeaders
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
 from .base import AVAILABILITY_TIMEOUT, BaseProvider, parse_tool_arguments
 from .openai import function_tools, new_call_id, unique_ids
@@ -46,7 +47,7 @@ class OllamaProvider(BaseProvider):
         return f"{self.config.base_url}/api/chat"
 
     def auth_headers(self, key: Secret | None) -> dict[str, str]:
-        headers = {"Accept": "application/x-ndjson"}
+        headers = RedactedHeaders({"Accept": "application/x-ndjson"})
         if key is not None:
             headers["Authorization"] = f"Bearer {key.reveal()}"
         return headers
@@ -61,10 +62,12 @@ class OllamaProvider(BaseProvider):
             raise ProtocolError(f"{path} answer is not a JSON object", provider=self.name)
         return self.models_from(data)
 
+    @at_boundary
     def list_models(self) -> list[str]:
         """The models the server has (``GET /api/tags``)."""
         return self._model_names("/api/tags")
 
+    @at_boundary
     def running_models(self) -> list[str]:
         """The models loaded in memory now (``GET /api/ps``)."""
         return self._model_names("/api/ps")

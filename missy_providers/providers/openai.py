@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from ..config import Secret
 from ..errors import ProtocolError
+from ..headers import RedactedHeaders
 from ..streams import Event
 from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
 from .base import BaseProvider, parse_tool_arguments
@@ -101,7 +102,7 @@ class OpenAIProvider(BaseProvider):
         return f"{self.config.base_url}/chat/completions"
 
     def auth_headers(self, key: Secret | None) -> dict[str, str]:
-        headers = {}
+        headers = RedactedHeaders({})
         if key is not None:
             headers["Authorization"] = f"Bearer {key.reveal()}"
         if self.config.organization:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from ..errors import ProtocolError
+from ..errors import MissyError, ProtocolError
 from ..http import Response
 from ..types import CompletionResponse, StreamEvent
 
@@ -28,10 +28,14 @@ class StreamResponse:
         return f"StreamResponse(url={self._http.url!r}, status={self._http.status}, {state})"
 
     def events(self) -> Iterator[StreamEvent]:
-        for event in self._events:
-            if event.type == "done":
-                self._final = event.response
-            yield event
+        try:
+            for event in self._events:
+                if event.type == "done":
+                    self._final = event.response
+                yield event
+        except MissyError as exc:
+            # The boundary: the decoder and accumulator frames below hold raw server bytes.
+            raise exc.with_traceback(None) from None
 
     def __iter__(self) -> Iterator[str]:
         for event in self.events():
