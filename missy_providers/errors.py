@@ -198,5 +198,10 @@ class RedirectRefused(ProviderError):
         self.location = location
 
 
+class StreamClosed(ProviderError):
+    """The response was closed (by the caller, possibly from another thread) while it was
+    being read; what arrived before is on ``.partial`` when the provider could build it."""
+
+
 class RequestTimeout(ProviderError, TimeoutError):
     """Connect, read (between bytes) or overall deadline passed."""

@@ -24,18 +24,20 @@ from .errors import (
     ProviderUnavailable,
     RedirectRefused,
     RequestTimeout,
+    StreamClosed,
     UsageError,
     at_boundary,
-    excerpt,
 )
 from .files import append_private
+from .h1 import ResponseReader
 from .headers import (
     CLIENT_OWNED,
     RedactedHeaders,
     header_name_problem,
     header_value_problem,
 )
-from .policy import Decision, NetworkPolicy, Target, parse_ip
+from .jsondata import parse_json
+from .policy import DEFAULT_PORTS, Decision, NetworkPolicy, Target, parse_ip
 from .preflight import ca_bundle_problem, writable_file_problem
 from .secret import Secret
 from .values import Value
@@ -45,7 +47,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     AuditHook = Callable[[dict[str, Any]], None]
-    import http.client
     import socket
     import ssl
 
@@ -96,117 +97,204 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+class Connection:
+    """One TCP (and TLS) connection to one checked address. Every read and write is bounded
+    by the read timeout and by the request's overall deadline: the socket timeout is set once
+    to the read timeout and re-armed only when the deadline is nearer than that, so the
+    common read costs no extra system call."""
+
+    __slots__ = ("sock", "key", "deadline", "read_timeout", "_timeout", "closed_by_caller")
+
+    def __init__(self, sock: socket.socket, key: tuple[Any, ...]) -> None:
+        self.sock, self.key = sock, key
+        self.deadline = 0.0
+        self.read_timeout = 0.0
+        self._timeout: float | None = sock.gettimeout()
+        self.closed_by_caller = False
+
+    def arm(self, deadline: float, read_timeout: float) -> None:
+        self.deadline, self.read_timeout = deadline, read_timeout
+
+    def _set_timeout(self) -> None:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise _DeadlinePassed
+        timeout = self.read_timeout if remaining > self.read_timeout else remaining
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
+
+    def recv(self) -> bytes:
+        self._set_timeout()
+        return self.sock.recv(READ_SIZE)
+
+    def sendall(self, data: bytes) -> None:
+        self._set_timeout()  # sendall's timeout bounds the whole send (CPython keeps a deadline)
+        self.sock.sendall(data)
+
+    def idle_and_clean(self) -> bool:
+        """Whether a pooled connection may carry a new request: nothing unread, not closed
+        by the server (either makes the socket readable, and is checked without reading)."""
+        import select
+
+        pending = getattr(self.sock, "pending", None)
+        if pending is not None and pending():
+            return False
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+    def interrupt(self) -> None:
+        """From another thread: make a blocked read return now (a cancel, a watchdog)."""
+        import socket
+
+        self.closed_by_caller = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class _DeadlinePassed(Exception):
+    """Internal: the overall deadline passed before a read or write began."""
+
+
 class Response:
     """An HTTP response. Non-streamed bodies are already read; a streamed one is read with
-    :meth:`iter_raw` and must be closed (it is a context manager)."""
+    :meth:`iter_raw` and must be closed (it is a context manager). :meth:`close` may be called
+    from another thread: a read blocked in :meth:`iter_raw` then ends with StreamClosed."""
 
-    def __init__(self, client: PolicyHTTPClient, key: tuple[Any, ...],
-                 conn: http.client.HTTPConnection, raw: http.client.HTTPResponse,
-                 target: Target, deadline: float, timeouts: Timeouts, provider: str) -> None:
-        self.status = raw.status
-        self.reason = raw.reason
-        self.headers = raw.headers
+    def __init__(self, client: PolicyHTTPClient, conn: Connection, reader: ResponseReader,
+                 first: bytes, target: Target, timeouts: Timeouts, provider: str) -> None:
+        head = reader.head
+        assert head is not None
+        self.status, self.reason, self.headers = head.status, head.reason, head
         self.url = f"{target.scheme}://{target.authority}{target.log_path}"
-        self._client, self._key, self._conn, self._raw = client, key, conn, raw
-        self._deadline, self._timeouts, self._provider = deadline, timeouts, provider
+        self._client, self._conn, self._reader = client, conn, reader
+        self._first = first  # body bytes that arrived with the head
+        self._timeouts, self._provider = timeouts, provider
         self._body: bytes | None = None
         self._closed = False
+        self._reading = False
 
     def header(self, name: str, default: str = "") -> str:
-        value = self.headers.get(name)
-        return default if value is None else str(value)
+        return self.headers.get(name.lower(), default)
+
+    @property
+    def bytes_received(self) -> int:
+        return self._reader.received
+
+    def _pieces(self) -> Iterator[bytes]:
+        """Body bytes as they are decoded from the socket, until the response ends."""
+        reader, conn = self._reader, self._conn
+        if self._first:
+            yield self._first
+        while not reader.done:
+            data = self._recv()
+            if not data:
+                if conn.closed_by_caller:
+                    raise StreamClosed("the stream was closed while it was being read",
+                                       provider=self._provider)
+                try:
+                    reader.eof()
+                except ProtocolError as exc:
+                    raise ProtocolError(f"{self.url}: {exc.message}",
+                                        provider=self._provider) from None
+                break
+            try:
+                piece = reader.feed(data)
+            except ProtocolError as exc:
+                raise ProtocolError(f"{self.url}: {exc.message}", provider=self._provider
+                                    ) from None
+            if piece:
+                yield piece
+
+    def _recv(self) -> bytes:
+        try:
+            return self._conn.recv()
+        except _DeadlinePassed:
+            raise self._deadline_passed() from None
+        except TimeoutError:
+            if time.monotonic() >= self._conn.deadline:
+                raise self._deadline_passed() from None
+            raise RequestTimeout(f"no data from {self.url} for {self._timeouts.read:g}s "
+                                 "(read timeout)", provider=self._provider) from None
+        except OSError as exc:
+            if self._conn.closed_by_caller:
+                raise StreamClosed("the stream was closed while it was being read",
+                                   provider=self._provider) from None
+            raise ProviderUnavailable(f"connection to {self.url} failed while reading "
+                                      f"({type(exc).__name__})", provider=self._provider
+                                      ) from None
 
     def _deadline_passed(self) -> RequestTimeout:
         return RequestTimeout(f"overall deadline of {self._timeouts.total:g}s passed while "
                               f"reading {self.url}", provider=self._provider)
 
-    def _read_chunk(self, size: int) -> bytes:
-        import http.client
-
-        # The socket timeout for each read is the read timeout, cut to the overall deadline.
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise self._deadline_passed()
-        sock = self._conn.sock
-        if sock is not None:
-            sock.settimeout(min(self._timeouts.read, remaining))
-        try:
-            return self._raw.read1(size)
-        except TimeoutError:
-            if time.monotonic() >= self._deadline:
-                raise self._deadline_passed() from None
-            raise RequestTimeout(f"no data from {self.url} for {self._timeouts.read:g}s "
-                                 "(read timeout)", provider=self._provider) from None
-        except http.client.IncompleteRead:
-            raise ProtocolError(f"response body from {self.url} ended before it was complete",
-                                provider=self._provider) from None
-        except (http.client.HTTPException, OSError) as exc:
-            raise ProviderUnavailable(f"connection to {self.url} failed while reading "
-                                      f"({type(exc).__name__})", provider=self._provider) from None
-
-    def iter_raw(self, size: int = READ_SIZE) -> Iterator[bytes]:
-        """Chunks as they arrive from the socket: no read-ahead beyond one network read."""
+    def iter_raw(self) -> Iterator[bytes]:
+        """Body bytes as they arrive from the socket: no read-ahead beyond one network read."""
         if self._body is not None:
             if self._body:
                 yield self._body
             return
-        clean = False
+        self._reading = True
         try:
-            while chunk := self._read_chunk(size):
-                yield chunk
-            clean = True
+            yield from self._pieces()
         finally:
-            self._finish(clean)
+            self._reading = False
+            self._finish()
 
     def read(self, limit: int | None = None) -> bytes:
         """The whole body, refused past ``limit`` bytes (default: the client's maximum)."""
         if self._body is not None:
             return self._body
         limit = self._client.max_body_bytes if limit is None else limit
-        length = self._raw.length
-        if length is not None and length > limit:
-            self._finish(False)
-            raise ProtocolError(f"response from {self.url} declares {length} bytes, over the "
-                                f"{limit}-byte limit", provider=self._provider)
+        declared = self._reader.declared_length
+        if declared is not None and declared > limit:
+            self._finish()
+            raise ProtocolError(f"response from {self.url} declares {declared} bytes, over "
+                                f"the {limit}-byte limit", provider=self._provider)
         parts: list[bytes] = []
-        size, clean = 0, False
+        size = 0
         try:
-            # With a Content-Length, stop at its end rather than asking for one more read.
-            while self._raw.length != 0 and (chunk := self._read_chunk(READ_SIZE)):
-                size += len(chunk)
+            for piece in self._pieces():
+                size += len(piece)
                 if size > limit:
                     raise ProtocolError(f"response from {self.url} is over the {limit}-byte "
                                         "limit", provider=self._provider)
-                parts.append(chunk)
-            clean = True
+                parts.append(piece)
         finally:
-            self._finish(clean)
+            self._finish()
         self._body = b"".join(parts)
         return self._body
 
     def json(self) -> Any:
-        body = self.read()
-        try:
-            return jsonlib.loads(body)
-        except ValueError:
-            raise ProtocolError(f"response from {self.url} (HTTP {self.status}) is not JSON: "
-                                f"'{excerpt(body, 60)}'", provider=self._provider) from None
+        return parse_json(self.read(), f"response from {self.url} (HTTP {self.status})",
+                          self._provider)
 
     def close(self) -> None:
-        """Release the connection: back to the pool if the body was read to its end, else
-        closed (an abandoned stream must not leave a dirty connection in the pool)."""
-        if not self._closed:
-            self._finish(False)
+        """Release the connection: back to the pool if the response ended cleanly, else
+        closed. From another thread, while a read is blocked: interrupts it."""
+        if self._closed:
+            return
+        if self._reading:
+            self._conn.interrupt()  # the reading thread sees StreamClosed and finishes
+            return
+        self._finish()
 
-    def _finish(self, clean: bool) -> None:
+    def _finish(self) -> None:
         if self._closed:
             return
         self._closed = True
-        # read1() reports the end of a Content-Length body without closing the response;
-        # http.client reuses a connection only once its last response is closed.
-        reusable = clean and not self._raw.will_close and self._raw.length in (None, 0)
-        self._raw.close()
-        self._client._checkin(self._key, self._conn, reusable)
+        self._client._checkin(self._conn, self._reader.reusable)
 
     def __enter__(self) -> Response:
         return self
@@ -232,9 +320,8 @@ class PolicyHTTPClient:
         dns_cache_seconds: float = 30.0,
         user_agent: str = USER_AGENT,
     ) -> None:
-        self.policy = policy
+        self._policy = policy
         self._decisions: dict[str, Decision] = {}
-        self._decisions_policy: NetworkPolicy | None = None
         self.max_body_bytes = max_body_bytes
         self._resolver = resolver or system_resolver
         self._ca_bundle = ca_bundle
@@ -246,16 +333,30 @@ class PolicyHTTPClient:
         self._audit_hooks: list[AuditHook] = [audit] if audit else []
         if audit_log:
             self._audit_hooks.append(_JsonlAuditFile(audit_log))
-        self._proxy = self._check_proxy(proxy) if proxy else None
         self._max_idle = max_idle_per_host
         self._dns_ttl = dns_cache_seconds
         self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
-        self._idle: dict[tuple[Any, ...], list[http.client.HTTPConnection]] = {}
+        self._idle: dict[tuple[Any, ...], list[Connection]] = {}
         self._lock = threading.Lock()
         self._user_agent = user_agent
+        self._proxy_url = proxy
+        if proxy:
+            self._proxy_route("")  # a proxy the policy refuses fails here, not on first use
+
+    @property
+    def policy(self) -> NetworkPolicy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: NetworkPolicy) -> None:
+        """A new policy: every decision is made afresh, every idle connection (made under the
+        old one) is closed, and the proxy is checked again before its next use."""
+        with self._lock:
+            self._policy, self._decisions, self._dns = policy, {}, {}
+        self.close()
 
     def __repr__(self) -> str:
-        proxy = f", proxy={self._proxy[0].authority!r}" if self._proxy else ""
+        proxy = f", proxy={shown_url(self._proxy_url)!r}" if self._proxy_url else ""
         return (f"PolicyHTTPClient(default_deny={self.policy.default_deny}{proxy}, "
                 f"idle_connections={self.idle_connections()})")
 
@@ -286,10 +387,8 @@ class PolicyHTTPClient:
             hook(record)
 
     def _decide(self, method: str, url: str) -> Target:
-        # A policy is a value: the same URL gets the same decision, so it is parsed once.
-        # Assigning a new policy to .policy starts afresh.
-        if self._decisions_policy is not self.policy:
-            self._decisions, self._decisions_policy = {}, self.policy
+        # A policy is an immutable value: the same URL gets the same decision, so it is parsed
+        # once. Assigning a new policy to .policy clears the cache (see the setter).
         decision = self._decisions.get(url)
         if decision is None:
             decision = self.policy.check(url)
@@ -364,11 +463,15 @@ class PolicyHTTPClient:
         out["allowed"] = bool(checks) and all(c["allowed"] for c in checks)
         return out
 
-    def _check_proxy(self, proxy: str) -> tuple[Target, list[str]]:
-        target = self._decide("CONNECT", proxy)
+    def _proxy_route(self, provider: str) -> tuple[Target, list[str]] | None:
+        """The configured proxy and its checked address, decided on every request like any
+        destination (a policy change applies to it at once); None without a proxy."""
+        if not self._proxy_url:
+            return None
+        target = self._decide("CONNECT", self._proxy_url)
         if target.scheme != "http":
             raise PolicyViolation("network.proxy must be an http:// proxy URL")
-        return target, self._addresses("CONNECT", target, "")
+        return target, self._addresses("CONNECT", target, provider)[:1]
 
     # --- connections ----------------------------------------------------------------------
 
@@ -386,51 +489,79 @@ class PolicyHTTPClient:
             self._ssl_context = ctx
         return self._ssl_context
 
-    def _new_connection(self, target: Target, address: str,
-                        timeouts: Timeouts) -> http.client.HTTPConnection:
-        import http.client
+    def _connect(self, target: Target, address: str, key: tuple[Any, ...],
+                 timeouts: Timeouts, deadline: float, provider: str) -> Connection:
+        """A new connection to the checked ``address`` (or through the checked proxy), TLS
+        verified for the checked name. The connect and the TLS handshake are each bounded by
+        the connect timeout and the overall deadline (CPython keeps one deadline across a
+        handshake's reads)."""
         import socket
 
-        if self._proxy is not None:
-            proxy_target, proxy_addresses = self._proxy
-            host, port, address = proxy_target.host, proxy_target.port, proxy_addresses[0]
-        else:
-            host, port = target.host, target.port
-        conn: http.client.HTTPConnection
-        if target.scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=timeouts.read,
-                                               context=self._context())
-            if self._proxy is not None:
-                conn.set_tunnel(target.host, target.port)
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeouts.read)
-        connect_timeout = timeouts.connect
-
-        def connect_to_checked_address(
-            addr: tuple[str, int], timeout: float | None = None,
-            source_address: tuple[str, int] | None = None,
-        ) -> socket.socket:
-            # http.client would resolve the name again; connect to the address we checked.
-            sock = socket.create_connection((address, addr[1]), connect_timeout, source_address)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RequestTimeout(f"overall deadline of {timeouts.total:g}s passed before "
+                                 f"connecting to {target.authority}", provider=provider)
+        limit = min(timeouts.connect, remaining)
+        proxy = key[4]
+        port = proxy.port if proxy is not None else target.port
+        sock = socket.create_connection((address, port), limit)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if proxy is not None and target.scheme == "https":
+                tunnel = Connection(sock, key)
+                tunnel.arm(min(deadline, time.monotonic() + limit), timeouts.read)
+                self._tunnel(tunnel, target, provider)
+            if target.scheme == "https":
+                sock.settimeout(max(0.001, min(limit, deadline - time.monotonic())))
+                sock = self._context().wrap_socket(sock, server_hostname=target.host)
             sock.settimeout(timeouts.read)
-            return sock
+        except _DeadlinePassed:
+            sock.close()
+            raise RequestTimeout(f"overall deadline of {timeouts.total:g}s passed while "
+                                 f"connecting to {target.authority}", provider=provider) from None
+        except BaseException:
+            sock.close()
+            raise
+        return Connection(sock, key)
 
-        conn._create_connection = connect_to_checked_address  # type: ignore[attr-defined]
-        return conn
+    def _tunnel(self, conn: Connection, target: Target, provider: str) -> None:
+        """CONNECT through the proxy to the target (RFC 9110 section 9.3.6): the authority is
+        bracketed for IPv6, and the proxy's answer is read by the same strict reader."""
+        request = (f"CONNECT {target.authority} HTTP/1.1\r\nHost: {target.authority}\r\n"
+                   f"User-Agent: {self._user_agent}\r\n\r\n").encode("ascii")
+        conn.sendall(request)
+        reader = ResponseReader("CONNECT")
+        while reader.head is None:
+            data = conn.recv()
+            if not data:
+                reader.eof()
+            reader.feed(data)
+        if not 200 <= reader.head.status < 300:
+            raise ProviderUnavailable(f"the proxy refused to tunnel to {target.authority} "
+                                      f"(HTTP {reader.head.status})", provider=provider)
+        if reader.leftover:
+            raise ProtocolError("the proxy sent bytes after its CONNECT answer",
+                                provider=provider)
 
-    def _checkout(self, key: tuple[Any, ...]) -> http.client.HTTPConnection | None:
-        with self._lock:
-            idle = self._idle.get(key)
-            return idle.pop() if idle else None
-
-    def _checkin(self, key: tuple[Any, ...], conn: http.client.HTTPConnection,
-                 reusable: bool) -> None:
-        if reusable:
+    def _checkout(self, key: tuple[Any, ...]) -> Connection | None:
+        """An idle connection for ``key`` that is still clean, or None. A connection found
+        closed or holding unread bytes is dropped: it never carries a request."""
+        while True:
             with self._lock:
-                idle = self._idle.setdefault(key, [])
-                if len(idle) < self._max_idle:
-                    idle.append(conn)
-                    return
+                idle = self._idle.get(key)
+                conn = idle.pop() if idle else None
+            if conn is None or conn.idle_and_clean():
+                return conn
+            conn.close()
+
+    def _checkin(self, conn: Connection, reusable: bool) -> None:
+        if reusable and not conn.closed_by_caller:
+            with self._lock:
+                if conn.key[5] is self.policy:  # built under the policy in force
+                    idle = self._idle.setdefault(conn.key, [])
+                    if len(idle) < self._max_idle:
+                        idle.append(conn)
+                        return
         conn.close()
 
     def close(self) -> None:
@@ -489,18 +620,20 @@ class PolicyHTTPClient:
         timeouts = Timeouts.of(timeout)
         deadline = time.monotonic() + timeouts.total
         target = self._decide(method, url)
-        if self._proxy is not None:
-            addresses = self._proxy[1][:1]  # the proxy resolves the target; see docs/AUDIT.md
-        else:
-            addresses = self._addresses(method, target, provider)
         all_headers = self._headers(headers, json is not None)
         payload = _Payload(_encode_json(json).encode() if json is not None else body)
+        proxy = self._proxy_route(provider)
+        if proxy is not None:
+            proxy_target, addresses = proxy  # the proxy resolves the target; see docs/AUDIT.md
+        else:
+            proxy_target, addresses = None, self._addresses(method, target, provider)
         path = target.path
-        if self._proxy is not None and target.scheme == "http":
+        if proxy_target is not None and target.scheme == "http":
             path = f"http://{target.authority}{target.path}"  # absolute-form for a proxy
         started = time.monotonic()
-        response = self._exchange(method, target, addresses, path, payload, all_headers,
-                                  timeouts, deadline, provider)
+        data = _frame_request(method, target, path, payload, all_headers)
+        response = self._exchange(method, target, addresses, proxy_target, data, timeouts,
+                                  deadline, provider)
         log.debug("%s %s -> %d in %.0f ms", method, response.url, response.status,
                   (time.monotonic() - started) * 1000)
         if response.status in _REDIRECTS:
@@ -513,56 +646,107 @@ class PolicyHTTPClient:
             response.read()
         return response
 
-    def _exchange(self, method: str, target: Target, addresses: list[str], path: str,
-                  payload: _Payload, headers: dict[str, str], timeouts: Timeouts,
-                  deadline: float, provider: str) -> Response:
-        import http.client
-
-        # A reused keep-alive connection may have been closed by the server while idle; these
-        # errors before any response byte mean the request never reached it: one fresh try.
-        stale_connection_errors = (http.client.RemoteDisconnected, BrokenPipeError,
-                                   ConnectionResetError, ConnectionAbortedError)
+    def _exchange(self, method: str, target: Target, addresses: list[str],
+                  proxy: Target | None, data: bytes, timeouts: Timeouts, deadline: float,
+                  provider: str) -> Response:
+        """Send ``data`` once and read the response head. The request is sent again only
+        when the server cannot have received it: a connect that failed (the next address is
+        tried), or a reused connection that broke while the request was still being written
+        (one fresh connection). Once it was fully written, a lost answer is an error for the
+        caller's retry policy, never a silent second send."""
         last_error: ProviderError | None = None
         for address in addresses:
-            key = (target.scheme, target.host, target.port, address, self._proxy is not None)
+            key = (target.scheme, target.host, target.port, address, proxy, self.policy)
             conn = self._checkout(key)
-            attempts = [conn, None] if conn is not None else [None]
-            for pooled in attempts:
-                conn = pooled or self._new_connection(target, address, timeouts)
+            for reused in ((True, False) if conn is not None else (False,)):
+                if not reused:
+                    try:
+                        conn = self._connect(target, address, key, timeouts, deadline,
+                                             provider)
+                    except ProviderError:
+                        raise
+                    except ConnectionRefusedError:
+                        last_error = ProviderUnavailable(
+                            f"connection to {target.authority} ({address}) refused",
+                            provider=provider)
+                        break
+                    except TimeoutError:
+                        last_error = RequestTimeout(f"connecting to {target.authority} "
+                                                    f"({address}) timed out", provider=provider)
+                        break
+                    except OSError as exc:
+                        last_error = _connect_error(exc, target, address, provider)
+                        break
+                assert conn is not None
+                conn.arm(deadline, timeouts.read)
                 try:
-                    if conn.sock is not None:
-                        conn.sock.settimeout(min(timeouts.read, deadline - time.monotonic()))
-                    conn.request(method, path, body=payload.data, headers=headers)
-                    raw = conn.getresponse()
-                except stale_connection_errors as exc:
+                    conn.sendall(data)
+                except (_DeadlinePassed, TimeoutError):
                     conn.close()
-                    if pooled is not None:
-                        continue  # an idle connection the server had closed: try a fresh one
-                    last_error = ProviderUnavailable(
-                        f"{target.authority} closed the connection before answering "
-                        f"({type(exc).__name__})", provider=provider)
-                    break
-                except TimeoutError:
-                    conn.close()
-                    raise RequestTimeout(f"{target.authority} did not answer within "
-                                         f"{timeouts.read:g}s", provider=provider) from None
-                except ConnectionRefusedError:
-                    conn.close()
-                    last_error = ProviderUnavailable(
-                        f"connection to {target.authority} ({address}) refused",
-                        provider=provider)
-                    break
+                    raise RequestTimeout(f"could not send the request to {target.authority} "
+                                         "in time", provider=provider) from None
                 except OSError as exc:
                     conn.close()
-                    last_error = _connect_error(exc, target, address, provider)
-                    break
-                except http.client.HTTPException as exc:
-                    conn.close()
-                    raise ProtocolError(f"{target.authority} sent a malformed HTTP response "
-                                        f"({type(exc).__name__})", provider=provider) from None
-                return Response(self, key, conn, raw, target, deadline, timeouts, provider)
+                    if reused:
+                        continue  # broke mid-write: the server has not got the request
+                    raise ProviderUnavailable(f"{target.authority} closed the connection "
+                                              f"while the request was sent "
+                                              f"({type(exc).__name__})", provider=provider
+                                              ) from None
+                return self._read_head(conn, method, target, timeouts, provider)
         assert last_error is not None
         raise last_error
+
+    def _read_head(self, conn: Connection, method: str, target: Target, timeouts: Timeouts,
+                   provider: str) -> Response:
+        reader = ResponseReader(method)
+        first = b""
+        try:
+            while reader.head is None:
+                data = conn.recv()
+                if not data:
+                    if not reader.started:
+                        raise ProviderUnavailable(
+                            f"{target.authority} closed the connection before answering (the "
+                            "request was sent and may have been received)", provider=provider)
+                    reader.eof()
+                first = reader.feed(data)
+        except _DeadlinePassed:
+            conn.close()
+            raise RequestTimeout(f"overall deadline of {timeouts.total:g}s passed waiting for "
+                                 f"{target.authority}", provider=provider) from None
+        except TimeoutError:
+            conn.close()
+            raise RequestTimeout(f"{target.authority} did not answer within {timeouts.read:g}s",
+                                 provider=provider) from None
+        except ProtocolError as exc:
+            conn.close()
+            raise ProtocolError(f"{target.authority} sent a malformed HTTP response: "
+                                f"{exc.message}", provider=provider) from None
+        except ProviderError:
+            conn.close()
+            raise
+        except OSError as exc:
+            conn.close()
+            raise ProviderUnavailable(f"{target.authority} closed the connection before "
+                                      f"answering ({type(exc).__name__})", provider=provider
+                                      ) from None
+        return Response(self, conn, reader, first, target, timeouts, provider)
+
+
+def _frame_request(method: str, target: Target, path: str, payload: _Payload,
+                   headers: Mapping[str, str]) -> bytes:
+    """The request's bytes. Method, path, Host and Content-Length come only from here; the
+    path passed the policy's URL grammar and the headers were checked (no CR, LF or NUL)."""
+    host = target.authority if target.port != DEFAULT_PORTS[target.scheme] else \
+        target.authority.rpartition(":")[0]
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    body = payload.data
+    if body is not None or method == "POST":
+        lines.append(f"Content-Length: {0 if body is None else len(body)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body if body else head
 
 
 class _Payload:
