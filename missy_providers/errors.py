@@ -63,6 +63,9 @@ class MissyError(Exception):
     call site scrubs by hand; a cause or context that is not a MissyError is not shown to
     ``traceback`` or error trackers (it may hold the raw text we scrubbed)."""
 
+    partial: Any = None  # a stream's CompletionResponse of what arrived before it failed
+    should_retry: bool | None = None  # the server's `x-should-retry`, or our own verdict
+
     def __init__(self, *args: Any) -> None:
         super().__init__(*_scrubbed(args))
 
@@ -143,7 +146,6 @@ class ProviderError(MissyError):
         # The server's words: bounded and with controls escaped, like any quoted server text.
         self.error_type = None if error_type is None else excerpt(error_type, 100)
         self.request_id = None if request_id is None else excerpt(request_id, 100)
-        self.should_retry: bool | None = None  # the server's `x-should-retry`, when sent
 
 
 class AuthenticationError(ProviderError):

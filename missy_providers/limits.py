@@ -123,6 +123,13 @@ class CircuitBreaker:
                 f"{wait:.1f}s (circuit_breaker_threshold/circuit_breaker_cooldown_seconds)",
                 provider=self.provider)
 
+    def record_other(self) -> None:
+        """An outcome that says nothing about the provider's health (a 4xx, a 429, a client
+        side limit, a malformed answer): a half-open probe's slot is released, so the next
+        call probes; the circuit's state is otherwise unchanged."""
+        with self._lock:
+            self._probing = False
+
     def record_success(self) -> None:
         with self._lock:
             self.failures, self.opened_at, self._probing = 0, None, False

@@ -41,8 +41,8 @@ class NetworkConfig(Value):
 
 PROVIDER_DEFAULTS: dict[str, Any] = {
     "keys": (), "key_source": "none", "enabled": True, "fast_model": "", "premium_model": "",
-    "timeout": 60.0, "max_retries": 2, "organization": "", "project": "", "auth_file": "",
-    "token_url": "",
+    "timeout": 60.0, "total_timeout": 600.0, "max_retries": 2, "organization": "",
+    "project": "", "auth_file": "", "token_url": "",
     "requests_per_minute": 0.0,  # 0: unlimited
     "tokens_per_minute": 0.0,
     "max_wait_seconds": 30.0,
@@ -67,6 +67,7 @@ class ProviderConfig(Value):
     fast_model: str
     premium_model: str
     timeout: float
+    total_timeout: float
     max_retries: int
     organization: str
     project: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import namedtuple
 
-from .errors import ProtocolError
+from .errors import ProtocolError, excerpt
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ class SSEDecoder:
         """Events completed by ``data`` (often none)."""
         if self._closed:
             raise ProtocolError("SSE data fed after close()")
+        if not data:  # nothing: must not end a CR's wait for its LF
+            return []
         if self._at_start:
             data = self._head + data
             if len(data) < 3 and _BOM.startswith(data):
@@ -181,7 +183,9 @@ class SSEDecoder:
                 if "\0" not in value:
                     self.last_event_id = value
             elif name == "retry":
-                if value.isascii() and value.isdigit():
+                # Digits only (WHATWG); a value past any sane reconnection time (more than ten
+                # digits) is ignored rather than parsed into a huge int.
+                if value.isascii() and value.isdigit() and len(value) <= 10:
                     self.retry = retry = int(value)
         if not data:
             return None
@@ -231,9 +235,7 @@ class NDJSONDecoder:
             if line.strip():
                 try:
                     out.append(loads(line))
-                except ValueError:
-                    excerpt = line[:_EXCERPT_CHARS].decode("utf-8", "replace")
-                    more = "..." if len(line) > _EXCERPT_CHARS else ""
+                except (ValueError, RecursionError):
                     raise ProtocolError(f"NDJSON line {self._line_no} is not valid JSON: "
-                                        f"{excerpt!r}{more}") from None
+                                        f"'{excerpt(line, _EXCERPT_CHARS)}'") from None
         return out

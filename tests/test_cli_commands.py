@@ -168,7 +168,8 @@ def test_ask_json_stdin_tier_and_options(server: LoopbackServer, tmp_path: Path)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out == {"content": "Hello there", "model": "claude-x", "provider": "claude",
-                   "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+                   "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5,
+                   "cached_prompt_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0},
                    "tool_calls": [], "finish_reason": "stop"}
     body = server.requests[-1].json()
     assert (body["model"], body["system"], body["max_tokens"], body["temperature"]) == (

@@ -101,7 +101,8 @@ def test_request_shape(server: LoopbackServer, tmp_path: Path) -> None:
     p = make(server, tmp_path)
     response = p.complete_with_tools(HI, [Tool("f", "d")])
     assert (response.content, response.finish_reason) == ("pong", "stop")
-    assert response.usage == {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+    assert response.usage == {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4,
+                   "cached_prompt_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0}
     req = server.requests[0]
     assert req.path == "/backend-api/codex/responses"
     assert req.headers["authorization"] == f"Bearer {toks['access_token']}"

@@ -196,7 +196,9 @@ def test_anthropic_tool_loop(server: LoopbackServer) -> None:
     messages = [Message("system", "be brief"), Message("user", "Weather in Oslo?")]
     first = p.complete_with_tools(messages, [WEATHER])
     assert first.finish_reason == "tool_calls"
-    assert first.usage == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    assert first.usage == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17,
+                           "cached_prompt_tokens": 2, "cache_write_tokens": 0,
+                           "reasoning_tokens": 0}
     assert first.content == ""  # thinking stays out of content
     [call] = first.tool_calls
     messages += [first.to_message(),
@@ -406,7 +408,9 @@ def test_ollama_request_shape_and_tool_ids(server: LoopbackServer) -> None:
     ids = [c.id for c in response.tool_calls]
     assert len(set(ids)) == 2 and all(i.startswith("call_") for i in ids)
     assert response.finish_reason == "tool_calls"
-    assert response.usage == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert response.usage == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0,
+                              "cached_prompt_tokens": 0, "cache_write_tokens": 0,
+                              "reasoning_tokens": 0}
     body = server.requests[0].json()
     assert body["stream"] is False and body["think"] is True
     assert body["options"] == {"temperature": 0.2, "num_predict": 9, "stop": ["###"]}

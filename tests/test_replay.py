@@ -345,12 +345,20 @@ def check_expect(provider: BaseProvider, exchange: dict[str, Any],
             usage["cache_read_input_tokens"]
         assert response.usage == {"prompt_tokens": prompt,
                                   "completion_tokens": usage["output_tokens"],
-                                  "total_tokens": prompt + usage["output_tokens"]}
+                                  "total_tokens": prompt + usage["output_tokens"],
+                                  "cached_prompt_tokens": usage["cache_read_input_tokens"],
+                                  "cache_write_tokens": usage["cache_creation_input_tokens"],
+                                  "reasoning_tokens": 0}
         assert response.raw["id"] == expect["message_id"]
         assert ids == [c["id"] for c in expect["tool_calls"]]
         check_anthropic_blocks(response, expect)
     elif ptype == "openai":
-        assert response.usage == usage
+        details = recorded_openai_usage(exchange)
+        assert response.usage == {**usage, "cache_write_tokens": 0,
+                                  "cached_prompt_tokens": (details.get("prompt_tokens_details")
+                                                           or {}).get("cached_tokens", 0),
+                                  "reasoning_tokens": (details.get("completion_tokens_details")
+                                                       or {}).get("reasoning_tokens", 0)}
         assert response.raw["id"] == expect["id"]
         for ours, theirs in zip(ids, expect["tool_calls"], strict=True):
             if theirs["id"] and theirs["id"] != "0":
@@ -362,7 +370,10 @@ def check_expect(provider: BaseProvider, exchange: dict[str, Any],
     elif ptype == "openai-codex":
         assert response.usage == {"prompt_tokens": usage["input_tokens"],
                                   "completion_tokens": usage["output_tokens"],
-                                  "total_tokens": usage["total_tokens"]}
+                                  "total_tokens": usage["total_tokens"],
+                                  "cached_prompt_tokens": usage["cached_tokens"],
+                                  "cache_write_tokens": 0,
+                                  "reasoning_tokens": usage["reasoning_tokens"]}
         assert response.raw["id"] == expect["response_id"]
         assert response.raw["status"] == expect["status"]
         assert ids == [c["call_id"] for c in expect["tool_calls"]]
@@ -444,6 +455,18 @@ def test_replay(path: Path, replay_server: LoopbackServer) -> None:
     response = call_provider(provider, exchange)
     check_request(provider, exchange, replay_server)
     check_expect(provider, exchange, response)
+
+
+def recorded_openai_usage(exchange: dict[str, Any]) -> dict[str, Any]:
+    """The usage object exactly as the server sent it (the last one, in a stream)."""
+    body = exchange["response"]["body"]
+    if not exchange["streaming"]:
+        return dict(json.loads(body).get("usage") or {})
+    found: dict[str, Any] = {}
+    for line in body.splitlines():
+        if line.startswith("data: {"):
+            found = json.loads(line[6:]).get("usage") or found
+    return found
 
 
 def test_every_exchange_is_replayed() -> None:

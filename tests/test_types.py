@@ -60,8 +60,9 @@ def test_message_validation() -> None:
 def test_completion_response_is_a_mutable_record_and_becomes_a_message() -> None:
     response = CompletionResponse("hi", "m", "p", tool_calls=[ToolCall("c1", "f")],
                                   finish_reason="tool_calls", native={"provider": "x"})
-    assert response.usage == make_usage(0, 0) == {"prompt_tokens": 0, "completion_tokens": 0,
-                                                 "total_tokens": 0}
+    assert response.usage == make_usage(0, 0) == {
+        "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0,
+        "cached_prompt_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0}
     response.content = "changed"
     message = response.to_message()
     assert (message.role, message.content, tuple(message.tool_calls), message.native) == (

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..config import Secret
 from ..errors import ProtocolError
 from ..headers import RedactedHeaders
+from ..jsondata import parse_json
 from ..streams import Event
-from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
+from ..types import (
+    CompletionResponse,
+    Message,
+    StreamEvent,
+    Tool,
+    ToolCall,
+    make_usage,
+    token_count,
+)
 from .base import BaseProvider, parse_tool_arguments, system_prompt
-from .streaming import Accumulator
+from .streaming import Accumulator, TextBuffer, check_tool_calls
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -31,9 +39,11 @@ def finish_reason(stop_reason: str | None, has_tool_calls: bool) -> str:
 
 def usage_from(raw: Mapping[str, Any]) -> dict[str, int]:
     """Total input = input + cache creation + cache read (the API counts them apart)."""
-    prompt = sum(int(raw.get(k) or 0) for k in
-                 ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
-    return make_usage(prompt, int(raw.get("output_tokens") or 0))
+    cache_read = token_count(raw, "cache_read_input_tokens")
+    cache_write = token_count(raw, "cache_creation_input_tokens")
+    prompt = token_count(raw, "input_tokens") + cache_read + cache_write
+    return make_usage(prompt, token_count(raw, "output_tokens"), cached=cache_read,
+                      cache_write=cache_write)
 
 
 def to_anthropic_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
@@ -150,21 +160,20 @@ class AnthropicStream(Accumulator):
         self.provider = provider
         self.message: dict[str, Any] | None = None
         self.blocks: dict[int, dict[str, Any]] = {}
-        self.partial_json: dict[int, list[str]] = {}
-        # Text and thinking arrive in thousands of deltas: kept as pieces, joined once (adding
-        # each delta to a growing string would copy it again every time).
-        self.pieces: dict[tuple[int, str], list[str]] = {}
+        self.partial_json: dict[int, TextBuffer] = {}
+        # Text and thinking arrive in thousands of deltas: joined as they come (adding each
+        # delta to a growing str would copy it again every time; a list keeps every piece).
+        self.pieces: dict[tuple[int, str], TextBuffer] = {}
         self.stopped = False
 
     def feed(self, item: Event) -> Iterable[StreamEvent]:
         name = item.event
         if name == "ping":
             return ()
-        try:
-            data = json.loads(item.data)
-        except ValueError:
-            raise ProtocolError(f"event {name!r} carries data that is not JSON: "
-                                f"{item.data[:60]!r}", provider=self.provider.name) from None
+        data = parse_json(item.data, f"event {name[:40]!r} data", self.provider.name)
+        if not isinstance(data, dict):
+            raise ProtocolError(f"event {name[:40]!r} data is not a JSON object",
+                                provider=self.provider.name)
         if name == "error":
             self.provider.raise_stream_error(data)
         if name == "message_start":
@@ -178,7 +187,10 @@ class AnthropicStream(Accumulator):
         if name == "content_block_start":
             block = dict(data.get("content_block") or {})
             if block.get("type") in ("tool_use", "server_tool_use"):
-                self.partial_json[data["index"]] = []  # the `input: {}` there is a placeholder
+                # the `input: {}` there is a placeholder
+                self.partial_json[data["index"]] = TextBuffer(self.provider.name)
+            if data["index"] not in self.blocks:
+                check_tool_calls(len(self.blocks) + 1, self.provider.name)
             self.blocks[data["index"]] = block
         elif name == "content_block_stop":
             return self._stop(data["index"])
@@ -203,30 +215,34 @@ class AnthropicStream(Accumulator):
         block = self._block(index)
         kind = delta.get("type")
         if kind == "text_delta":
-            text = delta.get("text", "")
-            self._piece(index, block, "text").append(text)
+            text = str(delta.get("text", ""))
+            self._piece(index, block, "text").add(text)
             return (StreamEvent("text", text),) if text else ()
         if kind == "input_json_delta":
-            self.partial_json.setdefault(index, []).append(delta.get("partial_json", ""))
+            buffer = self.partial_json.get(index)
+            if buffer is None:
+                buffer = self.partial_json[index] = TextBuffer(self.provider.name)
+            buffer.add(str(delta.get("partial_json", "")))
         elif kind == "thinking_delta":
-            self._piece(index, block, "thinking").append(delta.get("thinking", ""))
+            self._piece(index, block, "thinking").add(str(delta.get("thinking", "")))
         elif kind == "signature_delta":
             block["signature"] = delta.get("signature", "")
         elif kind == "citations_delta":
             block.setdefault("citations", []).append(delta.get("citation"))
         return ()
 
-    def _piece(self, index: int, block: dict[str, Any], field: str) -> list[str]:
+    def _piece(self, index: int, block: dict[str, Any], field: str) -> TextBuffer:
         pieces = self.pieces.get((index, field))
         if pieces is None:
-            pieces = self.pieces[index, field] = [block.get(field, "")]
+            pieces = self.pieces[index, field] = TextBuffer(self.provider.name,
+                                                            str(block.get(field, "")))
         return pieces
 
     def _stop(self, index: int) -> Iterable[StreamEvent]:
         block = self._block(index)
         if index not in self.partial_json:
             return ()
-        block["input"] = parse_tool_arguments("".join(self.partial_json.pop(index)),
+        block["input"] = parse_tool_arguments(self.partial_json.pop(index).value(),
                                               tool=block.get("name", ""),
                                               provider=self.provider.name)
         if block.get("type") != "tool_use":
@@ -238,7 +254,18 @@ class AnthropicStream(Accumulator):
         if self.message is None or not self.stopped:
             raise ProtocolError("stream ended before message_stop (truncated response)",
                                 provider=self.provider.name)
+        return self._response()
+
+    def _response(self) -> CompletionResponse:
+        message = dict(self.message or {})
+        blocks = {i: dict(b) for i, b in self.blocks.items()}
         for (index, field), pieces in self.pieces.items():
-            self.blocks[index][field] = "".join(pieces)
-        self.message["content"] = [self.blocks[i] for i in sorted(self.blocks)]
-        return response_from_message(self.message, self.provider.name)
+            blocks[index][field] = pieces.value()
+        message["content"] = [blocks[i] for i in sorted(blocks)]
+        return response_from_message(message, self.provider.name)
+
+    def partial(self) -> CompletionResponse:
+        # Only whole text and thinking: a tool call's input is incomplete until its stop.
+        self.blocks = {i: b for i, b in self.blocks.items()
+                       if b.get("type") not in ("tool_use", "server_tool_use")}
+        return self._response()

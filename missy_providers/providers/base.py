@@ -34,7 +34,7 @@ from ..retry import RetryPolicy, is_retryable
 from ..streams import NDJSONDecoder, SSEDecoder
 from ..types import CompletionResponse, Message, StreamEvent, Tool, as_messages, as_tools
 from ..values import Value
-from .error_mapping import classify_error, classify_stream_error, str_or_none
+from .error_mapping import classify_error, classify_stream_error, sse_error, str_or_none
 from .streaming import Accumulator, StreamResponse
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -45,7 +45,11 @@ log = logging.getLogger(__name__)
 
 # A server's own error message is shown in full up to this length (a raw body excerpt: 200).
 MAX_SERVER_MESSAGE_CHARS = 500
-OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system"})
+# Per-call limits over the provider's config: read timeout, overall deadline, retries.
+CALL_LIMITS = ("timeout", "total_timeout", "max_retries")
+OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system", *CALL_LIMITS})
+# What a request asks for: SSE or NDJSON for a stream, JSON otherwise.
+ACCEPT = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
 
 
 def _model_problem(v: Any) -> str | None:
@@ -72,11 +76,37 @@ def _system_problem(v: Any) -> str | None:
     return None if isinstance(v, str) else "a string"
 
 
+def _seconds_problem(v: Any) -> str | None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 86400
+    return None if ok else "a number of seconds > 0"
+
+
+def _retries_problem(v: Any) -> str | None:
+    ok = isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100
+    return None if ok else "a whole number from 0 to 100"
+
+
 # What each common option must be (None when it fits), checked before anything is sent.
 OPTION_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "model": _model_problem, "max_tokens": _max_tokens_problem,
     "temperature": _temperature_problem, "stop": _stop_problem, "system": _system_problem,
+    "timeout": _seconds_problem, "total_timeout": _seconds_problem,
+    "max_retries": _retries_problem,
 }
+
+
+class Outgoing(Value):
+    """One logical request: its body and this call's limits."""
+
+    __slots__ = ("body", "stream", "timeouts", "max_retries")
+    body: dict[str, Any]
+    stream: bool
+    timeouts: Timeouts
+    max_retries: int
+
+    def __init__(self, body: dict[str, Any], stream: bool, timeouts: Timeouts,
+                 max_retries: int) -> None:
+        self._set(body=body, stream=stream, timeouts=timeouts, max_retries=max_retries)
 AVAILABILITY_TIMEOUT = Timeouts(connect=2.0, read=3.0, total=5.0)
 # Failures that say the provider itself is unwell (they open the circuit breaker); a 4xx says
 # the request was wrong, and a 429 that the provider is up but busy with us.
@@ -105,13 +135,20 @@ def parse_tool_arguments(raw: str | None, *, tool: str, provider: str) -> dict[s
         return {}
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):
         raise ToolArgumentsError(f"tool call {tool!r} has arguments that are not a JSON "
                                  f"object ({len(raw)} chars; see .raw)", raw=raw,
                                  provider=provider)
     return value
+
+
+def _partial(accumulator: Accumulator) -> CompletionResponse | None:
+    try:
+        return accumulator.partial()
+    except MissyError:  # the pieces themselves are broken: nothing whole to give back
+        return None
 
 
 def estimate_tokens(messages: Sequence[Message]) -> int:
@@ -147,7 +184,8 @@ class BaseProvider:
         self.breaker = CircuitBreaker(config.name, config.circuit_breaker_threshold,
                                       config.circuit_breaker_cooldown_seconds)
         self.sleep: Callable[[float], None] = time.sleep  # replaceable in tests
-        self.timeouts = Timeouts.of(config.timeout)
+        self.timeouts = Timeouts(connect=min(10.0, config.timeout), read=config.timeout,
+                                 total=config.total_timeout)
 
     @property
     def name(self) -> str:
@@ -287,38 +325,48 @@ class BaseProvider:
                 raise UsageError(f"{self.name}: option {name} must be {expected}, got "
                                  f"{value!r}"[:200])
 
-    def _attempt(self, body: dict[str, Any], stream: bool, key: Secret | None) -> Response:
+    def _attempt(self, call: Outgoing, key: Secret | None) -> Response:
         """One HTTP exchange with one key; an error status becomes its typed error."""
         if self.needs_key and key is None:
             raise AuthenticationError(self.missing_credentials(), provider=self.name)
-        return self._post(body, stream, self.auth_headers(key))
+        return self._post(call, self.auth_headers(key))
 
-    def _post(self, body: dict[str, Any], stream: bool, headers: dict[str, str]) -> Response:
-        response = self.client.request("POST", self.endpoint(), headers=headers, json=body,
-                                       timeout=self.timeouts, stream=stream,
+    def _post(self, call: Outgoing, headers: dict[str, str]) -> Response:
+        headers["Accept"] = ACCEPT[self.stream_format] if call.stream else "application/json"
+        response = self.client.request("POST", self.endpoint(), headers=headers,
+                                       json=call.body, timeout=call.timeouts, stream=True,
                                        provider=self.name)
         if response.status >= 400:
             raise self.error_from(response)
+        if not call.stream:
+            try:
+                response.read()
+            except MissyError as exc:
+                # The server answered with success and began the body: it did the work, so
+                # sending the request again could do it twice.
+                exc.should_retry = False
+                raise
         return response
 
-    def _send(self, body: dict[str, Any], *, stream: bool, estimated_tokens: int = 0
-              ) -> Response:
+    def _send(self, call: Outgoing, estimated_tokens: int = 0) -> Response:
         """One logical request: circuit breaker and rate limits first, then attempts with
         retries and key rotation (the only place the package retries)."""
         self.breaker.before_call()
-        self.limiter.acquire(estimated_tokens)
         try:
-            response = self._send_with_retries(body, stream)
-        except ProviderError as exc:
-            if isinstance(exc, BREAKER_FAILURES):
-                self.breaker.record_failure()
+            self.limiter.acquire(estimated_tokens)
+            response = self._send_with_retries(call)
+        except BREAKER_FAILURES:
+            self.breaker.record_failure()
+            raise
+        except BaseException:  # every outcome settles a half-open probe
+            self.breaker.record_other()
             raise
         self.breaker.record_success()
         return response
 
-    def _send_with_retries(self, body: dict[str, Any], stream: bool) -> Response:
-        policy = RetryPolicy(max_retries=self.config.max_retries)
-        deadline = time.monotonic() + self.timeouts.total
+    def _send_with_retries(self, call: Outgoing) -> Response:
+        policy = RetryPolicy(max_retries=call.max_retries)
+        deadline = time.monotonic() + call.timeouts.total
         tried: set[int] = set()
         retries = 0
         while True:
@@ -326,7 +374,7 @@ class BaseProvider:
             if index in tried:  # the shared ring points at a key this call already used
                 index = next((i for i in range(len(self.keys)) if i not in tried), index)
             try:
-                return self._attempt(body, stream, self.keys.key_at(index))
+                return self._attempt(call, self.keys.key_at(index))
             except ProviderError as exc:
                 tried.add(index)
                 if exc.status in (401, 429) and len(tried) < len(self.keys):
@@ -354,14 +402,27 @@ class BaseProvider:
         self._check_opts(opts)
         return as_messages(messages), None if tools is None else as_tools(tools)
 
+    def _outgoing(self, messages: list[Message], tools: list[Tool] | None,
+                  opts: dict[str, Any], stream: bool) -> Outgoing:
+        """The request body and this call's limits (per-call options over the config)."""
+        limits = {k: opts.pop(k) for k in CALL_LIMITS if k in opts}
+        timeouts = self.timeouts
+        if "timeout" in limits or "total_timeout" in limits:
+            read = float(limits.get("timeout", timeouts.read))
+            timeouts = Timeouts(connect=min(timeouts.connect, read), read=read,
+                                total=float(limits.get("total_timeout", timeouts.total)))
+        body = self.build_body(messages, tools, opts, stream=stream)
+        return Outgoing(body, stream, timeouts,
+                        int(limits.get("max_retries", self.config.max_retries)))
+
     def _complete(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                   opts: dict[str, Any]) -> CompletionResponse:
         messages, tools = self._checked(messages, tools, opts)
         if self.always_streams:
             return self._stream(messages, tools, opts).response
-        body = self.build_body(messages, tools, opts, stream=False)
+        call = self._outgoing(messages, tools, opts, stream=False)
         estimate = estimate_tokens(messages)
-        data = self._send(body, stream=False, estimated_tokens=estimate).json()
+        data = self._send(call, estimate).json()
         try:
             response = self.parse_response(data)
         except (KeyError, TypeError, AttributeError, IndexError) as exc:
@@ -373,10 +434,35 @@ class BaseProvider:
     def _stream(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                 opts: dict[str, Any]) -> StreamResponse:
         messages, tools = self._checked(messages, tools, opts)
-        body = self.build_body(messages, tools, opts, stream=True)
+        call = self._outgoing(messages, tools, opts, stream=True)
         estimate = estimate_tokens(messages)
-        response = self._send(body, stream=True, estimated_tokens=estimate)
+        response = self._send(call, estimate)
+        if self.stream_format == "sse" and response.header("content-type").partition(";")[0] \
+                .strip().lower() == "application/json":
+            # A server that ignored `stream` (or answered in JSON): a whole answer, not a
+            # truncated stream. (NDJSON needs no such rule: one JSON object is one line.)
+            return StreamResponse(self._whole(response, estimate), response)
         return StreamResponse(self._events(response, estimate), response)
+
+    def _whole(self, response: Response, estimate: int) -> Iterator[StreamEvent]:
+        """A complete JSON answer to a streamed request, as the events a stream would give."""
+        try:
+            data = response.json()
+            if isinstance(data, Mapping) and data.get("error"):
+                self.raise_stream_error(data)
+            try:
+                final = self.parse_response(data)
+            except (KeyError, TypeError, AttributeError, IndexError) as exc:
+                raise ProtocolError(f"response of an unexpected shape ({type(exc).__name__})",
+                                    provider=self.name) from None
+        finally:
+            response.close()
+        self.limiter.settle(estimate, final.usage.get("total_tokens", 0))
+        if final.content:
+            yield StreamEvent("text", final.content)
+        for call in final.tool_calls:
+            yield StreamEvent("tool_call", tool_call=call)
+        yield StreamEvent("done", response=final)
 
     def _decoded(self, response: Response) -> Iterator[Any]:
         """Stream items (SSE events or NDJSON values) as their bytes arrive."""
@@ -402,18 +488,26 @@ class BaseProvider:
                         if event.tool_call is not None:
                             announced.add(event.tool_call.id)
                         yield event
-                final = accumulator.finish()
+                item = None  # the last raw item is not kept past the loop
+                try:
+                    final = accumulator.finish()
+                except ProtocolError as exc:
+                    raise ProtocolError(f"{exc.message}; {response.bytes_received} bytes "
+                                        "received", provider=self.name) from None
             except (KeyError, TypeError, AttributeError, IndexError) as exc:
                 raise ProtocolError(f"stream item of an unexpected shape ({type(exc).__name__}: "
                                     f"{str(exc)[:60]})", provider=self.name) from None
+            except ProtocolError as exc:
+                if type(exc) is ProtocolError and not exc.provider:  # from a decoder
+                    raise ProtocolError(exc.message, provider=self.name) from None
+                raise
             self.limiter.settle(estimate, final.usage.get("total_tokens", 0))
             for call in final.tool_calls:  # APIs that only know a call is whole at the end
                 if call.id not in announced:
                     yield StreamEvent("tool_call", tool_call=call)
             yield StreamEvent("done", response=final)
-        except ProtocolError as exc:
-            if type(exc) is ProtocolError and not exc.provider:  # from a decoder
-                raise ProtocolError(exc.message, provider=self.name) from None
+        except MissyError as exc:
+            exc.partial = _partial(accumulator)  # what arrived, for the caller to keep
             raise
         finally:
             response.close()
@@ -424,8 +518,10 @@ class BaseProvider:
         try:
             body = response.read(limit=1024 * 1024)
             data: Any = json.loads(body) if body.strip() else None
-        except (ValueError, MissyError):
+        except MissyError:
             data, body = None, b""
+        except (ValueError, RecursionError):  # not JSON: the body itself is the message
+            data = sse_error(body)
         message, etype = self.error_details(data)
         message = excerpt(message, MAX_SERVER_MESSAGE_CHARS) if message else \
             excerpt(body.strip()) or response.reason

@@ -17,11 +17,27 @@ from ..config import Secret
 from ..errors import AuthenticationError, MissyError, ProtocolError, UsageError
 from ..headers import RedactedHeaders
 from ..http import Response, Timeouts
+from ..jsondata import parse_json
 from ..streams import Event
-from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
-from .base import AVAILABILITY_TIMEOUT, BaseProvider, Probe, parse_tool_arguments, system_prompt
+from ..types import (
+    CompletionResponse,
+    Message,
+    StreamEvent,
+    Tool,
+    ToolCall,
+    make_usage,
+    token_count,
+)
+from .base import (
+    AVAILABILITY_TIMEOUT,
+    BaseProvider,
+    Outgoing,
+    Probe,
+    parse_tool_arguments,
+    system_prompt,
+)
 from .codex_auth import LOGIN_HINT, CodexCredentials, default_auth_file
-from .streaming import Accumulator
+from .streaming import Accumulator, TextBuffer, check_tool_calls
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -70,11 +86,14 @@ def response_from_items(items: Sequence[Mapping[str, Any]], meta: Mapping[str, A
     finish = ("length" if incomplete == "max_output_tokens" else
               "tool_calls" if calls else "stop")
     usage = meta.get("usage") or {}
-    prompt, completion = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
     total = usage.get("total_tokens")
     return CompletionResponse(
         content=text, model=str(meta.get("model") or ""), provider=provider,
-        usage=make_usage(prompt, completion, None if total is None else int(total)),
+        usage=make_usage(token_count(usage, "input_tokens"), token_count(usage, "output_tokens"),
+                         None if total is None else token_count(usage, "total_tokens"),
+                         cached=token_count(usage, "input_tokens_details", "cached_tokens"),
+                         reasoning=token_count(usage, "output_tokens_details",
+                                               "reasoning_tokens")),
         tool_calls=calls, finish_reason=finish, raw=dict(meta),
         native={"provider": "openai-codex", "items": list(items)})
 
@@ -126,23 +145,22 @@ class CodexProvider(BaseProvider):
             return self.config.key_source
         return f"auth.json ({self.credentials.path})" if self.credentials.exists() else "none"
 
-    def _attempt(self, body: dict[str, Any], stream: bool, key: Secret | None) -> Response:
+    def _attempt(self, call: Outgoing, key: Secret | None) -> Response:
         """With an api_key: one plain attempt. With the ChatGPT login: on a 401, refresh once
         (unless another caller already did) and send again; a second 401 means the login
         itself is no longer valid."""
-        headers = RedactedHeaders({"Accept": "text/event-stream",
-                                   "OpenAI-Beta": "responses=experimental",
+        headers = RedactedHeaders({"OpenAI-Beta": "responses=experimental",
                                    "originator": ORIGINATOR, "session_id": self.session_id})
         if key is not None:
             headers["Authorization"] = f"Bearer {key.reveal()}"
-            return self._post(body, stream, headers)
+            return self._post(call, headers)
         for attempt in (1, 2):
             token, account = self.credentials.current()
             headers["Authorization"] = f"Bearer {token.reveal()}"
             if account:
                 headers["chatgpt-account-id"] = account
             try:
-                return self._post(body, stream, headers)
+                return self._post(call, headers)
             except AuthenticationError as exc:
                 if exc.status != 401:
                     raise
@@ -205,26 +223,35 @@ class CodexStream(Accumulator):
     def __init__(self, provider: CodexProvider) -> None:
         self.provider = provider
         self.items: dict[int, dict[str, Any]] = {}
-        self.delta_text: list[str] = []
-        self.arguments: dict[str, list[str]] = {}
+        self.delta_text = TextBuffer(provider.name)
+        self.arguments: dict[str, TextBuffer] = {}
         self.meta: dict[str, Any] | None = None
 
     def feed(self, item: Event) -> Iterable[StreamEvent]:
-        try:
-            data = json.loads(item.data)
-        except ValueError:
-            raise ProtocolError(f"event data is not JSON: {item.data[:60]!r}",
-                                provider=self.provider.name) from None
+        if item.data.startswith("[DONE]"):
+            return ()  # gateways (LiteLLM) end Responses streams so too; the SDKs skip it
+        data = parse_json(item.data, "event data", self.provider.name)
         kind = data.get("type") if isinstance(data, dict) else None
         if kind == "response.output_text.delta":
             delta = str(data.get("delta") or "")
-            self.delta_text.append(delta)
+            self.delta_text.add(delta)
             return (StreamEvent("text", delta),) if delta else ()
         if kind == "response.function_call_arguments.delta":
-            self.arguments.setdefault(data["item_id"], []).append(data.get("delta") or "")
+            item_id = str(data["item_id"])
+            buffer = self.arguments.get(item_id)
+            if buffer is None:
+                check_tool_calls(len(self.arguments) + 1, self.provider.name)
+                buffer = self.arguments[item_id] = TextBuffer(self.provider.name)
+            buffer.add(str(data.get("delta") or ""))
         elif kind in ("response.output_item.added", "response.output_item.done"):
             entry = dict(data["item"])
-            self.items[int(data.get("output_index", len(self.items)))] = entry
+            index = data.get("output_index", len(self.items))
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise ProtocolError("output item with a non-integer output_index",
+                                    provider=self.provider.name)
+            if index not in self.items:
+                check_tool_calls(len(self.items) + 1, self.provider.name)
+            self.items[index] = entry
             if kind.endswith(".done") and entry.get("type") == "function_call":
                 return (StreamEvent("tool_call", tool_call=self._call(entry)),)
         elif kind in ("response.completed", "response.incomplete"):
@@ -238,7 +265,7 @@ class CodexStream(Accumulator):
 
     def _call(self, entry: dict[str, Any]) -> ToolCall:
         if not entry.get("arguments") and entry.get("id") in self.arguments:
-            entry["arguments"] = "".join(self.arguments[entry["id"]])
+            entry["arguments"] = self.arguments[entry["id"]].value()
         name = str(entry.get("name") or "")
         return ToolCall(str(entry.get("call_id") or ""), name,
                         parse_tool_arguments(entry.get("arguments"), tool=name,
@@ -251,8 +278,14 @@ class CodexStream(Accumulator):
         items = [self.items[i] for i in sorted(self.items)]
         for entry in items:
             if entry.get("type") == "function_call" and not entry.get("arguments"):
-                entry["arguments"] = "".join(self.arguments.get(str(entry.get("id")), []))
+                buffer = self.arguments.get(str(entry.get("id")))
+                entry["arguments"] = buffer.value() if buffer is not None else ""
         response = response_from_items(items, self.meta, self.provider.name)
         if not response.content and self.delta_text:  # items without text parts: use deltas
-            response.content = "".join(self.delta_text)
+            response.content = self.delta_text.value()
         return response
+
+    def partial(self) -> CompletionResponse:
+        return CompletionResponse(self.delta_text.value(), str((self.meta or {}).get("model")
+                                                                or self.provider.model),
+                                  self.provider.name, raw={"incomplete": True})

@@ -61,5 +61,20 @@ def classify_stream_error(message: str, kw: dict[str, Any]) -> ProviderError:
     return ProviderError(message, **kw)
 
 
+def sse_error(body: bytes) -> Any:
+    """The error object of an error body framed as SSE (``data: {"error": ...}``, as some
+    gateways answer a failed stream), or None."""
+    import json
+
+    for line in body[:65536].splitlines():
+        if line.startswith(b"data:"):
+            try:
+                data = json.loads(line[5:])
+            except (ValueError, RecursionError):
+                return None
+            return data if isinstance(data, dict) else None
+    return None
+
+
 def str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)

@@ -8,10 +8,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from ..config import Secret
 from ..errors import ProtocolError, at_boundary
 from ..headers import RedactedHeaders
-from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
+from ..types import (
+    CompletionResponse,
+    Message,
+    StreamEvent,
+    Tool,
+    ToolCall,
+    make_usage,
+    token_count,
+)
 from .base import AVAILABILITY_TIMEOUT, BaseProvider, parse_tool_arguments
 from .openai import function_tools, new_call_id, unique_ids
-from .streaming import Accumulator
+from .streaming import Accumulator, TextBuffer, check_tool_calls
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -47,7 +55,7 @@ class OllamaProvider(BaseProvider):
         return f"{self.config.base_url}/api/chat"
 
     def auth_headers(self, key: Secret | None) -> dict[str, str]:
-        headers = RedactedHeaders({"Accept": "application/x-ndjson"})
+        headers = RedactedHeaders({})
         if key is not None:
             headers["Authorization"] = f"Bearer {key.reveal()}"
         return headers
@@ -135,8 +143,8 @@ class OllamaStream(Accumulator):
 
     def __init__(self, provider: OllamaProvider) -> None:
         self.provider = provider
-        self.text: list[str] = []
-        self.thinking: list[str] = []
+        self.text = TextBuffer(provider.name)
+        self.thinking = TextBuffer(provider.name)
         self.calls: list[ToolCall] = []
         self.final: Mapping[str, Any] | None = None
 
@@ -147,13 +155,15 @@ class OllamaStream(Accumulator):
             self.provider.raise_stream_error(item)
         out: list[StreamEvent] = []
         message = item.get("message") or {}
-        if message.get("content"):
-            self.text.append(message["content"])
-            out.append(StreamEvent("text", message["content"]))
+        content = message.get("content")
+        if content and isinstance(content, str):
+            self.text.add(content)
+            out.append(StreamEvent("text", content))
         if message.get("thinking"):
-            self.thinking.append(message["thinking"])
+            self.thinking.add(str(message["thinking"]))
         for raw in message.get("tool_calls") or []:
             call = self.provider.tool_call(raw)
+            check_tool_calls(len(self.calls) + 1, self.provider.name)
             self.calls.append(call)
             out.append(StreamEvent("tool_call", tool_call=call))
         if item.get("done"):
@@ -165,15 +175,22 @@ class OllamaStream(Accumulator):
         if final is None:
             raise ProtocolError("stream ended before a line with done: true (truncated "
                                 "response)", provider=self.provider.name)
-        calls = unique_ids(self.calls)
+        return self._response(final, unique_ids(self.calls))
+
+    def _response(self, final: Mapping[str, Any], calls: list[ToolCall]) -> CompletionResponse:
         reason = final.get("done_reason")
         finish = "length" if reason == "length" else "tool_calls" if calls else "stop"
         raw = dict(final)
         if self.thinking:
-            raw["thinking"] = "".join(self.thinking)
+            raw["thinking"] = self.thinking.value()
         # Counters are omitted when zero (`omitempty` in Ollama's Go types).
-        usage = make_usage(int(final.get("prompt_eval_count") or 0),
-                           int(final.get("eval_count") or 0))
-        return CompletionResponse(content="".join(self.text), model=str(final.get("model", "")),
+        usage = make_usage(token_count(final, "prompt_eval_count"),
+                           token_count(final, "eval_count"))
+        return CompletionResponse(content=self.text.value(),
+                                  model=str(final.get("model", "")),
                                   provider=self.provider.name, usage=usage, tool_calls=calls,
                                   finish_reason=finish, raw=raw)
+
+    def partial(self) -> CompletionResponse:
+        return self._response({"model": self.provider.model, "incomplete": True},
+                              list(self.calls))

@@ -11,10 +11,19 @@ from urllib.parse import urlsplit
 from ..config import Secret
 from ..errors import ProtocolError
 from ..headers import RedactedHeaders
+from ..jsondata import parse_json
 from ..streams import Event
-from ..types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, make_usage
+from ..types import (
+    CompletionResponse,
+    Message,
+    StreamEvent,
+    Tool,
+    ToolCall,
+    make_usage,
+    token_count,
+)
 from .base import BaseProvider, parse_tool_arguments
-from .streaming import Accumulator
+from .streaming import Accumulator, TextBuffer, check_tool_calls
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -46,14 +55,21 @@ def unique_ids(calls: list[ToolCall]) -> list[ToolCall]:
 
 def usage_from(raw: Mapping[str, Any] | None) -> dict[str, int]:
     raw = raw or {}  # absent on some compatible servers
-    prompt, completion = int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0)
     total = raw.get("total_tokens")
-    return make_usage(prompt, completion, None if total is None else int(total))
+    return make_usage(token_count(raw, "prompt_tokens"), token_count(raw, "completion_tokens"),
+                      None if total is None else token_count(raw, "total_tokens"),
+                      cached=token_count(raw, "prompt_tokens_details", "cached_tokens"),
+                      reasoning=token_count(raw, "completion_tokens_details",
+                                            "reasoning_tokens"))
 
 
 def finish_reason(reason: str | None, has_tool_calls: bool) -> str:
+    # Tool calls present means tool_calls, whatever the server said: OpenAI answers "stop"
+    # when tool_choice names a function (vLLM copies it), and a loop must run the call.
+    if has_tool_calls:
+        return "tool_calls"
     if reason is None or reason not in FINISH_REASONS:
-        return "tool_calls" if has_tool_calls else "stop"
+        return "stop"
     return FINISH_REASONS[reason]
 
 
@@ -176,8 +192,8 @@ class OpenAIStream(Accumulator):
 
     def __init__(self, provider: OpenAIProvider) -> None:
         self.provider = provider
-        self.text: list[str] = []
-        self.reasoning: list[str] = []
+        self.text = TextBuffer(provider.name)
+        self.reasoning = TextBuffer(provider.name)
         self.calls: dict[int, dict[str, Any]] = {}
         self.finish_reason: str | None = None
         self.usage: Mapping[str, Any] | None = None
@@ -189,11 +205,7 @@ class OpenAIStream(Accumulator):
         if data.startswith("[DONE]"):
             self.done = True
             return ()
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise ProtocolError(f"stream chunk is not JSON: {data[:60]!r}",
-                                provider=self.provider.name) from None
+        chunk = parse_json(data, "stream chunk", self.provider.name)
         if not isinstance(chunk, dict):
             raise ProtocolError("stream chunk is not a JSON object", provider=self.provider.name)
         if chunk.get("error"):
@@ -209,40 +221,56 @@ class OpenAIStream(Accumulator):
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
             delta = choice.get("delta") or {}
-            if delta.get("content"):
-                self.text.append(delta["content"])
-                out.append(StreamEvent("text", delta["content"]))
+            content = delta.get("content")
+            if content and isinstance(content, str):
+                self.text.add(content)
+                out.append(StreamEvent("text", content))
             reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-            if reasoning:
-                self.reasoning.append(reasoning)
+            if reasoning and isinstance(reasoning, str):
+                self.reasoning.add(reasoning)
             for frag in delta.get("tool_calls") or []:
                 self._merge(frag)
         return out
 
     def _merge(self, frag: Mapping[str, Any]) -> None:
-        call = self.calls.setdefault(int(frag.get("index", len(self.calls))),
-                                     {"id": "", "name": "", "arguments": []})
+        index = frag.get("index", len(self.calls))
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise ProtocolError("tool call fragment with a non-integer index",
+                                provider=self.provider.name)
+        call = self.calls.get(index)
+        if call is None:
+            check_tool_calls(len(self.calls) + 1, self.provider.name)
+            call = self.calls[index] = {"id": "", "name": "",
+                                        "arguments": TextBuffer(self.provider.name)}
         function = frag.get("function") or {}
         if frag.get("id") and not call["id"]:
             call["id"] = frag["id"]
         if function.get("name") and not call["name"]:
             call["name"] = function["name"]
         if function.get("arguments"):
-            call["arguments"].append(function["arguments"])
+            call["arguments"].add(str(function["arguments"]))
 
     def finish(self) -> CompletionResponse:
-        if not self.done and self.finish_reason is None:
-            raise ProtocolError("stream ended before [DONE] or a finish_reason (truncated "
-                                "response)", provider=self.provider.name)
+        if not self.done:
+            # Every Chat Completions server we know ends with [DONE]; without it the stream
+            # was cut (after a finish_reason chunk, the usage chunk may still have been due).
+            raise ProtocolError("stream ended without [DONE] (truncated response)",
+                                provider=self.provider.name)
         name = self.provider.name
         calls = unique_ids([
-            ToolCall(c["id"], c["name"], parse_tool_arguments("".join(c["arguments"]),
+            ToolCall(c["id"], c["name"], parse_tool_arguments(c["arguments"].value(),
                                                               tool=c["name"], provider=name))
             for _, c in sorted(self.calls.items())])
+        return self._response(calls)
+
+    def _response(self, calls: list[ToolCall]) -> CompletionResponse:
         raw = {**self.meta, "finish_reason": self.finish_reason, "usage": self.usage}
         if self.reasoning:
-            raw["reasoning"] = "".join(self.reasoning)
+            raw["reasoning"] = self.reasoning.value()
         return CompletionResponse(
-            content="".join(self.text), model=str(self.meta.get("model") or ""), provider=name,
-            usage=usage_from(self.usage), tool_calls=calls,
+            content=self.text.value(), model=str(self.meta.get("model") or ""),
+            provider=self.provider.name, usage=usage_from(self.usage), tool_calls=calls,
             finish_reason=finish_reason(self.finish_reason, bool(calls)), raw=raw)
+
+    def partial(self) -> CompletionResponse:
+        return self._response([])

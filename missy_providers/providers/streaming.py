@@ -22,18 +22,22 @@ class StreamResponse:
         self._events = events
         self._http = http_response
         self._final: CompletionResponse | None = None
+        self._error: MissyError | None = None
 
     def __repr__(self) -> str:
         state = "done" if self._final is not None else "open"
         return f"StreamResponse(url={self._http.url!r}, status={self._http.status}, {state})"
 
     def events(self) -> Iterator[StreamEvent]:
+        if self._error is not None:
+            raise self._error.with_traceback(None)
         try:
             for event in self._events:
                 if event.type == "done":
                     self._final = event.response
                 yield event
         except MissyError as exc:
+            self._error = exc  # .response raises it again; exc.partial is what arrived
             # The boundary: the decoder and accumulator frames below hold raw server bytes.
             raise exc.with_traceback(None) from None
 
@@ -52,16 +56,62 @@ class StreamResponse:
         return self._final
 
     def close(self) -> None:
+        """Close the stream and its connection. Safe from another thread while one reads: the
+        blocked read is interrupted and that thread's loop ends with StreamClosed."""
+        self._http.close()
         close = getattr(self._events, "close", None)
         if close is not None:
-            close()
-        self._http.close()
+            try:
+                close()
+            except ValueError:  # "generator already executing": another thread is in it
+                pass
 
     def __enter__(self) -> StreamResponse:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# A long answer is joined as it arrives, never kept as millions of small strings; past this many
+# characters in one stream (text, thinking and tool arguments each) it is refused.
+MAX_STREAM_TEXT_CHARS = 64 * 1024 * 1024
+MAX_TOOL_CALLS = 1024  # tool calls in one response
+
+
+class TextBuffer:
+    """Text deltas joined as they arrive (io.StringIO grows one buffer: memory stays about the
+    text's own size, however many pieces it came in), with a bound."""
+
+    __slots__ = ("_io", "size", "provider")
+
+    def __init__(self, provider: str, initial: str = "") -> None:
+        import io
+
+        self._io = io.StringIO()
+        self.size = 0
+        self.provider = provider
+        if initial:
+            self.add(initial)
+
+    def add(self, text: str) -> None:
+        self.size += len(text)
+        if self.size > MAX_STREAM_TEXT_CHARS:
+            raise ProtocolError(f"stream text over {MAX_STREAM_TEXT_CHARS} characters",
+                                provider=self.provider)
+        self._io.write(text)
+
+    def value(self) -> str:
+        return self._io.getvalue()
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+
+def check_tool_calls(count: int, provider: str) -> None:
+    if count > MAX_TOOL_CALLS:
+        raise ProtocolError(f"more than {MAX_TOOL_CALLS} tool calls in one response",
+                            provider=provider)
 
 
 class Accumulator:
@@ -73,3 +123,7 @@ class Accumulator:
 
     def finish(self) -> CompletionResponse:
         raise NotImplementedError
+
+    def partial(self) -> CompletionResponse | None:
+        """What arrived before a failure, as a response (for ``error.partial``)."""
+        return None
