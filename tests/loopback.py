@@ -195,3 +195,120 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
             return True
         time.sleep(0.01)
     return predicate()
+
+
+RawHandler = Callable[["RawConnection"], None]
+
+
+class RawConnection:
+    """One accepted connection of a RawServer: read requests, write any bytes at all."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+
+    def read_request(self, timeout: float = 5.0) -> bytes:
+        """One whole request (head and Content-Length body); b"" if the client went away."""
+        self.sock.settimeout(timeout)
+        try:
+            while b"\r\n\r\n" not in self.buf:
+                data = self.sock.recv(65536)
+                if not data:
+                    return b""
+                self.buf += data
+            head, _, rest = self.buf.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            while len(rest) < length:
+                data = self.sock.recv(65536)
+                if not data:
+                    return b""
+                rest += data
+        except OSError:
+            return b""
+        self.buf = rest[length:]
+        return head + b"\r\n\r\n" + rest[:length]
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.settimeout(30)  # a slow reader (tracemalloc on) must get it all
+            self.sock.sendall(data)
+        except OSError:
+            pass
+
+    def trickle(self, data: bytes, every: float) -> None:
+        """``data`` one byte at a time, ``every`` seconds apart, until the client leaves."""
+        for i in range(len(data)):
+            try:
+                self.sock.sendall(data[i:i + 1])
+            except OSError:
+                return
+            time.sleep(every)
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that hands each connection to ``handler`` in its own thread:
+    for framing no HTTP library would send. Counts connections and requests."""
+
+    def __init__(self, handler: RawHandler) -> None:
+        self.handler = handler
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self._stop = False
+        self._threads: list[threading.Thread] = []
+        self._accept = threading.Thread(target=self._run, daemon=True)
+        self._accept.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        raw = RawConnection(conn)
+        original = raw.read_request
+
+        def counted(timeout: float = 5.0) -> bytes:
+            request = original(timeout)
+            if request:
+                self.requests.append(request)
+            return request
+
+        raw.read_request = counted  # type: ignore[method-assign]
+        try:
+            self.handler(raw)
+        finally:
+            try:  # a graceful end: FIN, then wait for the client (a bare close may RST)
+                conn.shutdown(socket.SHUT_WR)
+                conn.settimeout(2)
+                while conn.recv(65536):
+                    pass
+            except OSError:
+                pass
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._accept.join(timeout=1)
+        self.sock.close()
+
+    def __enter__(self) -> RawServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
