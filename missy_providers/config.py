@@ -126,6 +126,7 @@ NETWORK_FIELDS: dict[str, Check] = {
     "proxy": _is_nonempty_str,
     "ca_bundle": _is_nonempty_str,
     "audit_log": _is_nonempty_str,
+    "allow_plain_http_proxy": _is_bool,
 }
 TOP_LEVEL_FIELDS = ("providers", "network", "default_provider", "fallback")
 
@@ -351,7 +352,8 @@ def _network(data: Any, problems: _Problems) -> NetworkConfig:
         _check_url(good["proxy"], problems, "network", "proxy")
     return NetworkConfig(
         default_deny=good.get("default_deny", True), proxy=good.get("proxy", ""),
-        ca_bundle=good.get("ca_bundle", ""), audit_log=good.get("audit_log", ""), **lists,
+        ca_bundle=good.get("ca_bundle", ""), audit_log=good.get("audit_log", ""),
+        allow_plain_http_proxy=good.get("allow_plain_http_proxy", False), **lists,
     )
 
 
@@ -462,6 +464,13 @@ def _check_proxy_allowed(config: Config, problems: _Problems) -> None:
     elif decision.target is not None and decision.target.scheme != "http":
         problems.add("the proxy must be an http:// URL (https to the target is tunnelled "
                      "through it with CONNECT)", "network", "proxy")
+    if config.network.allow_plain_http_proxy:
+        return
+    for name, p in config.providers.items():
+        if p.enabled and p.base_url.startswith("http://"):
+            problems.add(f"providers.{name}.base_url is plain http:// and a proxy is set: its "
+                         "requests would reach the proxy in the clear; use https:// or set "
+                         "network.allow_plain_http_proxy: true", "network", "proxy")
 
 
 def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:

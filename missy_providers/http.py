@@ -316,6 +316,7 @@ class PolicyHTTPClient:
         audit: AuditHook | None = None,
         audit_log: str = "",
         max_idle_per_host: int = 8,
+        allow_plain_http_proxy: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         dns_cache_seconds: float = 30.0,
         user_agent: str = USER_AGENT,
@@ -340,8 +341,23 @@ class PolicyHTTPClient:
         self._lock = threading.Lock()
         self._user_agent = user_agent
         self._proxy_url = proxy
+        self.allow_plain_http_proxy = allow_plain_http_proxy
         if proxy:
             self._proxy_route("")  # a proxy the policy refuses fails here, not on first use
+        self._audit_policy()
+
+    def _audit_policy(self) -> None:
+        """One record of the effective policy, each entry with its origin: an auditor sees
+        when egress widens (a new provider, a base_url from the environment, a proxy)."""
+        if not self._audit_hooks:
+            return
+        record: dict[str, Any] = {
+            "time": time.time(), "event": "policy", "default_deny": self._policy.default_deny,
+            "allowed": self._policy.origins(),
+            "proxy": shown_url(self._proxy_url) if self._proxy_url else None,
+            "trust": f"bundle {self._ca_bundle}" if self._ca_bundle else "system store"}
+        for hook in self._audit_hooks:
+            hook(record)
 
     @property
     def policy(self) -> NetworkPolicy:
@@ -366,7 +382,8 @@ class PolicyHTTPClient:
 
         net = config.network
         return cls(network_policy(config), proxy=net.proxy, ca_bundle=net.ca_bundle,
-                   audit_log=net.audit_log, **kw)
+                   audit_log=net.audit_log,
+                   allow_plain_http_proxy=net.allow_plain_http_proxy, **kw)
 
     # --- policy ---------------------------------------------------------------------------
 
@@ -629,6 +646,11 @@ class PolicyHTTPClient:
             proxy_target, addresses = None, self._addresses(method, target, provider)
         path = target.path
         if proxy_target is not None and target.scheme == "http":
+            if not self.allow_plain_http_proxy:
+                raise PolicyViolation(f"{target.authority} is plain http:// and a proxy is "
+                                      "configured: the request and its credentials would reach "
+                                      "the proxy in the clear; use https:// or set "
+                                      "network.allow_plain_http_proxy: true")
             path = f"http://{target.authority}{target.path}"  # absolute-form for a proxy
         started = time.monotonic()
         data = _frame_request(method, target, path, payload, all_headers)

@@ -8,6 +8,7 @@ trailing dots) is refused rather than interpreted.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 
@@ -252,14 +253,92 @@ def _mapped(ip: IPAddress) -> IPAddress:
     return (ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else ip
 
 
-def is_special_address(ip: IPAddress) -> bool:
-    """Loopback, private, link-local, CGNAT, multicast, unspecified or reserved."""
+# The IANA special-purpose address registries (RFC 6890 and its updates), as (range, what).
+# An address in one of these is never reached through a name or in open mode without an
+# explicit allowed_cidrs entry or exact-IP host entry. Most specific ranges first.
+SPECIAL_V4_RANGES = (
+    ("0.0.0.0/8", "this network"), ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "shared address space (CGNAT)"), ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local (cloud metadata)"), ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "IETF protocol assignments"), ("192.0.2.0/24", "documentation"),
+    ("192.31.196.0/24", "AS112"), ("192.52.193.0/24", "AMT"),
+    ("192.88.99.0/24", "6to4 relay anycast"), ("192.168.0.0/16", "private"),
+    ("192.175.48.0/24", "AS112"), ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation"), ("203.0.113.0/24", "documentation"),
+    ("224.0.0.0/4", "multicast"), ("255.255.255.255/32", "limited broadcast"),
+    ("240.0.0.0/4", "reserved"),
+)
+SPECIAL_V6_RANGES = (
+    ("::/128", "unspecified"), ("::1/128", "loopback"),
+    ("::/96", "IPv4-compatible (deprecated)"), ("::ffff:0:0:0/96", "IPv4-translated"),
+    ("64:ff9b:1::/48", "local-use NAT64"), ("100::/64", "discard-only"),
+    ("2001::/23", "IETF protocol assignments (Teredo, benchmarking, ORCHID)"),
+    ("2001:db8::/32", "documentation"), ("3fff::/20", "documentation"),
+    ("5f00::/16", "SRv6 SIDs"), ("fc00::/7", "unique-local"), ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local (deprecated)"), ("ff00::/8", "multicast"),
+)
+_NAT64_PREFIX = 0x0064FF9B << 96  # 64:ff9b::/96
+_SIX_TO_FOUR_PREFIX = 0x2002  # 2002::/16
+
+
+@functools.cache
+def special_ranges() -> tuple[tuple[tuple[IPNetwork, str], ...], ...]:
+    """The registries as networks, built once on first use (not at import: start-up stays
+    fast); the same constant tables every time."""
+    return (tuple((ipaddress.IPv4Network(n), w) for n, w in SPECIAL_V4_RANGES),
+            tuple((ipaddress.IPv6Network(n), w) for n, w in SPECIAL_V6_RANGES))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address stands for; these
+    are checked as that IPv4 address (a DNS64 network answers 64:ff9b:: for public hosts)."""
+    value = int(ip)
+    if value >> 32 == _NAT64_PREFIX >> 32:
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if value >> 112 == _SIX_TO_FOUR_PREFIX:
+        return ipaddress.IPv4Address((value >> 80) & 0xFFFFFFFF)
+    return None
+
+
+def special_reason(ip: IPAddress) -> str | None:
+    """Why ``ip`` is not a public address (the registry entry it falls in), or None.
+
+    IPv4-mapped, NAT64 and 6to4 addresses are judged by the IPv4 address they embed; the other
+    IPv6 forms that embed one (IPv4-compatible, IPv4-translated, Teredo) are special outright,
+    as is every IPv6 address outside global unicast (2000::/3)."""
     ip = _mapped(ip)
-    return not ip.is_global or ip.is_multicast or ip.is_unspecified
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner is not None:
+            why = special_reason(inner)
+            return None if why is None else f"embeds {inner}, {why}"
+        for net, what in special_ranges()[1]:
+            if ip in net:
+                return f"{what} ({net})"
+        # Global unicast is 2000::/3: the top three bits 001.
+        return None if int(ip) >> 125 == 1 else "not global unicast (outside 2000::/3)"
+    for net, what in special_ranges()[0]:
+        if ip in net:
+            return f"{what} ({net})"
+    return None
 
 
-class NetworkPolicy:
-    """Decides, for a URL and later for each address it resolves to, whether to connect."""
+def is_special_address(ip: IPAddress) -> bool:
+    """Whether ``ip`` is in a special-purpose range (see :func:`special_reason`)."""
+    return special_reason(ip) is not None
+
+
+class NetworkPolicy(Value):
+    """Decides, for a URL and later for each address it resolves to, whether to connect.
+    Immutable: a different policy is a new object (the client's decision cache and pool are
+    keyed to the one in force)."""
+
+    __slots__ = ("default_deny", "allowed_hosts", "domains", "cidrs", "provider_hosts")
+    default_deny: bool
+    allowed_hosts: tuple[HostEntry, ...]
+    domains: tuple[tuple[str, bool], ...]
+    cidrs: tuple[IPNetwork, ...]
+    provider_hosts: tuple[tuple[HostEntry, str], ...]  # (entry, where it came from)
 
     def __init__(
         self,
@@ -271,12 +350,26 @@ class NetworkPolicy:
         provider_hosts: Mapping[str, str] | None = None,
     ) -> None:
         """``provider_hosts`` maps a host entry (``host:port``) to the provider it came from."""
-        self.default_deny = default_deny
-        self.allowed_hosts = tuple(parse_host_entry(h) for h in allowed_hosts)
-        self.domains = tuple(parse_domain_entry(d) for d in allowed_domains)
-        self.cidrs = tuple(parse_cidr(c) for c in allowed_cidrs)
-        self.provider_hosts = {parse_host_entry(h): who for h, who in
-                               (provider_hosts or {}).items()}
+        self._set(default_deny=bool(default_deny),
+                  allowed_hosts=tuple(parse_host_entry(h) for h in allowed_hosts),
+                  domains=tuple(parse_domain_entry(d) for d in allowed_domains),
+                  cidrs=tuple(parse_cidr(c) for c in allowed_cidrs),
+                  provider_hosts=tuple((parse_host_entry(h), who) for h, who in
+                                       (provider_hosts or {}).items()))
+
+    def _explicit_address(self, address: IPAddress, port: int) -> Decision | None:
+        """An allowed_cidrs entry, or an exact-IP host entry on this port (or on any port when
+        it names none), that allows ``address``."""
+        for net in self.cidrs:
+            if address.version == net.version and address in net:
+                return Decision(True, f"address {address} allowed by network.allowed_cidrs "
+                                f"entry '{net}'", None, "allowed_cidrs")
+        for entry in (*self.allowed_hosts, *(e for e, _ in self.provider_hosts)):
+            if entry.ip is not None and _mapped(entry.ip) == address and \
+                    entry.port in (None, port):
+                return Decision(True, f"address {address} allowed by the exact IP entry "
+                                f"'{entry}'", None, "allowed_hosts")
+        return None
 
     def check(self, url: str) -> Decision:
         """The decision for ``url`` before any DNS lookup."""
@@ -291,7 +384,7 @@ class NetworkPolicy:
             if entry.matches(target):
                 return Decision(True, f"allowed by network.allowed_hosts entry '{entry}'",
                                 target, "allowed_hosts")
-        for entry, origin in self.provider_hosts.items():
+        for entry, origin in self.provider_hosts:
             if entry.matches(target):
                 return Decision(True, f"allowed as provider host '{entry}' (from {origin})",
                                 target, "provider_allowed_hosts")
@@ -308,6 +401,12 @@ class NetworkPolicy:
                     return Decision(True, f"allowed by network.allowed_domains entry '{shown}'",
                                     target, "allowed_domains")
         if not self.default_deny:
+            why = special_reason(target.ip) if target.ip is not None else None
+            if why is not None:  # open mode means "any public host", not the metadata service
+                return Decision(False, f"IP address '{target.authority}' is {why}: special "
+                                "addresses need an explicit network.allowed_cidrs or "
+                                "allowed_hosts entry, even with default_deny false", target,
+                                "address")
             return Decision(True, "allowed because network.default_deny is false", target,
                             "default_deny")
         what = "IP address" if target.ip is not None else "host"
@@ -317,30 +416,39 @@ class NetworkPolicy:
                         f"policy (default_deny is true); {fix}", target, "default_deny")
 
     def check_address(self, target: Target, address: IPAddress) -> Decision:
-        """Whether a name that passed :meth:`check_target` may connect to one resolved address.
+        """Whether a name that passed :meth:`check_target` may connect to one resolved address
+        (``target.port`` is the port it connects to).
 
-        A public name answered with a private address is the DNS-rebinding attack; it passes
-        only when the operator allowed that address explicitly, or the name is ``localhost``
-        listed explicitly (a local Ollama) and the address is loopback.
+        A public name answered with a special address is the DNS-rebinding attack; it passes
+        only when the operator allowed that address explicitly (a CIDR, or an exact-IP entry
+        for this port), or the name is ``localhost`` listed explicitly (a local Ollama) and the
+        address is loopback.
         """
         address = _mapped(address)
-        if not is_special_address(address):
+        why = special_reason(address)
+        if why is None:
             return Decision(True, "public address", target, "address")
-        for net in self.cidrs:
-            if address.version == net.version and address in net:
-                return Decision(True, f"address {address} allowed by network.allowed_cidrs "
-                                f"entry '{net}'", target, "allowed_cidrs")
-        explicit = (*self.allowed_hosts, *self.provider_hosts)
-        if any(e.ip is not None and e.ip == address for e in explicit):
-            return Decision(True, f"address {address} allowed by an exact IP entry", target,
-                            "allowed_hosts")
+        explicit = self._explicit_address(address, target.port)
+        if explicit is not None:
+            return Decision(True, explicit.reason, target, explicit.rule)
+        entries = (*self.allowed_hosts, *(e for e, _ in self.provider_hosts))
         if (target.host in LOCAL_NAMES and address.is_loopback
-                and any(e.matches(target) for e in explicit)):
+                and any(e.matches(target) for e in entries)):
             return Decision(True, f"{target.host} resolves to loopback {address}", target,
                             "provider_allowed_hosts")
-        return Decision(False, f"host '{target.host}' resolved to non-public address {address}; "
-                        "refused (DNS rebinding protection); allow it with network.allowed_cidrs",
+        return Decision(False, f"host '{target.host}' resolved to {address}, {why}; refused "
+                        "(DNS rebinding protection); allow it with network.allowed_cidrs",
                         target, "address")
+
+    def origins(self) -> dict[str, str]:
+        """Every entry that allows something, with where it came from (for the audit record
+        of the effective policy)."""
+        out = {str(e): "network.allowed_hosts" for e in self.allowed_hosts}
+        out.update({f"*.{d}" if w else d: "network.allowed_domains" for d, w in self.domains})
+        out.update({str(c): "network.allowed_cidrs" for c in self.cidrs})
+        for entry, origin in self.provider_hosts:
+            out.setdefault(str(entry), origin)
+        return out
 
     def describe(self) -> dict[str, object]:
         """The effective policy, for ``missy policy show``."""
@@ -349,5 +457,5 @@ class NetworkPolicy:
             "allowed_hosts": [str(e) for e in self.allowed_hosts],
             "allowed_domains": [f"*.{d}" if w else d for d, w in self.domains],
             "allowed_cidrs": [str(c) for c in self.cidrs],
-            "provider_hosts": {str(e): who for e, who in self.provider_hosts.items()},
+            "provider_hosts": {str(e): who for e, who in self.provider_hosts},
         }

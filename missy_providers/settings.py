@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 NETWORK_DEFAULTS: dict[str, Any] = {
     "default_deny": True, "allowed_hosts": (), "allowed_domains": (), "allowed_cidrs": (),
     "provider_allowed_hosts": (), "proxy": "", "ca_bundle": "", "audit_log": "",
+    "allow_plain_http_proxy": False,
 }
 
 
@@ -34,6 +35,7 @@ class NetworkConfig(Value):
     proxy: str
     ca_bundle: str
     audit_log: str
+    allow_plain_http_proxy: bool
 
     def __init__(self, **settings: Any) -> None:
         self._set_over(NETWORK_DEFAULTS, settings)

@@ -213,7 +213,7 @@ def test_a_proxy_the_policy_refuses_is_a_config_error(server: LoopbackServer,
     assert result.returncode == 2
     assert result.stderr.startswith("missy: ConfigError: ")
     assert "the proxy is refused by the network policy: host 'proxy.example:3128' is not " \
-           "allowed" in result.stderr and result.stderr.rstrip().endswith("(at network.proxy)")
+           "allowed" in result.stderr and "(at network.proxy)" in result.stderr
     assert "Traceback" not in result.stderr
     verbose = missy("ask", "hi", "-v", config=config)
     assert verbose.returncode == 2 and "Traceback" in verbose.stderr

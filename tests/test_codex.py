@@ -205,7 +205,7 @@ def test_refresh_goes_through_the_policy(server: LoopbackServer, tmp_path: Path)
     p = make(server, tmp_path)
     p.client.policy = NetworkPolicy(  # the same policy without the token host
         allowed_cidrs=["127.0.0.0/8"],
-        provider_hosts={str(e): w for e, w in p.client.policy.provider_hosts.items()
+        provider_hosts={str(e): w for e, w in p.client.policy.provider_hosts
                         if e.host != "auth.openai.com"})
     with pytest.raises(PolicyViolation):
         p.complete(HI)

@@ -87,7 +87,7 @@ def test_environment_proxies_are_ignored(server: LoopbackServer,
 def test_configured_proxy_gets_absolute_form(server: LoopbackServer) -> None:
     server.reset(ok)
     policy = NetworkPolicy(allowed_hosts=["127.0.0.1", "api.example.com"])
-    client = PolicyHTTPClient(policy, proxy=server.url)
+    client = PolicyHTTPClient(policy, proxy=server.url, allow_plain_http_proxy=True)
     r = client.request("GET", "http://api.example.com/v1/models")
     assert r.status == 200
     assert server.requests[0].path == "http://api.example.com:80/v1/models"
@@ -304,6 +304,8 @@ def test_audit_hook_records_every_decision_without_secrets(server: LoopbackServe
         client.request("GET", f"http://user:{CANARY}@127.0.0.1/")
     with pytest.raises(PolicyViolation):
         client.request("GET", "https://evil.example/")
+    assert records[0]["event"] == "policy"  # the effective policy, once, when built
+    records = records[1:]
     assert [r["allowed"] for r in records] == [True, False, False]
     assert records[0]["path"] == "/v1/x" and records[0]["port"] == server.port
     assert records[2]["host"] == "evil.example"
@@ -318,7 +320,9 @@ def test_audit_log_file(server: LoopbackServer, tmp_path: object) -> None:
     client = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]), audit_log=str(log))
     client.request("GET", server.url + "/a")
     lines = [json.loads(x) for x in log.read_text().splitlines()]
-    assert len(lines) == 1 and lines[0]["allowed"] is True and lines[0]["path"] == "/a"
+    assert lines[0]["event"] == "policy"
+    assert lines[0]["allowed"] == {"127.0.0.1": "network.allowed_hosts"}
+    assert len(lines) == 2 and lines[1]["allowed"] is True and lines[1]["path"] == "/a"
 
 
 def test_timeouts_are_validated() -> None:

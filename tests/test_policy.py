@@ -173,14 +173,25 @@ def test_table_is_large() -> None:
     assert len(CASES) >= 100
 
 
-def test_default_deny_false_allows_any_well_formed_url() -> None:
+def test_default_deny_false_allows_any_public_well_formed_url() -> None:
     open_policy = NetworkPolicy(default_deny=False)
-    for url in ("https://anything.example/", "http://10.0.0.1:8080/", "http://[::1]/x"):
+    for url in ("https://anything.example/", "http://8.8.8.8:8080/", "http://[2606:4700::1]/x"):
         assert open_policy.check(url).allowed
         assert open_policy.check(url).rule == "default_deny"
     for url in ("ftp://anything.example/", "https://u@anything.example/", "http://127.1/",
                 "https://a.example./", "http://[fe80::1%25lo]/"):
         assert not open_policy.check(url).allowed
+        assert open_policy.check(url).rule == "url"
+    # Special literals need an explicit entry even in open mode, like names resolving there.
+    for url in ("http://169.254.169.254/", "http://0.0.0.0/", "http://10.0.0.1:8080/",
+                "http://[::1]/x", "http://[64:ff9b::a9fe:a9fe]/"):
+        decision = open_policy.check(url)
+        assert (decision.allowed, decision.rule) == (False, "address"), url
+    opened = NetworkPolicy(default_deny=False, allowed_cidrs=["169.254.169.254/32"])
+    assert opened.check("http://169.254.169.254/").rule == "allowed_cidrs"
+    exact = NetworkPolicy(default_deny=False, allowed_hosts=["0.0.0.0:8080"])
+    assert exact.check("http://0.0.0.0:8080/").rule == "allowed_hosts"
+    assert not exact.check("http://0.0.0.0:8081/").allowed
 
 
 def test_decision_carries_canonical_target() -> None:
