@@ -110,6 +110,7 @@ COMMON_PROVIDER_FIELDS: dict[str, Check] = {
     "circuit_breaker_threshold": _is_count,
     "circuit_breaker_cooldown_seconds": _is_non_negative,
     "weight": _is_non_negative,
+    "allow_plain_http": _is_bool,
 }
 TYPE_PROVIDER_FIELDS: dict[str, dict[str, Check]] = {
     "anthropic": {},
@@ -127,6 +128,9 @@ NETWORK_FIELDS: dict[str, Check] = {
     "ca_bundle": _is_nonempty_str,
     "audit_log": _is_nonempty_str,
     "allow_plain_http_proxy": _is_bool,
+    "allow_env_base_url": _is_bool,
+    "ca_bundle_adds_to_system": _is_bool,
+    "tls_key_log": _is_bool,
 }
 TOP_LEVEL_FIELDS = ("providers", "network", "default_provider", "fallback")
 
@@ -159,7 +163,11 @@ class _Problems:
                 good[key] = value
         return good
 
-    def raise_if_any(self) -> None:
+    def raise_if_any(self, order: Mapping[str, int] | None = None) -> None:
+        """Raise every problem found, in the order of the top-level keys in ``order`` (the
+        file's own order; a stable sort keeps each section's problems as found)."""
+        if order:
+            self.found.sort(key=lambda p: order.get(p.path[0] if p.path else "", -1))
         if self.found:
             first = self.found[0]
             raise ConfigError(first.msg, first.path, self.source, tuple(self.found))
@@ -231,11 +239,22 @@ def ollama_base_url(value: str) -> str:
     return f"{scheme}://{host}:{port}" + (f"/{path}" if path else "")
 
 
-def _default_base_url(ptype: str, env: Mapping[str, str]) -> str:
-    env_value = env.get(BASE_URL_ENV_VARS.get(ptype, ""), "").strip()
+def _default_base_url(ptype: str, env: Mapping[str, str], use_env: bool, notes: list[str],
+                      name: str) -> tuple[str, str]:
+    """(base_url, where it came from) when the config gives none. The environment decides
+    egress only when the config opts in (network.allow_env_base_url): a key written in the
+    config must not follow a variable someone else set."""
+    var = BASE_URL_ENV_VARS.get(ptype, "")
+    env_value = env.get(var, "").strip() if var else ""
     if not env_value:
-        return DEFAULT_BASE_URLS[ptype]
-    return ollama_base_url(env_value) if ptype == "ollama" else env_value.rstrip("/")
+        return DEFAULT_BASE_URLS[ptype], "default"
+    if not use_env:
+        notes.append(f"providers.{name}: {var} is set and ignored (the base_url stays "
+                     f"{DEFAULT_BASE_URLS[ptype]}); set network.allow_env_base_url: true to "
+                     "let it decide")
+        return DEFAULT_BASE_URLS[ptype], "default"
+    url = ollama_base_url(env_value) if ptype == "ollama" else env_value.rstrip("/")
+    return url, f"env {var}"
 
 
 def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
@@ -263,14 +282,15 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
 
     if "api_key" in good:
         raw = good["api_key"]
-        if add(raw, "api_key"):
+        var = KEY_ENV_VARS.get(ptype)
+        if var and raw in (f"${var}", f"${{{var}}}") and not _env_key_may_go(ptype, base_url):
+            problems.add(f"{var} is sent only to {KEY_ENV_HOSTS[ptype]}, and this base_url is "
+                         f"another host: reference another variable for it", *path, "api_key")
+        elif add(raw, "api_key"):
             source = f"env {raw.strip('${}')}" if raw.startswith("$") else "config"
     elif KEY_ENV_VARS.get(ptype):
         var = KEY_ENV_VARS[ptype]
-        only_host = KEY_ENV_HOSTS[ptype]
-        host = (urlsplit(base_url).hostname or "").lower()
-        if env.get(var) and (only_host is None or host == only_host) and \
-                add(f"${var}", f"${var}"):
+        if env.get(var) and _env_key_may_go(ptype, base_url) and add(f"${var}", f"${var}"):
             source = f"env {var}"
     listed = good.get("api_keys", [])
     for i, ref in enumerate(listed):
@@ -282,12 +302,20 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
     return tuple(Secret(k) for k in ring), source
 
 
+def _env_key_may_go(ptype: str, base_url: str) -> bool:
+    """The provider's usual key variable goes only to its own vendor's host (OPENAI_API_KEY:
+    api.openai.com), whether it is used implicitly or written as $VAR."""
+    only_host = KEY_ENV_HOSTS.get(ptype)
+    return only_host is None or (urlsplit(base_url).hostname or "").lower() == only_host
+
+
 _RESILIENCE_KEYS = ("requests_per_minute", "tokens_per_minute", "max_wait_seconds",
                     "circuit_breaker_threshold", "circuit_breaker_cooldown_seconds", "weight")
 
 
-def _provider(name: str, data: Any, env: Mapping[str, str],
-              problems: _Problems) -> ProviderConfig | None:
+def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
+              use_env_base_url: bool = False,
+              notes: list[str] | None = None) -> ProviderConfig | None:
     path = ("providers", name)
     if not isinstance(data, Mapping):
         problems.add(f"expected a mapping of provider settings, got {_kind(data)}", *path)
@@ -303,7 +331,11 @@ def _provider(name: str, data: Any, env: Mapping[str, str],
     if "model" not in good and "model" not in data:
         problems.add("missing required key 'model' (the model id to use)", *path)
     explicit = good.get("base_url", "").rstrip("/")
-    base_url = explicit or _default_base_url(ptype, env)
+    if explicit:
+        base_url, base_url_source = explicit, "config"
+    else:
+        base_url, base_url_source = _default_base_url(ptype, env, use_env_base_url,
+                                                      [] if notes is None else notes, name)
     _check_url(base_url, problems, *path, "base_url")
     if good.get("enabled", True):
         keys, key_source = _resolve_keys(ptype, good, base_url, env, problems, *path)
@@ -316,7 +348,9 @@ def _provider(name: str, data: Any, env: Mapping[str, str],
     if "model" not in good:
         return None
     return ProviderConfig(
-        name=name, provider_type=ptype, model=good["model"], base_url=base_url, keys=keys,
+        name=name, provider_type=ptype, model=good["model"], base_url=base_url,
+        base_url_source=base_url_source, allow_plain_http=good.get("allow_plain_http", False),
+        keys=keys,
         key_source=key_source, enabled=good.get("enabled", True),
         fast_model=good.get("fast_model", ""), premium_model=good.get("premium_model", ""),
         timeout=float(good.get("timeout", 60.0)),
@@ -353,7 +387,9 @@ def _network(data: Any, problems: _Problems) -> NetworkConfig:
     return NetworkConfig(
         default_deny=good.get("default_deny", True), proxy=good.get("proxy", ""),
         ca_bundle=good.get("ca_bundle", ""), audit_log=good.get("audit_log", ""),
-        allow_plain_http_proxy=good.get("allow_plain_http_proxy", False), **lists,
+        **{k: good[k] for k in ("allow_plain_http_proxy", "allow_env_base_url",
+                                "ca_bundle_adds_to_system", "tls_key_log") if k in good},
+        **lists,
     )
 
 
@@ -384,6 +420,9 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
         problems.add(f"expected a mapping at the top of the config, got {_kind(data)}")
         problems.raise_if_any()
     top = problems.check_fields(data, {k: lambda v: None for k in TOP_LEVEL_FIELDS})
+    network = _network(top.get("network"), problems)
+    use_env = network.allow_env_base_url
+    notes: list[str] = []
     providers: dict[str, ProviderConfig] = {}
     raw_providers = top.get("providers", {})
     if not isinstance(raw_providers, Mapping):
@@ -394,10 +433,9 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
         if not isinstance(name, str) or not name:
             problems.add("provider names must be non-empty strings", "providers")
             continue
-        provider = _provider(name, pdata, env, problems)
+        provider = _provider(name, pdata, env, problems, use_env, notes)
         if provider is not None:
             providers[name] = provider
-    network = _network(top.get("network"), problems)
     default = top.get("default_provider", "")
     if default and not isinstance(default, str):
         problems.add(f"expected a provider name, got {_kind(default)}", "default_provider")
@@ -412,7 +450,6 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
     if _is_str_list(fallback):
         problems.add("expected a list of provider names", "fallback")
         fallback = []
-    notes: list[str] = []
     for i, name in enumerate(fallback):
         if name not in raw_providers:
             problems.add(f"{name!r} is not one of the configured providers", "fallback", str(i))
@@ -423,11 +460,12 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
         if pconf.enabled and pconf.key_source.startswith("unset $"):
             notes.append(f"providers.{name}: {pconf.key_source[6:]} is not set; calls to "
                          f"{name!r} fail until it is")
-    problems.raise_if_any()
+    order = {str(k): i for i, k in enumerate(data)}
+    problems.raise_if_any(order)
     config = Config(providers=providers, network=network, default_provider=default,
                     fallback=tuple(fallback), source=source, notes=tuple(notes))
     _check_proxy_allowed(config, problems)
-    problems.raise_if_any()
+    problems.raise_if_any(order)
     return config
 
 
@@ -446,7 +484,10 @@ def network_policy(config: Config) -> NetworkPolicy:
         for key, url in (("base_url", p.base_url), ("token_url", p.token_url)):
             if url:
                 target = parse_url(url)
-                provider_hosts.setdefault(target.authority, f"providers.{p.name}.{key}")
+                origin = f"providers.{p.name}.{key}"
+                if key == "base_url" and p.base_url_source.startswith("env "):
+                    origin = f"{p.base_url_source[4:]} (providers.{p.name}.base_url)"
+                provider_hosts.setdefault(target.authority, origin)
     return NetworkPolicy(default_deny=net.default_deny, allowed_hosts=net.allowed_hosts,
                          allowed_domains=net.allowed_domains, allowed_cidrs=net.allowed_cidrs,
                          provider_hosts=provider_hosts)

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 NETWORK_DEFAULTS: dict[str, Any] = {
     "default_deny": True, "allowed_hosts": (), "allowed_domains": (), "allowed_cidrs": (),
     "provider_allowed_hosts": (), "proxy": "", "ca_bundle": "", "audit_log": "",
-    "allow_plain_http_proxy": False,
+    "allow_plain_http_proxy": False, "allow_env_base_url": False,
+    "ca_bundle_adds_to_system": False, "tls_key_log": False,
 }
 
 
@@ -36,6 +37,9 @@ class NetworkConfig(Value):
     ca_bundle: str
     audit_log: str
     allow_plain_http_proxy: bool
+    allow_env_base_url: bool  # OPENAI_BASE_URL / OLLAMA_HOST may set a base_url (and egress)
+    ca_bundle_adds_to_system: bool  # the bundle adds to the system store (default: replaces)
+    tls_key_log: bool  # honour SSLKEYLOGFILE (debugging only: writes TLS secrets to disk)
 
     def __init__(self, **settings: Any) -> None:
         self._set_over(NETWORK_DEFAULTS, settings)
@@ -51,6 +55,8 @@ PROVIDER_DEFAULTS: dict[str, Any] = {
     "circuit_breaker_threshold": 5,  # 0: off
     "circuit_breaker_cooldown_seconds": 30.0,
     "weight": 0.0,  # 0: not weighted; see ProviderRegistry.fallback_order
+    "base_url_source": "config",  # config | default | env OPENAI_BASE_URL | env OLLAMA_HOST
+    "allow_plain_http": False,  # a key may go over http:// to a host that is not loopback
 }
 
 
@@ -81,6 +87,8 @@ class ProviderConfig(Value):
     circuit_breaker_threshold: int
     circuit_breaker_cooldown_seconds: float
     weight: float
+    base_url_source: str
+    allow_plain_http: bool
 
     def __init__(self, name: str, provider_type: str, model: str, base_url: str,
                  **settings: Any) -> None:

@@ -14,6 +14,7 @@ from missy_providers.config import (
     config_from_dict,
     config_path,
     load_config,
+    network_policy,
     ollama_base_url,
 )
 from missy_providers.errors import ConfigError
@@ -100,7 +101,7 @@ def test_every_problem_is_collected() -> None:
                           "network": {"default_deny": 1}}, env={})
     assert len(info.value.problems) == 3
     assert "(and 2 more problem(s))" in str(info.value)
-    assert [p.path for p in info.value.problems] == [
+    assert [p.path for p in info.value.problems] == [  # in the file's order
         ("providers", "a"), ("providers", "b", "name"), ("network", "default_deny")]
 
 
@@ -167,11 +168,27 @@ def test_openai_env_key_only_for_openai_host() -> None:
                     "base_url": "https://api.openai.com/v1"}, env)[0] == ["oa"]
     assert keys_of({"name": "openai", "model": "m",
                     "base_url": "https://openrouter.ai/api/v1"}, env) == ([], "none")
-    # OPENAI_BASE_URL moving the default elsewhere must not carry the key along
+    # OPENAI_BASE_URL is ignored unless the config opts in (and says so in a note)...
     moved = {**env, "OPENAI_BASE_URL": "https://proxy.example/v1"}
-    assert keys_of({"name": "openai", "model": "m"}, moved) == ([], "none")
-    assert one({"name": "openai", "model": "m"}, moved).providers["p"].base_url == \
-        "https://proxy.example/v1"
+    ignored = one({"name": "openai", "model": "m"}, moved)
+    assert ignored.providers["p"].base_url == "https://api.openai.com/v1"
+    assert ignored.providers["p"].base_url_source == "default"
+    assert ignored.notes == ("providers.p: OPENAI_BASE_URL is set and ignored (the base_url "
+                             "stays https://api.openai.com/v1); set network.allow_env_base_url: "
+                             "true to let it decide",)
+    # ...and when it moves the default elsewhere, the key does not follow
+    opted = config_from_dict({"providers": {"p": {"name": "openai", "model": "m"}},
+                              "network": {"allow_env_base_url": True}}, env=moved)
+    p = opted.providers["p"]
+    assert (p.base_url, p.base_url_source, p.keys) == ("https://proxy.example/v1",
+                                                        "env OPENAI_BASE_URL", ())
+    assert network_policy(opted).describe()["provider_hosts"] == {
+        "proxy.example:443": "OPENAI_BASE_URL (providers.p.base_url)"}
+    # Written explicitly, $OPENAI_API_KEY follows the same rule: a config error, not a leak
+    with pytest.raises(ConfigError, match=r"OPENAI_API_KEY is sent only to api\.openai\.com"):
+        config_from_dict({"providers": {"p": {"name": "openai", "model": "m",
+                                              "base_url": "https://openrouter.ai/api/v1",
+                                              "api_key": "$OPENAI_API_KEY"}}}, env=env)
 
 
 def test_disabled_provider_reads_no_env_refs() -> None:
@@ -203,8 +220,12 @@ def test_ollama_host_forms(value: str, url: str) -> None:
     assert ollama_base_url(value) == url
 
 
-def test_ollama_host_env_default() -> None:
-    config = one({"name": "ollama", "model": "m"}, env={"OLLAMA_HOST": "gpu-box:11500"})
+def test_ollama_host_env_default_only_when_opted_in() -> None:
+    env = {"OLLAMA_HOST": "gpu-box:11500"}
+    assert one({"name": "ollama", "model": "m"}, env=env).providers["p"].base_url == \
+        "http://localhost:11434"
+    config = config_from_dict({"providers": {"p": {"name": "ollama", "model": "m"}},
+                               "network": {"allow_env_base_url": True}}, env=env)
     assert config.providers["p"].base_url == "http://gpu-box:11500"
 
 
