@@ -224,9 +224,13 @@ def cmd_policy_show(cli: Cli) -> int:
 
     config = cli.config()
     shown = network_policy(config).describe()
-    shown["proxy"] = config.network.proxy or None
-    shown["ca_bundle"] = config.network.ca_bundle or None
-    shown["audit_log"] = config.network.audit_log or None
+    from missy_providers.http import trust_description
+
+    net = config.network
+    shown["proxy"] = net.proxy or None
+    shown["ca_bundle"] = net.ca_bundle or None
+    shown["trust"] = trust_description(net.ca_bundle, net.ca_bundle_adds_to_system)
+    shown["audit_log"] = net.audit_log or None
     if cli.args.json:
         cli.json(shown)
         return EXIT_OK
@@ -237,7 +241,8 @@ def cmd_policy_show(cli: Cli) -> int:
     cli.print("provider hosts (added from base_url):")
     for host, origin in shown["provider_hosts"].items():  # type: ignore[attr-defined]
         cli.print(f"  {host}  ({origin})")
-    for key in ("proxy", "ca_bundle", "audit_log"):
+    cli.print(f"tls trust: {shown['trust']}")
+    for key in ("proxy", "audit_log"):
         if shown[key]:
             cli.print(f"{key}: {shown[key]}")
     return EXIT_OK

@@ -32,6 +32,7 @@ from .files import append_private
 from .h1 import ResponseReader
 from .headers import (
     CLIENT_OWNED,
+    CREDENTIAL_HEADERS,
     RedactedHeaders,
     header_name_problem,
     header_value_problem,
@@ -317,6 +318,8 @@ class PolicyHTTPClient:
         audit_log: str = "",
         max_idle_per_host: int = 8,
         allow_plain_http_proxy: bool = False,
+        ca_bundle_adds_to_system: bool = False,
+        tls_key_log: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         dns_cache_seconds: float = 30.0,
         user_agent: str = USER_AGENT,
@@ -331,6 +334,7 @@ class PolicyHTTPClient:
         if audit_log and (problem := writable_file_problem(audit_log, "audit log")):
             raise ConfigError(problem, ("network", "audit_log"))
         self._ssl_context: ssl.SSLContext | None = None
+        self._trust_adds_system, self._tls_key_log = ca_bundle_adds_to_system, tls_key_log
         self._audit_hooks: list[AuditHook] = [audit] if audit else []
         if audit_log:
             self._audit_hooks.append(_JsonlAuditFile(audit_log))
@@ -355,7 +359,7 @@ class PolicyHTTPClient:
             "time": time.time(), "event": "policy", "default_deny": self._policy.default_deny,
             "allowed": self._policy.origins(),
             "proxy": shown_url(self._proxy_url) if self._proxy_url else None,
-            "trust": f"bundle {self._ca_bundle}" if self._ca_bundle else "system store"}
+            "trust": trust_description(self._ca_bundle, self._trust_adds_system)}
         for hook in self._audit_hooks:
             hook(record)
 
@@ -383,7 +387,9 @@ class PolicyHTTPClient:
         net = config.network
         return cls(network_policy(config), proxy=net.proxy, ca_bundle=net.ca_bundle,
                    audit_log=net.audit_log,
-                   allow_plain_http_proxy=net.allow_plain_http_proxy, **kw)
+                   allow_plain_http_proxy=net.allow_plain_http_proxy,
+                   ca_bundle_adds_to_system=net.ca_bundle_adds_to_system,
+                   tls_key_log=net.tls_key_log, **kw)
 
     # --- policy ---------------------------------------------------------------------------
 
@@ -493,16 +499,32 @@ class PolicyHTTPClient:
     # --- connections ----------------------------------------------------------------------
 
     def _context(self) -> ssl.SSLContext:
+        """The TLS context, built once: certificates always verified against the trust the
+        config names (see :func:`trust_description`), TLS 1.2 or newer. Built by hand, not by
+        ``ssl.create_default_context``, so that no environment variable changes the trust
+        (SSL_CERT_FILE, SSL_CERT_DIR) or writes session keys to disk (SSLKEYLOGFILE)."""
         if self._ssl_context is None:
             import ssl  # lazily: plain-http users (a local Ollama) never pay for it
 
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # hostname check, CERT_REQUIRED
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             try:
-                ctx = ssl.create_default_context(cafile=self._ca_bundle or None)
+                if self._ca_bundle:
+                    ctx.load_verify_locations(cafile=self._ca_bundle)
+                if not self._ca_bundle or self._trust_adds_system:
+                    _load_system_store(ctx)
             except (OSError, ssl.SSLError) as exc:  # checked at start; changed since
                 raise ConfigError(f"cannot load the CA bundle ({type(exc).__name__})",
                                   ("network", "ca_bundle")) from None
-            ctx.check_hostname = True
-            ctx.verify_mode = ssl.CERT_REQUIRED
+            if self._tls_key_log:
+                import os
+
+                keylog = os.environ.get("SSLKEYLOGFILE", "")
+                if keylog:
+                    log.warning("network.tls_key_log is on: TLS session keys are written to "
+                                "%s (debugging only; anyone who reads it can decrypt the "
+                                "traffic, keys included)", keylog)
+                    ctx.keylog_filename = keylog
             self._ssl_context = ctx
         return self._ssl_context
 
@@ -628,10 +650,16 @@ class PolicyHTTPClient:
         timeout: Timeouts | float | None = None,
         stream: bool = False,
         provider: str = "",
+        allow_plain_http: bool = False,
+        carries_credential: bool | None = None,
     ) -> Response:
         """Send one request through the policy. Non-streamed bodies are read (bounded) before
         returning; with ``stream=True`` the caller reads :meth:`Response.iter_raw` and closes.
-        Status codes are not errors here (providers map them); a 3xx raises RedirectRefused."""
+        Status codes are not errors here (providers map them); a 3xx raises RedirectRefused.
+
+        A credential (an auth header, or ``carries_credential`` for one in the body) is never
+        sent over plain ``http://`` to an address that is not loopback, unless
+        ``allow_plain_http`` (the provider's ``allow_plain_http`` config key)."""
         if method not in METHODS:
             raise UsageError(f"method {method!r}"[:60] + f" is not one of {', '.join(METHODS)}")
         timeouts = Timeouts.of(timeout)
@@ -644,6 +672,15 @@ class PolicyHTTPClient:
             proxy_target, addresses = proxy  # the proxy resolves the target; see docs/AUDIT.md
         else:
             proxy_target, addresses = None, self._addresses(method, target, provider)
+        if target.scheme == "http" and not allow_plain_http:
+            credential = carries_credential if carries_credential is not None else \
+                any(name.lower() in CREDENTIAL_HEADERS for name in all_headers)
+            if credential and not _all_loopback(target, addresses, proxy_target):
+                where = f"providers.{provider}.allow_plain_http" if provider else \
+                    "allow_plain_http"
+                raise PolicyViolation(f"{provider or 'request'}: refusing to send a credential "
+                                      f"in clear text over http:// to {target.authority}; use "
+                                      f"https:// or set {where}: true")
         path = target.path
         if proxy_target is not None and target.scheme == "http":
             if not self.allow_plain_http_proxy:
@@ -754,6 +791,37 @@ class PolicyHTTPClient:
                                       f"answering ({type(exc).__name__})", provider=provider
                                       ) from None
         return Response(self, conn, reader, first, target, timeouts, provider)
+
+
+def trust_description(ca_bundle: str, adds_to_system: bool) -> str:
+    """What TLS certificates are checked against, in words (audit record, policy show)."""
+    if not ca_bundle:
+        return "system store"
+    return f"bundle {ca_bundle}" + (" and the system store" if adds_to_system else " only")
+
+
+def _load_system_store(ctx: ssl.SSLContext) -> None:
+    """The platform's CA store at OpenSSL's built-in locations, not wherever SSL_CERT_FILE or
+    SSL_CERT_DIR point; where those locations do not exist (some platforms keep their store
+    elsewhere), the platform default (``load_default_certs``)."""
+    import os
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    cafile = paths.openssl_cafile if os.path.isfile(paths.openssl_cafile) else None
+    capath = paths.openssl_capath if os.path.isdir(paths.openssl_capath) else None
+    if cafile or capath:
+        ctx.load_verify_locations(cafile=cafile, capath=capath)
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+
+
+def _all_loopback(target: Target, addresses: list[str], proxy: Target | None) -> bool:
+    """Whether every byte stays on this machine: the target (and any proxy) is loopback."""
+    if proxy is not None:
+        return False
+    ips = [parse_ip(a.partition("%")[0]) for a in addresses]
+    return bool(ips) and all(ip is not None and ip.is_loopback for ip in ips)
 
 
 def _frame_request(method: str, target: Target, path: str, payload: _Payload,

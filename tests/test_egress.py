@@ -221,3 +221,61 @@ def test_target_repr_hides_the_query() -> None:
 
 def exchange_ok(ex: Exchange) -> None:
     ex.json(200, {})
+
+
+# --- audit truth: keys never in clear text off the machine; explicit TLS trust -------------
+
+
+def test_a_key_over_plain_http_to_a_non_loopback_address_is_refused(server: LoopbackServer
+                                                                     ) -> None:
+    server.reset(exchange_ok)
+    config = config_from_dict({"providers": {"o": {
+        "name": "openai", "model": "m", "base_url": f"http://api.example.com:{server.port}",
+        "api_key": "sk-test-key-123456", "max_retries": 0}},
+        "network": {"allowed_cidrs": ["127.0.0.0/8", "10.0.0.0/8"]}}, env={})
+    from missy_providers.registry import ProviderRegistry
+    from missy_providers.types import Message
+
+    remote = PolicyHTTPClient(network_policy(config), resolver=lambda h, p: ["10.1.2.3"])
+    provider = ProviderRegistry(config, remote).get("o")
+    with pytest.raises(PolicyViolation, match="refusing to send a credential in clear text over "
+                                              r"http:// to api\.example\.com") as info:
+        provider.complete([Message("user", "hi")])
+    assert "set providers.o.allow_plain_http: true" in str(info.value)
+    assert server.connections == 0
+    local = PolicyHTTPClient(network_policy(config), resolver=lambda h, p: ["127.0.0.1"])
+    assert ProviderRegistry(config, local).get("o").client is local
+    # the same host resolving to loopback: the key stays on this machine
+    server.reset(lambda ex: ex.json(200, {"choices": [{"message": {"content": "ok"},
+                                                       "finish_reason": "stop"}]}))
+    assert ProviderRegistry(config, local).get("o").complete([Message("user", "hi")]).content \
+        == "ok"
+    opted = config_from_dict({"providers": {"o": {
+        "name": "openai", "model": "m", "base_url": f"http://api.example.com:{server.port}",
+        "api_key": "sk-test-key-123456", "allow_plain_http": True}}}, env={})
+    assert opted.providers["o"].allow_plain_http is True
+
+
+def test_system_trust_ignores_ssl_cert_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    baseline = PolicyHTTPClient(NetworkPolicy())._context().cert_store_stats()["x509_ca"]
+    monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/ca.pem")
+    monkeypatch.setenv("SSL_CERT_DIR", "/nonexistent")
+    assert PolicyHTTPClient(NetworkPolicy())._context().cert_store_stats()["x509_ca"] == baseline
+
+
+def test_ca_bundle_replaces_unless_told_to_add() -> None:
+    from loopback import CERT
+
+    only = PolicyHTTPClient(NetworkPolicy(), ca_bundle=str(CERT))._context()
+    both = PolicyHTTPClient(NetworkPolicy(), ca_bundle=str(CERT),
+                            ca_bundle_adds_to_system=True)._context()
+    assert only.cert_store_stats()["x509_ca"] == 1
+    assert both.cert_store_stats()["x509_ca"] > 1
+
+
+def test_ssl_key_log_is_ignored_unless_enabled(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Any) -> None:
+    monkeypatch.setenv("SSLKEYLOGFILE", str(tmp_path / "keys.log"))
+    assert PolicyHTTPClient(NetworkPolicy())._context().keylog_filename is None
+    enabled = PolicyHTTPClient(NetworkPolicy(), tls_key_log=True)._context()
+    assert enabled.keylog_filename == str(tmp_path / "keys.log")

@@ -241,7 +241,9 @@ class BaseProvider:
         try:
             with self.client.request("GET", self.config.base_url + self.probe_path,
                                      headers=self.auth_headers(self.keys.current()),
-                                     timeout=timeout, provider=self.name) as response:
+                                     timeout=timeout, provider=self.name,
+                                     allow_plain_http=self.config.allow_plain_http
+                                     ) as response:
                 ms = (time.monotonic() - started) * 1000
                 if response.status == 200:
                     return Probe(True, "OK", ms, self.models_from(response.json()))
@@ -335,7 +337,8 @@ class BaseProvider:
         headers["Accept"] = ACCEPT[self.stream_format] if call.stream else "application/json"
         response = self.client.request("POST", self.endpoint(), headers=headers,
                                        json=call.body, timeout=call.timeouts, stream=True,
-                                       provider=self.name)
+                                       provider=self.name,
+                                       allow_plain_http=self.config.allow_plain_http)
         if response.status >= 400:
             raise self.error_from(response)
         if not call.stream:

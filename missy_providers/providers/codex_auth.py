@@ -145,7 +145,7 @@ class CodexCredentials:
         log.info("%s: refreshing the ChatGPT access token", self.provider)
         with self.client.request("POST", self.token_url, json=body,
                                  timeout=Timeouts(connect=10, read=30, total=60),
-                                 provider=self.provider) as response:
+                                 provider=self.provider, carries_credential=True) as response:
             try:
                 data = response.json()
             except MissyError:
