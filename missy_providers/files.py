@@ -55,3 +55,27 @@ def replace_private(path: str, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+class JsonlAppender:
+    """A JSON Lines log (the audit log, the call log): one record a line, each line one
+    ``O_APPEND`` write, so lines from many threads never interleave. A write that fails is a
+    ConfigError naming the key, and the caller's action does not go ahead (fail closed)."""
+
+    def __init__(self, path: str, key: tuple[str, ...]) -> None:
+        self.path, self.key = path, key
+
+    def __call__(self, record: dict[str, object]) -> None:
+        import json
+
+        from .errors import ConfigError
+
+        line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
+        try:
+            append_private(self.path, line)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {self.path} ({type(exc).__name__}); nothing was "
+                              "sent", self.key) from None
+
+    def __repr__(self) -> str:
+        return f"JsonlAppender({self.path!r})"

@@ -10,11 +10,10 @@ the audit hook.
 
 from __future__ import annotations
 
-import json as jsonlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 from .errors import (
     ConfigError,
@@ -24,11 +23,10 @@ from .errors import (
     ProviderUnavailable,
     RedirectRefused,
     RequestTimeout,
-    StreamClosed,
     UsageError,
     at_boundary,
 )
-from .files import append_private
+from .files import JsonlAppender
 from .h1 import ResponseReader
 from .headers import (
     CLIENT_OWNED,
@@ -37,11 +35,21 @@ from .headers import (
     header_name_problem,
     header_value_problem,
 )
-from .jsondata import parse_json
-from .policy import DEFAULT_PORTS, Decision, NetworkPolicy, Target, parse_ip
+from .policy import Decision, NetworkPolicy, Target, parse_ip
 from .preflight import ca_bundle_problem, writable_file_problem
-from .secret import Secret
-from .values import Value
+from .response import Response as Response
+from .wire import (
+    METHODS,
+    DeadlinePassed,
+    Payload,
+    all_loopback,
+    encode_json,
+    frame_request,
+    redirect_origin,
+    shown_url,
+)
+from .wire import Timeouts as Timeouts
+from .wire import trust_description as trust_description
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -62,33 +70,8 @@ DECISION_CACHE_SIZE = 1024
 # http.client, socket and ssl are imported when the first request is made, not with the package:
 # listing providers or checking a URL never pays for them.
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-METHODS = ("GET", "POST", "HEAD", "DELETE")
 
 Resolver = Callable[[str, int], list[str]]
-
-
-class Timeouts(Value):
-    """Seconds: ``connect`` for TCP (+TLS), ``read`` between bytes, ``total`` for the request
-    (for a stream: until the caller finishes reading it)."""
-
-    __slots__ = ("connect", "read", "total")
-    connect: float
-    read: float
-    total: float
-
-    def __init__(self, connect: float = 10.0, read: float = 60.0, total: float = 600.0) -> None:
-        for name, value in (("connect", connect), ("read", read), ("total", total)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise UsageError(f"timeouts.{name} must be a number > 0, got {value!r}")
-        self._set(connect=connect, read=read, total=total)
-
-    @classmethod
-    def of(cls, value: Timeouts | float | None) -> Timeouts:
-        if value is None:
-            return cls()
-        if isinstance(value, Timeouts):
-            return value
-        return cls(connect=min(10.0, float(value)), read=float(value))
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -119,7 +102,7 @@ class Connection:
     def _set_timeout(self) -> None:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise _DeadlinePassed
+            raise DeadlinePassed
         timeout = self.read_timeout if remaining > self.read_timeout else remaining
         if timeout != self._timeout:
             self.sock.settimeout(timeout)
@@ -164,146 +147,6 @@ class Connection:
             pass
 
 
-class _DeadlinePassed(Exception):
-    """Internal: the overall deadline passed before a read or write began."""
-
-
-class Response:
-    """An HTTP response. Non-streamed bodies are already read; a streamed one is read with
-    :meth:`iter_raw` and must be closed (it is a context manager). :meth:`close` may be called
-    from another thread: a read blocked in :meth:`iter_raw` then ends with StreamClosed."""
-
-    def __init__(self, client: PolicyHTTPClient, conn: Connection, reader: ResponseReader,
-                 first: bytes, target: Target, timeouts: Timeouts, provider: str) -> None:
-        head = reader.head
-        assert head is not None
-        self.status, self.reason, self.headers = head.status, head.reason, head
-        self.url = f"{target.scheme}://{target.authority}{target.log_path}"
-        self._client, self._conn, self._reader = client, conn, reader
-        self._first = first  # body bytes that arrived with the head
-        self._timeouts, self._provider = timeouts, provider
-        self._body: bytes | None = None
-        self._closed = False
-        self._reading = False
-
-    def header(self, name: str, default: str = "") -> str:
-        return self.headers.get(name.lower(), default)
-
-    @property
-    def bytes_received(self) -> int:
-        return self._reader.received
-
-    def _pieces(self) -> Iterator[bytes]:
-        """Body bytes as they are decoded from the socket, until the response ends."""
-        reader, conn = self._reader, self._conn
-        if self._first:
-            yield self._first
-        while not reader.done:
-            data = self._recv()
-            if not data:
-                if conn.closed_by_caller:
-                    raise StreamClosed("the stream was closed while it was being read",
-                                       provider=self._provider)
-                try:
-                    reader.eof()
-                except ProtocolError as exc:
-                    raise ProtocolError(f"{self.url}: {exc.message}",
-                                        provider=self._provider) from None
-                break
-            try:
-                piece = reader.feed(data)
-            except ProtocolError as exc:
-                raise ProtocolError(f"{self.url}: {exc.message}", provider=self._provider
-                                    ) from None
-            if piece:
-                yield piece
-
-    def _recv(self) -> bytes:
-        try:
-            return self._conn.recv()
-        except _DeadlinePassed:
-            raise self._deadline_passed() from None
-        except TimeoutError:
-            if time.monotonic() >= self._conn.deadline:
-                raise self._deadline_passed() from None
-            raise RequestTimeout(f"no data from {self.url} for {self._timeouts.read:g}s "
-                                 "(read timeout)", provider=self._provider) from None
-        except OSError as exc:
-            if self._conn.closed_by_caller:
-                raise StreamClosed("the stream was closed while it was being read",
-                                   provider=self._provider) from None
-            raise ProviderUnavailable(f"connection to {self.url} failed while reading "
-                                      f"({type(exc).__name__})", provider=self._provider
-                                      ) from None
-
-    def _deadline_passed(self) -> RequestTimeout:
-        return RequestTimeout(f"overall deadline of {self._timeouts.total:g}s passed while "
-                              f"reading {self.url}", provider=self._provider)
-
-    def iter_raw(self) -> Iterator[bytes]:
-        """Body bytes as they arrive from the socket: no read-ahead beyond one network read."""
-        if self._body is not None:
-            if self._body:
-                yield self._body
-            return
-        self._reading = True
-        try:
-            yield from self._pieces()
-        finally:
-            self._reading = False
-            self._finish()
-
-    def read(self, limit: int | None = None) -> bytes:
-        """The whole body, refused past ``limit`` bytes (default: the client's maximum)."""
-        if self._body is not None:
-            return self._body
-        limit = self._client.max_body_bytes if limit is None else limit
-        declared = self._reader.declared_length
-        if declared is not None and declared > limit:
-            self._finish()
-            raise ProtocolError(f"response from {self.url} declares {declared} bytes, over "
-                                f"the {limit}-byte limit", provider=self._provider)
-        parts: list[bytes] = []
-        size = 0
-        try:
-            for piece in self._pieces():
-                size += len(piece)
-                if size > limit:
-                    raise ProtocolError(f"response from {self.url} is over the {limit}-byte "
-                                        "limit", provider=self._provider)
-                parts.append(piece)
-        finally:
-            self._finish()
-        self._body = b"".join(parts)
-        return self._body
-
-    def json(self) -> Any:
-        return parse_json(self.read(), f"response from {self.url} (HTTP {self.status})",
-                          self._provider)
-
-    def close(self) -> None:
-        """Release the connection: back to the pool if the response ended cleanly, else
-        closed. From another thread, while a read is blocked: interrupts it."""
-        if self._closed:
-            return
-        if self._reading:
-            self._conn.interrupt()  # the reading thread sees StreamClosed and finishes
-            return
-        self._finish()
-
-    def _finish(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._client._checkin(self._conn, self._reader.reusable)
-
-    def __enter__(self) -> Response:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 class PolicyHTTPClient:
     """Thread-safe HTTP/1.1 client that enforces a :class:`NetworkPolicy` on every request."""
 
@@ -337,7 +180,7 @@ class PolicyHTTPClient:
         self._trust_adds_system, self._tls_key_log = ca_bundle_adds_to_system, tls_key_log
         self._audit_hooks: list[AuditHook] = [audit] if audit else []
         if audit_log:
-            self._audit_hooks.append(_JsonlAuditFile(audit_log))
+            self._audit_hooks.append(JsonlAppender(audit_log, ("network", "audit_log")))
         self._max_idle = max_idle_per_host
         self._dns_ttl = dns_cache_seconds
         self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
@@ -554,7 +397,7 @@ class PolicyHTTPClient:
                 sock.settimeout(max(0.001, min(limit, deadline - time.monotonic())))
                 sock = self._context().wrap_socket(sock, server_hostname=target.host)
             sock.settimeout(timeouts.read)
-        except _DeadlinePassed:
+        except DeadlinePassed:
             sock.close()
             raise RequestTimeout(f"overall deadline of {timeouts.total:g}s passed while "
                                  f"connecting to {target.authority}", provider=provider) from None
@@ -666,7 +509,7 @@ class PolicyHTTPClient:
         deadline = time.monotonic() + timeouts.total
         target = self._decide(method, url)
         all_headers = self._headers(headers, json is not None)
-        payload = _Payload(_encode_json(json).encode() if json is not None else body)
+        payload = Payload(encode_json(json).encode() if json is not None else body)
         proxy = self._proxy_route(provider)
         if proxy is not None:
             proxy_target, addresses = proxy  # the proxy resolves the target; see docs/AUDIT.md
@@ -675,7 +518,7 @@ class PolicyHTTPClient:
         if target.scheme == "http" and not allow_plain_http:
             credential = carries_credential if carries_credential is not None else \
                 any(name.lower() in CREDENTIAL_HEADERS for name in all_headers)
-            if credential and not _all_loopback(target, addresses, proxy_target):
+            if credential and not all_loopback(target, addresses, proxy_target):
                 where = f"providers.{provider}.allow_plain_http" if provider else \
                     "allow_plain_http"
                 raise PolicyViolation(f"{provider or 'request'}: refusing to send a credential "
@@ -690,7 +533,7 @@ class PolicyHTTPClient:
                                       "network.allow_plain_http_proxy: true")
             path = f"http://{target.authority}{target.path}"  # absolute-form for a proxy
         started = time.monotonic()
-        data = _frame_request(method, target, path, payload, all_headers)
+        data = frame_request(method, target, path, payload, all_headers)
         response = self._exchange(method, target, addresses, proxy_target, data, timeouts,
                                   deadline, provider)
         log.debug("%s %s -> %d in %.0f ms", method, response.url, response.status,
@@ -740,7 +583,7 @@ class PolicyHTTPClient:
                 conn.arm(deadline, timeouts.read)
                 try:
                     conn.sendall(data)
-                except (_DeadlinePassed, TimeoutError):
+                except (DeadlinePassed, TimeoutError):
                     conn.close()
                     raise RequestTimeout(f"could not send the request to {target.authority} "
                                          "in time", provider=provider) from None
@@ -770,7 +613,7 @@ class PolicyHTTPClient:
                             "request was sent and may have been received)", provider=provider)
                     reader.eof()
                 first = reader.feed(data)
-        except _DeadlinePassed:
+        except DeadlinePassed:
             conn.close()
             raise RequestTimeout(f"overall deadline of {timeouts.total:g}s passed waiting for "
                                  f"{target.authority}", provider=provider) from None
@@ -793,13 +636,6 @@ class PolicyHTTPClient:
         return Response(self, conn, reader, first, target, timeouts, provider)
 
 
-def trust_description(ca_bundle: str, adds_to_system: bool) -> str:
-    """What TLS certificates are checked against, in words (audit record, policy show)."""
-    if not ca_bundle:
-        return "system store"
-    return f"bundle {ca_bundle}" + (" and the system store" if adds_to_system else " only")
-
-
 def _load_system_store(ctx: ssl.SSLContext) -> None:
     """The platform's CA store at OpenSSL's built-in locations, not wherever SSL_CERT_FILE or
     SSL_CERT_DIR point; where those locations do not exist (some platforms keep their store
@@ -816,80 +652,6 @@ def _load_system_store(ctx: ssl.SSLContext) -> None:
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
 
 
-def _all_loopback(target: Target, addresses: list[str], proxy: Target | None) -> bool:
-    """Whether every byte stays on this machine: the target (and any proxy) is loopback."""
-    if proxy is not None:
-        return False
-    ips = [parse_ip(a.partition("%")[0]) for a in addresses]
-    return bool(ips) and all(ip is not None and ip.is_loopback for ip in ips)
-
-
-def _frame_request(method: str, target: Target, path: str, payload: _Payload,
-                   headers: Mapping[str, str]) -> bytes:
-    """The request's bytes. Method, path, Host and Content-Length come only from here; the
-    path passed the policy's URL grammar and the headers were checked (no CR, LF or NUL)."""
-    host = target.authority if target.port != DEFAULT_PORTS[target.scheme] else \
-        target.authority.rpartition(":")[0]
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    body = payload.data
-    if body is not None or method == "POST":
-        lines.append(f"Content-Length: {0 if body is None else len(body)}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head + body if body else head
-
-
-class _Payload:
-    """A request body whose repr is its size: it may carry a token (a refresh grant), and a
-    traceback that captures locals must not show it."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes | None) -> None:
-        self.data = data
-
-    def __repr__(self) -> str:
-        return f"<{0 if self.data is None else len(self.data)} bytes>"
-
-
-def _reveal(value: object) -> str:
-    if isinstance(value, Secret):
-        return value.reveal()  # a credential in a body (OAuth refresh): revealed on the wire only
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-_encode_json = jsonlib.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
-                                   default=_reveal).encode
-
-
-def redirect_origin(location: str, target: Target) -> str:
-    """Where a refused redirect pointed, as scheme://host:port only: its path, query and
-    userinfo may hold a reflected key."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(location.strip())
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return "an unparseable Location"
-    if not parts.scheme and not parts.netloc:
-        return f"a path on {target.scheme}://{target.authority}"
-    shown_host = f"[{host}]" if host and ":" in host else host or "?"
-    scheme = parts.scheme or target.scheme
-    default = 443 if scheme == "https" else 80
-    return f"{scheme}://{shown_host}:{port or default}"
-
-
-def shown_url(url: str) -> str:
-    """``url`` safe to print: no query, no fragment, no userinfo (they can hold secrets)."""
-    url = url.partition("#")[0].partition("?")[0]
-    scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    return f"{scheme}{sep}{authority}{slash}{path}"
-
-
 def _connect_error(exc: OSError, target: Target, address: str, provider: str) -> ProviderError:
     name = type(exc).__name__
     if "SSL" in name or "Certificate" in name:
@@ -899,18 +661,3 @@ def _connect_error(exc: OSError, target: Target, address: str, provider: str) ->
                                    provider=provider)
     return ProviderUnavailable(f"cannot connect to {target.authority} ({address}): {name}",
                                provider=provider)
-
-
-class _JsonlAuditFile:
-    """Appends one JSON line per policy decision to ``network.audit_log``."""
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-
-    def __call__(self, record: dict[str, Any]) -> None:
-        line = jsonlib.dumps(record, separators=(",", ":")) + "\n"
-        try:
-            append_private(self._path, line)
-        except OSError as exc:  # fail closed: no request goes out unrecorded
-            raise ConfigError(f"cannot write the audit log ({type(exc).__name__}); nothing "
-                              "was sent", ("network", "audit_log")) from None

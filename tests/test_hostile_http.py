@@ -585,3 +585,38 @@ def test_cli_probe_timeout_bounds_the_whole_probe(tmp_path: Any) -> None:
     assert result.returncode == 0
     assert "did not answer within 1s" in result.stdout or "deadline of 1s" in result.stdout
     assert took < 4, took
+
+
+def test_request_budget_worst_case_is_keys_plus_retries() -> None:
+    """The documented bound: one call sends at most len(keys) + max_retries requests: every
+    key once on 401/429, then the retries; several resolved addresses add none (the next is
+    tried only when connecting failed, before anything was sent)."""
+    def handler(c: RawConnection) -> None:
+        while c.read_request():
+            c.send(response(b'{"error": {"message": "slow"}}', "429 Too Many Requests",
+                            b"retry-after: 0\r\nx-should-retry: true\r\n"))
+
+    with RawServer(handler) as server:
+        port = server.url.rsplit(":", 1)[1]
+        config = config_from_dict({"providers": {"p": {
+            "name": "openai", "model": "m", "base_url": f"http://api.example.com:{port}",
+            "api_keys": ["sk-key-one-123456", "sk-key-two-123456", "sk-key-three-12345"],
+            "max_retries": 2}}, "network": {"allowed_cidrs": ["127.0.0.0/8"]}}, env={})
+        resolver = lambda h, p: ["127.0.0.1", "127.0.0.2", "127.0.0.3"]  # noqa: E731
+        http = PolicyHTTPClient(NetworkPolicy(allowed_hosts=[f"api.example.com:{port}"],
+                                              allowed_cidrs=["127.0.0.0/8"]), resolver=resolver)
+        p = ProviderRegistry(config, http).get("p")
+        p.sleep = lambda s: None
+        with pytest.raises(RateLimitError):
+            p.complete(HI)
+        assert len(server.requests) == 3 + 2
+
+        def close_after_reading(c: RawConnection) -> None:
+            c.read_request()
+
+        server.handler = close_after_reading
+        http.close()  # the pooled connection still talks to the old handler
+        before = len(server.requests)
+        with pytest.raises(ProviderUnavailable):
+            p.complete(HI)
+        assert len(server.requests) - before == 1 + 2  # not 3 addresses x 3 attempts

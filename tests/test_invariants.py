@@ -182,3 +182,108 @@ def test_vendored_copy_runs_with_the_standard_library_only(tmp_path: Path) -> No
     no_yaml = subprocess.run([sys.executable, "-I", "-S", "-c", "import yaml"], cwd=tmp_path,
                              capture_output=True, text=True, timeout=60)
     assert no_yaml.returncode != 0  # really no third-party packages in that interpreter
+
+
+# --- invariants a rename cannot fool (docs/AUDIT.md, question 1) ----------------------------
+
+# The only dynamic imports: fixed tables of the package's own modules.
+DYNAMIC_IMPORTS = {("missy_providers/__init__.py", "__getattr__"),
+                   ("missy_providers/registry.py", "provider_class")}
+
+
+def enclosing_function(node: ast.AST, up: dict[ast.AST, ast.AST]) -> str:
+    while node in up:
+        node = up[node]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return node.name
+    return "<module>"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=rel)
+def test_every_dynamic_import_is_declared(path: Path) -> None:
+    """importlib.import_module / __import__ / importlib.util: only in the two fixed tables,
+    never with a name that could be socket, ssl or http.client."""
+    tree = ast.parse(path.read_text())
+    up = parents(tree)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name in ("import_module", "__import__", "spec_from_file_location",
+                    "module_from_spec", "find_spec"):
+            where = (rel(path), enclosing_function(node, up))
+            assert where in DYNAMIC_IMPORTS, f"{rel(path)}:{node.lineno}: undeclared {name}"
+            if node.args and isinstance(node.args[0], ast.Constant):
+                assert str(node.args[0].value).lstrip(".").split(".")[0] not in \
+                    ("socket", "ssl", "http", "urllib")
+
+
+def test_dynamic_import_tables_name_only_our_modules() -> None:
+    import missy_providers
+    from missy_providers.registry import PROVIDER_CLASSES
+
+    assert all(v.startswith("missy_providers.providers.") for v in PROVIDER_CLASSES.values())
+    lazy = missy_providers._LAZY
+    assert all(not m.startswith(("socket", "ssl", "http.client")) for m in lazy.values())
+
+
+WRITE_MODES = set("wax+")
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=rel)
+def test_only_files_py_writes_files(path: Path) -> None:
+    """open() for writing, os.open, renames, removals and temp files: only in files.py."""
+    tree = ast.parse(path.read_text())
+    writer = path == PACKAGE / "files.py"
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        owner = func.value.id if isinstance(func, ast.Attribute) and \
+            isinstance(func.value, ast.Name) else ""
+        if name == "open" and owner in ("", "io", "builtins"):
+            mode = node.args[1] if len(node.args) > 1 else next(
+                (k.value for k in node.keywords if k.arg == "mode"), None)
+            text = mode.value if isinstance(mode, ast.Constant) else "r"
+            if mode is not None and not isinstance(mode, ast.Constant):
+                text = "w"  # a computed mode: assume the worst
+            assert writer or not WRITE_MODES & set(str(text)), \
+                f"{rel(path)}:{node.lineno} opens for writing"
+        if (owner, name) in {("os", "open"), ("os", "replace"), ("os", "rename"),
+                             ("os", "remove"), ("os", "unlink"), ("os", "write"),
+                             ("tempfile", "mkstemp"), ("shutil", "move")}:
+            assert writer, f"{rel(path)}:{node.lineno} calls {owner}.{name}"
+        if name in ("write_text", "write_bytes"):
+            assert writer, f"{rel(path)}:{node.lineno} calls {name}"
+
+
+MUTATORS = {"append", "extend", "update", "add", "pop", "clear", "setdefault", "insert",
+            "remove", "discard", "popitem", "__setitem__"}
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=rel)
+def test_no_module_level_mutable_state(path: Path) -> None:
+    """No `global` statement, and no module-level name bound to a dict, list or set is ever
+    changed: every decision is made from values passed in (policy, config, client)."""
+    tree = ast.parse(path.read_text())
+    mutable = set()
+    for stmt in tree.body:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else \
+            [stmt.target] if isinstance(stmt, ast.AnnAssign) else []
+        value = getattr(stmt, "value", None)
+        if isinstance(value, (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp,
+                              ast.SetComp)):
+            mutable |= {t.id for t in targets if isinstance(t, ast.Name)}
+    for node in ast.walk(tree):
+        assert not isinstance(node, ast.Global), f"{rel(path)}:{node.lineno} uses global"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                isinstance(node.func.value, ast.Name) and node.func.value.id in mutable:
+            assert node.func.attr not in MUTATORS, \
+                f"{rel(path)}:{node.lineno} changes module-level {node.func.value.id}"
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            for target in getattr(node, "targets", None) or [getattr(node, "target", None)]:
+                if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                    assert target.value.id not in mutable, \
+                        f"{rel(path)}:{node.lineno} changes module-level {target.value.id}"

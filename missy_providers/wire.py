@@ -1,0 +1,124 @@
+"""What one HTTP exchange is, without sockets: timeouts, the request's bytes, and what of a URL
+or a trust setting may be shown. Pure; :mod:`missy_providers.http` sends what this frames."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from collections.abc import Mapping
+
+from .errors import UsageError
+from .policy import DEFAULT_PORTS, Target, parse_ip
+from .secret import Secret
+from .values import Value
+
+METHODS = ("GET", "POST", "HEAD", "DELETE")
+
+
+class Timeouts(Value):
+    """Seconds: ``connect`` for TCP (+TLS), ``read`` between bytes, ``total`` for the request
+    (for a stream: until the caller finishes reading it)."""
+
+    __slots__ = ("connect", "read", "total")
+    connect: float
+    read: float
+    total: float
+
+    def __init__(self, connect: float = 10.0, read: float = 60.0, total: float = 600.0) -> None:
+        for name, value in (("connect", connect), ("read", read), ("total", total)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise UsageError(f"timeouts.{name} must be a number > 0, got {value!r}")
+        self._set(connect=connect, read=read, total=total)
+
+    @classmethod
+    def of(cls, value: Timeouts | float | None) -> Timeouts:
+        if value is None:
+            return cls()
+        if isinstance(value, Timeouts):
+            return value
+        return cls(connect=min(10.0, float(value)), read=float(value))
+
+
+class DeadlinePassed(Exception):
+    """Internal: the overall deadline passed before a read or write began."""
+
+
+
+def trust_description(ca_bundle: str, adds_to_system: bool) -> str:
+    """What TLS certificates are checked against, in words (audit record, policy show)."""
+    if not ca_bundle:
+        return "system store"
+    return f"bundle {ca_bundle}" + (" and the system store" if adds_to_system else " only")
+
+
+def all_loopback(target: Target, addresses: list[str], proxy: Target | None) -> bool:
+    """Whether every byte stays on this machine: the target (and any proxy) is loopback."""
+    if proxy is not None:
+        return False
+    ips = [parse_ip(a.partition("%")[0]) for a in addresses]
+    return bool(ips) and all(ip is not None and ip.is_loopback for ip in ips)
+
+
+def frame_request(method: str, target: Target, path: str, payload: Payload,
+                   headers: Mapping[str, str]) -> bytes:
+    """The request's bytes. Method, path, Host and Content-Length come only from here; the
+    path passed the policy's URL grammar and the headers were checked (no CR, LF or NUL)."""
+    host = target.authority if target.port != DEFAULT_PORTS[target.scheme] else \
+        target.authority.rpartition(":")[0]
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    body = payload.data
+    if body is not None or method == "POST":
+        lines.append(f"Content-Length: {0 if body is None else len(body)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body if body else head
+
+
+class Payload:
+    """A request body whose repr is its size: it may carry a token (a refresh grant), and a
+    traceback that captures locals must not show it."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | None) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<{0 if self.data is None else len(self.data)} bytes>"
+
+
+def reveal_secret(value: object) -> str:
+    if isinstance(value, Secret):
+        return value.reveal()  # a credential in a body (OAuth refresh): revealed on the wire only
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+encode_json = jsonlib.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
+                                   default=reveal_secret).encode
+
+
+def redirect_origin(location: str, target: Target) -> str:
+    """Where a refused redirect pointed, as scheme://host:port only: its path, query and
+    userinfo may hold a reflected key."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(location.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "an unparseable Location"
+    if not parts.scheme and not parts.netloc:
+        return f"a path on {target.scheme}://{target.authority}"
+    shown_host = f"[{host}]" if host and ":" in host else host or "?"
+    scheme = parts.scheme or target.scheme
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{shown_host}:{port or default}"
+
+
+def shown_url(url: str) -> str:
+    """``url`` safe to print: no query, no fragment, no userinfo (they can hold secrets)."""
+    url = url.partition("#")[0].partition("?")[0]
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{slash}{path}"
