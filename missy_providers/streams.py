@@ -101,7 +101,19 @@ class SSEDecoder:
         if rest:
             parts.append(rest)
             self._count_pending(rest)
-        return self._parse_blocks(blocks) if blocks else []
+        events = self._parse_blocks(blocks) if blocks else []
+        if b"retry:" in rest:
+            self._apply_retry_lines(rest)
+        return events
+
+    def _apply_retry_lines(self, rest: bytes) -> None:
+        """WHATWG applies a ``retry`` field when its line is read, not when its event is
+        dispatched: complete lines of the unfinished event are looked at now."""
+        for line in rest.split(b"\n")[:-1]:  # the last piece is an unfinished line
+            if line.startswith(b"retry:"):
+                value = line[6:].removeprefix(b" ")
+                if value.isdigit() and len(value) <= 10:
+                    self.retry = int(value)
 
     def close(self, *, dispatch_unterminated: bool = False) -> list[Event]:
         """End of stream. Returns the unterminated last event only if asked to."""

@@ -98,6 +98,20 @@ def test_id_persists_and_nul_is_ignored() -> None:
                          Event(data="c", id="1"), Event(data="d", id="")])
 
 
+def test_retry_applies_when_its_line_is_read() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"retry: 2500\ndata: not yet terminated") == []
+    assert decoder.retry == 2500
+    assert decoder.feed(b"\n\n") == [Event(data="not yet terminated", retry=2500)]
+    assert decoder.feed(b"retry: " + b"9" * 5000 + b"\n") == [] and decoder.retry == 2500
+
+
+def test_empty_feed_between_cr_and_lf_keeps_one_line_ending() -> None:
+    decoder = SSEDecoder()
+    got = decoder.feed(b"data: a\r") + decoder.feed(b"") + decoder.feed(b"\n\r\n")
+    assert got == [Event(data="a")]
+
+
 def test_retry_only_digits() -> None:
     decoder = SSEDecoder()
     events = decoder.feed(b"retry: 1500\ndata: a\n\nretry: 15x\ndata: b\n\nretry: -1\n\n")
