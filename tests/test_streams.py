@@ -108,8 +108,9 @@ def test_retry_applies_when_its_line_is_read() -> None:
 
 def test_empty_feed_between_cr_and_lf_keeps_one_line_ending() -> None:
     decoder = SSEDecoder()
-    got = decoder.feed(b"data: a\r") + decoder.feed(b"") + decoder.feed(b"\n\r\n")
-    assert got == [Event(data="a")]
+    # CR + (nothing) + LF is one line ending: one event "a\nb", not "a" then "b".
+    got = decoder.feed(b"data: a\r") + decoder.feed(b"") + decoder.feed(b"\ndata: b\n\n")
+    assert got == [Event(data="a\nb")]
 
 
 def test_retry_only_digits() -> None:
