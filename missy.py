@@ -155,6 +155,8 @@ def cmd_ask(cli: Cli) -> int:
         raise _usage("nothing to ask: give a PROMPT or pipe one on stdin")
     messages = [Message("user", prompt)]
     with cli.registry() as registry:
+        if args.verbose:  # every call event, one short line each
+            registry.subscribe(lambda event: cli.err.write(f"missy: event {event.line()}\n"))
         provider = registry.get(args.provider)
         opts: dict[str, Any] = {}
         if args.model:
@@ -194,9 +196,12 @@ def cmd_ask(cli: Cli) -> int:
                   "finish_reason": response.finish_reason})
     if args.verbose:
         u = response.usage
-        cli.err.write(f"usage: prompt {u['prompt_tokens']}, completion "
-                      f"{u['completion_tokens']}, total {u['total_tokens']} tokens; finish: "
-                      f"{response.finish_reason}; model: {response.model}\n")
+        cli.err.write(f"usage: prompt {u['prompt_tokens']} (cached {u['cached_prompt_tokens']}, "
+                      f"cache write {u['cache_write_tokens']}), completion "
+                      f"{u['completion_tokens']} (reasoning {u['reasoning_tokens']}), total "
+                      f"{u['total_tokens']} tokens; finish: {response.finish_reason}"
+                      f"{f' ({response.stop_reason})' if response.stop_reason else ''}; model: "
+                      f"{response.model}\n")
     return EXIT_OK
 
 

@@ -132,7 +132,8 @@ NETWORK_FIELDS: dict[str, Check] = {
     "ca_bundle_adds_to_system": _is_bool,
     "tls_key_log": _is_bool,
 }
-TOP_LEVEL_FIELDS = ("providers", "network", "default_provider", "fallback")
+TOP_LEVEL_FIELDS = ("providers", "network", "default_provider", "fallback", "observability")
+OBSERVABILITY_FIELDS: dict[str, Check] = {"call_log": _is_nonempty_str}
 
 
 class _Problems:
@@ -460,10 +461,17 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
         if pconf.enabled and pconf.key_source.startswith("unset $"):
             notes.append(f"providers.{name}: {pconf.key_source[6:]} is not set; calls to "
                          f"{name!r} fail until it is")
+    observability = top.get("observability") or {}
+    if not isinstance(observability, Mapping):
+        problems.add(f"expected a mapping, got {_kind(observability)}", "observability")
+        observability = {}
+    call_log = problems.check_fields(observability, OBSERVABILITY_FIELDS,
+                                     "observability").get("call_log", "")
     order = {str(k): i for i, k in enumerate(data)}
     problems.raise_if_any(order)
     config = Config(providers=providers, network=network, default_provider=default,
-                    fallback=tuple(fallback), source=source, notes=tuple(notes))
+                    fallback=tuple(fallback), source=source, notes=tuple(notes),
+                    call_log=call_log)
     _check_proxy_allowed(config, problems)
     problems.raise_if_any(order)
     return config

@@ -78,6 +78,8 @@ def local_file_problems(config: Config) -> list[ConfigError]:
         found.append(ConfigError(problem, ("network", "ca_bundle"), config.source))
     if net.audit_log and (problem := writable_file_problem(net.audit_log, "audit log")):
         found.append(ConfigError(problem, ("network", "audit_log"), config.source))
+    if config.call_log and (problem := writable_file_problem(config.call_log, "call log")):
+        found.append(ConfigError(problem, ("observability", "call_log"), config.source))
     for name, p in config.providers.items():
         if p.enabled and p.provider_type == "openai-codex" and not p.keys and p.auth_file:
             if problem := json_file_problem(p.auth_file):

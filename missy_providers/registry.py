@@ -18,6 +18,7 @@ from .errors import (
     UsageError,
     at_boundary,
 )
+from .events import Hooks
 from .router import TIERS, ModelRouter
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,10 @@ FALLBACK_ERRORS = (ProviderUnavailable, OverloadedError, RateLimitError, Request
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
+    from .events import Hook
     from .http import PolicyHTTPClient
     from .keys import KeyRing
     from .providers.base import BaseProvider
@@ -54,30 +57,46 @@ def provider_class(provider_type: str) -> type[BaseProvider]:
 class ProviderRegistry:
     """The single source of truth for the configured providers."""
 
-    def __init__(self, config: Config, client: PolicyHTTPClient | None = None) -> None:
+    def __init__(self, config: Config, client: PolicyHTTPClient | None = None,
+                 on_event: Hook | None = None) -> None:
         from .http import PolicyHTTPClient
         from .keys import KeyRing
 
         self.config = config
         self.client = client or PolicyHTTPClient.from_config(config)
+        self.hooks = Hooks()  # shared by every provider of this registry
+        if on_event is not None:
+            self.hooks.subscribe(on_event)
+        if config.call_log:
+            from .files import JsonlAppender
+
+            log_file = JsonlAppender(config.call_log, ("observability", "call_log"))
+            self.hooks.subscribe(lambda event: log_file(event.as_dict()))
         self._keys: dict[str, KeyRing] = {}
         self._providers: dict[str, BaseProvider] = {}
         for name, pconf in config.providers.items():
             if pconf.enabled:  # disabled providers are listed, never constructed
                 self._keys[name] = KeyRing(pconf.keys)
                 cls = provider_class(pconf.provider_type)
-                self._providers[name] = cls(pconf, self.client, self._keys[name])
+                self._providers[name] = cls(pconf, self.client, self._keys[name], self.hooks)
         self._default = config.default_provider or next(iter(self._providers), "")
 
     @classmethod
     def from_config(cls,
                     config: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None,
-                    *, client: PolicyHTTPClient | None = None) -> ProviderRegistry:
-        """From a Config, a config dict, a file path, or (None) the default config file."""
+                    *, client: PolicyHTTPClient | None = None,
+                    on_event: Hook | None = None) -> ProviderRegistry:
+        """From a Config, a config dict, a file path, or (None) the default config file.
+        ``on_event`` receives every call event (see :meth:`subscribe`)."""
         if not isinstance(config, Config):
             config = (config_from_dict(config) if isinstance(config, Mapping)
                       else load_config(config))
-        return cls(config, client)
+        return cls(config, client, on_event)
+
+    def subscribe(self, hook: Hook) -> Callable[[], None]:
+        """Call ``hook`` with every CallEvent of every provider of this registry; returns a
+        function that unsubscribes it. A hook that raises is logged and ignored."""
+        return self.hooks.subscribe(hook)
 
     def __repr__(self) -> str:
         enabled = [n for n, p in self.config.providers.items() if p.enabled]
@@ -179,26 +198,28 @@ class ProviderRegistry:
         messages = as_messages(messages)
         router = router or ModelRouter()
         errors: list[MissyError] = []
-        for name in self.fallback_order(providers):
+        order = self.fallback_order(providers)
+        for position, name in enumerate(order):
             provider = self.get(name)
             if not provider.has_credentials():
                 errors.append(UsageError(f"{name}: no credentials configured"))
                 continue
             call_opts = dict(opts)
-            if tier is not None and "model" not in call_opts:
-                call_opts["model"] = router.select_model(provider.config, self._tier(
-                    tier, messages, tools, router))
+            chosen_tier = None if tier is None else self._tier(tier, messages, tools, router)
+            if chosen_tier is not None and "model" not in call_opts:
+                call_opts["model"] = router.select_model(provider.config, chosen_tier)
+            if system is not None:
+                call_opts["system"] = system
+            trace = self.hooks.trace(name)
             try:
-                if tools:
-                    response: CompletionResponse = provider.complete_with_tools(
-                        messages, tools, system, **call_opts)
-                    return response
-                if system is not None:
-                    call_opts["system"] = system
-                return provider.complete(messages, **call_opts)
+                return provider._complete(messages, tools or None, call_opts, trace,
+                                          chosen_tier)
             except FALLBACK_ERRORS as exc:
                 log.warning("%s failed (%s); trying the next provider", name, exc)
                 errors.append(exc)
+                if position + 1 < len(order):
+                    trace.emit("fallback", to_provider=order[position + 1],
+                               error_type=type(exc).__name__)
         summary = "; ".join(str(e) for e in errors) or "no provider to try"
         raise AllProvidersFailed(f"every provider failed: {summary}", errors=tuple(errors))
 

@@ -99,22 +99,24 @@ class ProviderConfig(Value):
 class Config(Value):
     """A validated config: build it with config_from_dict or load_config."""
 
-    __slots__ = ("providers", "network", "default_provider", "fallback", "source", "notes")
+    __slots__ = ("providers", "network", "default_provider", "fallback", "source", "notes",
+                 "call_log")
     providers: Mapping[str, ProviderConfig]
     network: NetworkConfig
     default_provider: str
     fallback: tuple[str, ...]
     source: str
     notes: tuple[str, ...]  # not errors, but worth an operator's attention (config check)
+    call_log: str  # observability.call_log: a JSONL file of call events ("" for none)
 
     def __init__(self, providers: Mapping[str, ProviderConfig] | None = None,
                  network: NetworkConfig | None = None, default_provider: str = "",
                  fallback: tuple[str, ...] = (), source: str = "<dict>",
-                 notes: tuple[str, ...] = ()) -> None:
+                 notes: tuple[str, ...] = (), call_log: str = "") -> None:
         self._set(providers={} if providers is None else providers,
                   network=NetworkConfig() if network is None else network,
                   default_provider=default_provider, fallback=fallback, source=source,
-                  notes=notes)
+                  notes=notes, call_log=call_log)
 
     def __hash__(self) -> int:  # providers is a dict
         return hash((self.source, tuple(self.providers)))

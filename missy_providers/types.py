@@ -141,7 +141,7 @@ class CompletionResponse(Record):
     """The outcome of one completion, whatever the provider."""
 
     __slots__ = ("content", "model", "provider", "usage", "tool_calls", "finish_reason", "raw",
-                 "native")
+                 "native", "stop_reason", "request_id")
     content: str
     model: str
     provider: str
@@ -150,14 +150,18 @@ class CompletionResponse(Record):
     finish_reason: str
     raw: Any
     native: Any  # the provider's own assistant content, replayed by to_message()
+    stop_reason: str  # the provider's own word (end_turn, refusal, content_filter, ...)
+    request_id: str  # the server's request id (request-id / x-request-id), "" if none
 
     def __init__(self, content: str, model: str, provider: str, usage: Usage | None = None,
                  tool_calls: list[ToolCall] | None = None, finish_reason: str = "stop",
-                 raw: Any = None, native: Any = None) -> None:
+                 raw: Any = None, native: Any = None, stop_reason: str = "",
+                 request_id: str = "") -> None:
         self._set(content=content, model=model, provider=provider,
                   usage=make_usage(0, 0) if usage is None else usage,
                   tool_calls=[] if tool_calls is None else tool_calls,
-                  finish_reason=finish_reason, raw=raw, native=native)
+                  finish_reason=finish_reason, raw=raw, native=native,
+                  stop_reason=stop_reason, request_id=request_id)
 
     def to_message(self) -> Message:
         """The assistant turn to append to the conversation, keeping what the provider needs

@@ -153,8 +153,11 @@ def test_ask_streams(server: LoopbackServer, tmp_path: Path) -> None:
     result = missy("ask", "say", "hello", "-v", config=write_config(tmp_path, server))
     assert result.returncode == 0, result.stderr
     assert result.stdout == "Hello there\n"
-    assert "usage: prompt 3, completion 2, total 5 tokens; finish: stop; model: claude-x" in \
-        result.stderr
+    assert ("usage: prompt 3 (cached 0, cache write 0), completion 2 (reasoning 0), total 5 "
+            "tokens; finish: stop (end_turn); model: claude-x") in result.stderr
+    events = [line.split()[4] for line in result.stderr.splitlines()
+              if line.startswith("missy: event [1] claude ")]
+    assert events == ["call_started", "attempt", "first_token", "call_finished"]
     body = server.requests[-1].json()
     assert body["stream"] is True and body["messages"] == [{"role": "user",
                                                            "content": "say hello"}]

@@ -64,7 +64,7 @@ def test_verbose_and_quiet_before_the_command(server: LoopbackServer, tmp_path: 
     loud = subprocess.run(argv, cwd=ROOT, env=env_without_keys(), capture_output=True,
                           text=True, timeout=60)
     assert loud.returncode == 0 and loud.stdout == "Hello there\n"
-    assert "usage: prompt 3, completion 2" in loud.stderr and "DEBUG" in loud.stderr
+    assert "usage: prompt 3 (cached 0" in loud.stderr and "DEBUG" in loud.stderr
     quiet = subprocess.run([*argv[:3], "-q", *argv[4:]], cwd=ROOT, env=env_without_keys(),
                            capture_output=True, text=True, timeout=60)
     assert quiet.returncode == 0 and quiet.stderr == ""

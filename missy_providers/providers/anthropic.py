@@ -92,6 +92,7 @@ def response_from_message(data: Mapping[str, Any], provider: str) -> CompletionR
         usage=usage_from(data.get("usage") or {}), tool_calls=calls,
         finish_reason=finish_reason(data.get("stop_reason"), bool(calls)), raw=dict(data),
         native={"provider": "anthropic", "content": content},
+        stop_reason=str(data.get("stop_reason") or ""),
     )
 
 

@@ -27,6 +27,7 @@ from ..errors import (
     at_boundary,
     excerpt,
 )
+from ..events import NO_TRACE, Hooks, Trace
 from ..http import PolicyHTTPClient, Response, Timeouts
 from ..keys import KeyRing
 from ..limits import CircuitBreaker, RateLimiter
@@ -96,17 +97,29 @@ OPTION_CHECKS: dict[str, Callable[[Any], str | None]] = {
 
 
 class Outgoing(Value):
-    """One logical request: its body and this call's limits."""
+    """One logical request: its body, this call's limits, and its trace (call events)."""
 
-    __slots__ = ("body", "stream", "timeouts", "max_retries")
+    __slots__ = ("body", "stream", "timeouts", "max_retries", "trace")
     body: dict[str, Any]
     stream: bool
     timeouts: Timeouts
     max_retries: int
+    trace: Trace
 
     def __init__(self, body: dict[str, Any], stream: bool, timeouts: Timeouts,
-                 max_retries: int) -> None:
-        self._set(body=body, stream=stream, timeouts=timeouts, max_retries=max_retries)
+                 max_retries: int, trace: Trace = NO_TRACE) -> None:
+        self._set(body=body, stream=stream, timeouts=timeouts, max_retries=max_retries,
+                  trace=trace)
+
+
+def finished(trace: Trace, response: CompletionResponse) -> None:
+    trace.emit("call_finished", latency_ms=trace.elapsed_ms(), attempts=trace.attempts,
+               usage=response.usage, finish_reason=response.finish_reason,
+               stop_reason=response.stop_reason, request_id=response.request_id)
+
+
+def request_id(response: Response) -> str:
+    return response.header("request-id") or response.header("x-request-id")
 AVAILABILITY_TIMEOUT = Timeouts(connect=2.0, read=3.0, total=5.0)
 # Failures that say the provider itself is unwell (they open the circuit breaker); a 4xx says
 # the request was wrong, and a 429 that the provider is up but busy with us.
@@ -175,9 +188,10 @@ class BaseProvider:
     extra_options: ClassVar[frozenset[str]] = frozenset()  # options beyond OPTIONS
 
     def __init__(self, config: ProviderConfig, client: PolicyHTTPClient,
-                 keys: KeyRing | None = None) -> None:
+                 keys: KeyRing | None = None, hooks: Hooks | None = None) -> None:
         self.config = config
         self.client = client
+        self.hooks = hooks if hooks is not None else Hooks()  # call events (events.py)
         self.keys = keys if keys is not None else KeyRing(config.keys)
         self.limiter = RateLimiter(config.name, config.requests_per_minute,
                                    config.tokens_per_minute, config.max_wait_seconds)
@@ -376,6 +390,11 @@ class BaseProvider:
             index = self.keys.index
             if index in tried:  # the shared ring points at a key this call already used
                 index = next((i for i in range(len(self.keys)) if i not in tried), index)
+            trace = call.trace
+            if trace:
+                trace.attempts += 1
+                trace.emit("attempt", number=trace.attempts, key_index=index,
+                           host=self.config.base_url.partition("://")[2].partition("/")[0])
             try:
                 return self._attempt(call, self.keys.key_at(index))
             except ProviderError as exc:
@@ -385,6 +404,10 @@ class BaseProvider:
                     self.keys.advance_from(index)
                     log.warning("%s: HTTP %s with key #%d; rotating to the next key",
                                 self.name, exc.status, index)
+                    trace.emit("key_rotated", from_index=index,
+                               to_index=next((i for i in range(len(self.keys))
+                                              if i not in tried), index),
+                               why=f"HTTP {exc.status}")
                     continue
                 if retries >= policy.max_retries or not is_retryable(exc):
                     raise
@@ -396,6 +419,8 @@ class BaseProvider:
                     raise
                 log.info("%s: %s; retry %d of %d in %.2fs", self.name, type(exc).__name__,
                          retries + 1, policy.max_retries, delay)
+                trace.emit("retry", reason=f"HTTP {exc.status}" if exc.status else
+                           type(exc).__name__, wait_s=round(delay, 3))
                 self.sleep(delay)
                 retries += 1
 
@@ -406,7 +431,7 @@ class BaseProvider:
         return as_messages(messages), None if tools is None else as_tools(tools)
 
     def _outgoing(self, messages: list[Message], tools: list[Tool] | None,
-                  opts: dict[str, Any], stream: bool) -> Outgoing:
+                  opts: dict[str, Any], stream: bool, trace: Trace) -> Outgoing:
         """The request body and this call's limits (per-call options over the config)."""
         limits = {k: opts.pop(k) for k in CALL_LIMITS if k in opts}
         timeouts = self.timeouts
@@ -416,38 +441,57 @@ class BaseProvider:
                                 total=float(limits.get("total_timeout", timeouts.total)))
         body = self.build_body(messages, tools, opts, stream=stream)
         return Outgoing(body, stream, timeouts,
-                        int(limits.get("max_retries", self.config.max_retries)))
+                        int(limits.get("max_retries", self.config.max_retries)), trace)
 
     def _complete(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
-                  opts: dict[str, Any]) -> CompletionResponse:
+                  opts: dict[str, Any], trace: Trace | None = None,
+                  tier: str | None = None) -> CompletionResponse:
+        trace = self.hooks.trace(self.name) if trace is None else trace
         messages, tools = self._checked(messages, tools, opts)
         if self.always_streams:
-            return self._stream(messages, tools, opts).response
-        call = self._outgoing(messages, tools, opts, stream=False)
-        estimate = estimate_tokens(messages)
-        data = self._send(call, estimate).json()
+            return self._stream(messages, tools, opts, trace, tier).response
+        trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
+                   stream=False)
         try:
-            response = self.parse_response(data)
-        except (KeyError, TypeError, AttributeError, IndexError) as exc:
-            raise ProtocolError(f"response of an unexpected shape ({type(exc).__name__}: "
-                                f"{str(exc)[:60]})", provider=self.name) from None
+            call = self._outgoing(messages, tools, opts, False, trace)
+            estimate = estimate_tokens(messages)
+            http_response = self._send(call, estimate)
+            data = http_response.json()
+            try:
+                response = self.parse_response(data)
+            except (KeyError, TypeError, AttributeError, IndexError) as exc:
+                raise ProtocolError(f"response of an unexpected shape ({type(exc).__name__}: "
+                                    f"{str(exc)[:60]})", provider=self.name) from None
+        except MissyError as exc:
+            trace.failed(exc)
+            raise
+        response.request_id = request_id(http_response)
         self.limiter.settle(estimate, response.usage.get("total_tokens", 0))
+        finished(trace, response)
         return response
 
     def _stream(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
-                opts: dict[str, Any]) -> StreamResponse:
+                opts: dict[str, Any], trace: Trace | None = None,
+                tier: str | None = None) -> StreamResponse:
+        trace = self.hooks.trace(self.name) if trace is None else trace
         messages, tools = self._checked(messages, tools, opts)
-        call = self._outgoing(messages, tools, opts, stream=True)
-        estimate = estimate_tokens(messages)
-        response = self._send(call, estimate)
+        trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
+                   stream=True)
+        try:
+            call = self._outgoing(messages, tools, opts, True, trace)
+            estimate = estimate_tokens(messages)
+            response = self._send(call, estimate)
+        except MissyError as exc:
+            trace.failed(exc)
+            raise
         if self.stream_format == "sse" and response.header("content-type").partition(";")[0] \
                 .strip().lower() == "application/json":
             # A server that ignored `stream` (or answered in JSON): a whole answer, not a
             # truncated stream. (NDJSON needs no such rule: one JSON object is one line.)
-            return StreamResponse(self._whole(response, estimate), response)
-        return StreamResponse(self._events(response, estimate), response)
+            return StreamResponse(self._whole(response, estimate, trace), response)
+        return StreamResponse(self._events(response, estimate, trace), response)
 
-    def _whole(self, response: Response, estimate: int) -> Iterator[StreamEvent]:
+    def _whole(self, response: Response, estimate: int, trace: Trace) -> Iterator[StreamEvent]:
         """A complete JSON answer to a streamed request, as the events a stream would give."""
         try:
             data = response.json()
@@ -458,9 +502,14 @@ class BaseProvider:
             except (KeyError, TypeError, AttributeError, IndexError) as exc:
                 raise ProtocolError(f"response of an unexpected shape ({type(exc).__name__})",
                                     provider=self.name) from None
+        except MissyError as exc:
+            trace.failed(exc)
+            raise
         finally:
             response.close()
+        final.request_id = request_id(response)
         self.limiter.settle(estimate, final.usage.get("total_tokens", 0))
+        finished(trace, final)
         if final.content:
             yield StreamEvent("text", final.content)
         for call in final.tool_calls:
@@ -481,7 +530,8 @@ class BaseProvider:
         # A last event without its blank line is still the server's last word.
         yield from sse.close(dispatch_unterminated=True)
 
-    def _events(self, response: Response, estimate: int = 0) -> Iterator[StreamEvent]:
+    def _events(self, response: Response, estimate: int = 0,
+                trace: Trace = NO_TRACE) -> Iterator[StreamEvent]:
         accumulator = self.new_accumulator()
         announced: set[str] = set()
         try:
@@ -490,6 +540,9 @@ class BaseProvider:
                     for event in accumulator.feed(item):
                         if event.tool_call is not None:
                             announced.add(event.tool_call.id)
+                        elif trace and not trace.first_token and event.text:
+                            trace.first_token = True
+                            trace.emit("first_token", ms=trace.elapsed_ms())
                         yield event
                 item = None  # the last raw item is not kept past the loop
                 try:
@@ -504,13 +557,16 @@ class BaseProvider:
                 if type(exc) is ProtocolError and not exc.provider:  # from a decoder
                     raise ProtocolError(exc.message, provider=self.name) from None
                 raise
+            final.request_id = request_id(response)
             self.limiter.settle(estimate, final.usage.get("total_tokens", 0))
+            finished(trace, final)
             for call in final.tool_calls:  # APIs that only know a call is whole at the end
                 if call.id not in announced:
                     yield StreamEvent("tool_call", tool_call=call)
             yield StreamEvent("done", response=final)
         except MissyError as exc:
             exc.partial = _partial(accumulator)  # what arrived, for the caller to keep
+            trace.failed(exc)
             raise
         finally:
             response.close()

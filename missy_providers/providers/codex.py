@@ -95,7 +95,8 @@ def response_from_items(items: Sequence[Mapping[str, Any]], meta: Mapping[str, A
                          reasoning=token_count(usage, "output_tokens_details",
                                                "reasoning_tokens")),
         tool_calls=calls, finish_reason=finish, raw=dict(meta),
-        native={"provider": "openai-codex", "items": list(items)})
+        native={"provider": "openai-codex", "items": list(items)},
+        stop_reason=str(incomplete or meta.get("status") or ""))
 
 
 class CodexProvider(BaseProvider):

@@ -189,7 +189,8 @@ class OllamaStream(Accumulator):
         return CompletionResponse(content=self.text.value(),
                                   model=str(final.get("model", "")),
                                   provider=self.provider.name, usage=usage, tool_calls=calls,
-                                  finish_reason=finish, raw=raw)
+                                  finish_reason=finish, raw=raw,
+                                  stop_reason=str(reason or ""))
 
     def partial(self) -> CompletionResponse:
         return self._response({"model": self.provider.model, "incomplete": True},

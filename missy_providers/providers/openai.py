@@ -173,7 +173,7 @@ class OpenAIProvider(BaseProvider):
             content=message.get("content") or "", model=str(data.get("model", "")),
             provider=self.name, usage=usage_from(data.get("usage")), tool_calls=calls,
             finish_reason=finish_reason(choice.get("finish_reason"), bool(calls)),
-            raw=dict(data))
+            raw=dict(data), stop_reason=str(choice.get("finish_reason") or ""))
 
     def _tool_call(self, call_id: str, function: Mapping[str, Any]) -> ToolCall:
         name = str(function.get("name") or "")
@@ -270,7 +270,8 @@ class OpenAIStream(Accumulator):
         return CompletionResponse(
             content=self.text.value(), model=str(self.meta.get("model") or ""),
             provider=self.provider.name, usage=usage_from(self.usage), tool_calls=calls,
-            finish_reason=finish_reason(self.finish_reason, bool(calls)), raw=raw)
+            finish_reason=finish_reason(self.finish_reason, bool(calls)), raw=raw,
+            stop_reason=str(self.finish_reason or ""))
 
     def partial(self) -> CompletionResponse:
         return self._response([])

@@ -1,0 +1,130 @@
+"""Call events: one small typed record per step of a call, for operators and auditors.
+
+A hook (any callable taking a CallEvent) sees what each call did: which provider and model,
+each attempt (the key's index in the ring, never the key) and why it was retried, rotations,
+fallbacks, the first token, and how it ended. Never prompt or answer text, never a header
+value. A hook that raises is logged and ignored. With no hook, nothing is built.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+
+from .values import Value
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Hook = Callable[["CallEvent"], None]
+
+log = logging.getLogger(__name__)
+
+# Every event type and the fields it carries (checked when emitted: a typo fails loudly).
+EVENT_FIELDS: dict[str, frozenset[str]] = {
+    "call_started": frozenset({"model", "tier", "stream"}),
+    "attempt": frozenset({"number", "key_index", "host"}),
+    "retry": frozenset({"reason", "wait_s"}),
+    "key_rotated": frozenset({"from_index", "to_index", "why"}),
+    "fallback": frozenset({"to_provider", "error_type"}),
+    "first_token": frozenset({"ms"}),
+    "call_finished": frozenset({"latency_ms", "attempts", "usage", "finish_reason",
+                                "stop_reason", "request_id"}),
+    "call_failed": frozenset({"latency_ms", "error_type", "status", "attempts"}),
+}
+_call_ids = itertools.count(1)
+
+
+class CallEvent(Value):
+    """``type`` (a key of EVENT_FIELDS), the call it belongs to, the provider, when (epoch
+    seconds), and the type's fields."""
+
+    __slots__ = ("type", "call_id", "provider", "time", "fields")
+    type: str
+    call_id: int
+    provider: str
+    time: float
+    fields: dict[str, Any]
+
+    def __init__(self, type: str, call_id: int, provider: str, time: float,
+                 fields: dict[str, Any]) -> None:
+        self._set(type=type, call_id=call_id, provider=provider, time=time, fields=fields)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.call_id, self.time))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "call_id": self.call_id, "provider": self.provider,
+                "time": self.time, **self.fields}
+
+    def line(self) -> str:
+        """One short line for a terminal (``missy ask -v``)."""
+        shown = " ".join(f"{k}={v}" for k, v in self.fields.items() if v not in (None, ""))
+        return f"[{self.call_id}] {self.provider} {self.type} {shown}".rstrip()
+
+
+class Hooks:
+    """The hooks a registry and its providers share; subscribing one reaches every call."""
+
+    __slots__ = ("_hooks",)
+
+    def __init__(self) -> None:
+        self._hooks: tuple[Hook, ...] = ()
+
+    def subscribe(self, hook: Hook) -> Callable[[], None]:
+        """Add ``hook``; returns a function that removes it."""
+        self._hooks = (*self._hooks, hook)
+
+        def unsubscribe() -> None:
+            self._hooks = tuple(h for h in self._hooks if h is not hook)
+
+        return unsubscribe
+
+    def __bool__(self) -> bool:
+        return bool(self._hooks)
+
+    def trace(self, provider: str) -> Trace:
+        """A trace for one call: a real one only when someone listens."""
+        return Trace(self._hooks, provider) if self._hooks else NO_TRACE
+
+
+class Trace:
+    """The events of one call."""
+
+    __slots__ = ("hooks", "provider", "call_id", "started", "attempts", "first_token")
+
+    def __init__(self, hooks: tuple[Hook, ...], provider: str) -> None:
+        self.hooks, self.provider = hooks, provider
+        self.call_id = next(_call_ids) if hooks else 0
+        self.started = time.monotonic()
+        self.attempts = 0
+        self.first_token = False
+
+    def __bool__(self) -> bool:
+        return bool(self.hooks)
+
+    def elapsed_ms(self) -> float:
+        return round((time.monotonic() - self.started) * 1000, 1)
+
+    def emit(self, type: str, provider: str = "", **fields: Any) -> None:
+        if not self.hooks:
+            return
+        expected = EVENT_FIELDS[type]
+        if set(fields) != expected:
+            raise TypeError(f"{type} takes {sorted(expected)}, got {sorted(fields)}")
+        event = CallEvent(type, self.call_id, provider or self.provider, time.time(), fields)
+        for hook in self.hooks:
+            try:
+                hook(event)
+            except Exception:  # a hook never breaks the call it watches
+                log.exception("call event hook %r raised; ignored", hook)
+
+    def failed(self, exc: BaseException) -> None:
+        self.emit("call_failed", latency_ms=self.elapsed_ms(), error_type=type(exc).__name__,
+                  status=getattr(exc, "status", None), attempts=self.attempts)
+
+
+NO_TRACE = Trace((), "")
