@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
     from missy_providers.config import Config
+    from missy_providers.events import CallEvent
     from missy_providers.registry import ProviderRegistry
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_POLICY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -156,7 +157,10 @@ def cmd_ask(cli: Cli) -> int:
     messages = [Message("user", prompt)]
     with cli.registry() as registry:
         if args.verbose:  # every call event, one short line each
-            registry.subscribe(lambda event: cli.err.write(f"missy: event {event.line()}\n"))
+            def show(event: CallEvent) -> None:
+                cli.err.write(f"missy: event {event.line()}\n")
+
+            registry.subscribe(show)
         provider = registry.get(args.provider)
         opts: dict[str, Any] = {}
         if args.model:
