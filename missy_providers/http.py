@@ -23,6 +23,7 @@ from .errors import (
     ProviderUnavailable,
     RedirectRefused,
     RequestTimeout,
+    StreamClosed,
     UsageError,
     at_boundary,
 )
@@ -39,7 +40,9 @@ from .policy import Decision, NetworkPolicy, Target, parse_ip
 from .preflight import ca_bundle_problem, writable_file_problem
 from .response import Response as Response
 from .wire import (
+    CANCEL_SCOPE,
     METHODS,
+    CancelScope,
     DeadlinePassed,
     Payload,
     all_loopback,
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
     AuditHook = Callable[[dict[str, Any]], None]
     import socket
     import ssl
+    from concurrent.futures import ThreadPoolExecutor
 
     from .config import Config
 
@@ -87,7 +91,8 @@ class Connection:
     to the read timeout and re-armed only when the deadline is nearer than that, so the
     common read costs no extra system call."""
 
-    __slots__ = ("sock", "key", "deadline", "read_timeout", "_timeout", "closed_by_caller")
+    __slots__ = ("sock", "key", "deadline", "read_timeout", "_timeout", "closed_by_caller",
+                 "scope")
 
     def __init__(self, sock: socket.socket, key: tuple[Any, ...]) -> None:
         self.sock, self.key = sock, key
@@ -95,6 +100,7 @@ class Connection:
         self.read_timeout = 0.0
         self._timeout: float | None = sock.gettimeout()
         self.closed_by_caller = False
+        self.scope: CancelScope | None = None  # the asyncio facade's cancel switch
 
     def arm(self, deadline: float, read_timeout: float) -> None:
         self.deadline, self.read_timeout = deadline, read_timeout
@@ -163,6 +169,7 @@ class PolicyHTTPClient:
         allow_plain_http_proxy: bool = False,
         ca_bundle_adds_to_system: bool = False,
         tls_key_log: bool = False,
+        max_async_workers: int = 64,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         dns_cache_seconds: float = 30.0,
         user_agent: str = USER_AGENT,
@@ -187,6 +194,8 @@ class PolicyHTTPClient:
         self._idle: dict[tuple[Any, ...], list[Connection]] = {}
         self._lock = threading.Lock()
         self._user_agent = user_agent
+        self._executor: ThreadPoolExecutor | None = None
+        self.max_async_workers = max_async_workers
         self._proxy_url = proxy
         self.allow_plain_http_proxy = allow_plain_http_proxy
         if proxy:
@@ -437,6 +446,9 @@ class PolicyHTTPClient:
             conn.close()
 
     def _checkin(self, conn: Connection, reusable: bool) -> None:
+        if conn.scope is not None:
+            conn.scope.detach(conn)
+            conn.scope = None
         if reusable and not conn.closed_by_caller:
             with self._lock:
                 if conn.key[5] is self.policy:  # built under the policy in force
@@ -447,12 +459,25 @@ class PolicyHTTPClient:
         conn.close()
 
     def close(self) -> None:
-        """Close every idle connection."""
+        """Close every idle connection, and stop the asyncio facade's worker threads."""
         with self._lock:
             idle, self._idle = self._idle, {}
+            executor, self._executor = self._executor, None
         for conns in idle.values():
             for conn in conns:
                 conn.close()
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    def executor(self) -> ThreadPoolExecutor:
+        """The bounded pool the asyncio API runs calls on (made on first use)."""
+        with self._lock:
+            if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._executor = ThreadPoolExecutor(self.max_async_workers,
+                                                    thread_name_prefix="missy-aio")
+            return self._executor
 
     def idle_connections(self) -> int:
         with self._lock:
@@ -580,6 +605,11 @@ class PolicyHTTPClient:
                         last_error = _connect_error(exc, target, address, provider)
                         break
                 assert conn is not None
+                scope = CANCEL_SCOPE.get()
+                if scope is not None and not scope.attach(conn):
+                    conn.close()
+                    raise StreamClosed("the call was cancelled", provider=provider)
+                conn.scope = scope
                 conn.arm(deadline, timeouts.read)
                 try:
                     conn.sendall(data)
@@ -607,6 +637,8 @@ class PolicyHTTPClient:
             while reader.head is None:
                 data = conn.recv()
                 if not data:
+                    if conn.closed_by_caller:
+                        raise StreamClosed("the call was cancelled", provider=provider)
                     if not reader.started:
                         raise ProviderUnavailable(
                             f"{target.authority} closed the connection before answering (the "
@@ -630,6 +662,8 @@ class PolicyHTTPClient:
             raise
         except OSError as exc:
             conn.close()
+            if conn.closed_by_caller:
+                raise StreamClosed("the call was cancelled", provider=provider) from None
             raise ProviderUnavailable(f"{target.authority} closed the connection before "
                                       f"answering ({type(exc).__name__})", provider=provider
                                       ) from None

@@ -223,6 +223,12 @@ class ProviderRegistry:
         summary = "; ".join(str(e) for e in errors) or "no provider to try"
         raise AllProvidersFailed(f"every provider failed: {summary}", errors=tuple(errors))
 
+    async def acomplete(self, messages: Sequence[Message], **kw: Any) -> CompletionResponse:
+        """:meth:`complete` (same fallback and tiers) for asyncio, on the client's pool."""
+        from .aio import run
+
+        return await run(self.client.executor(), self.complete, messages, **kw)
+
     @staticmethod
     def _tier(tier: str, messages: Sequence[Message], tools: Sequence[Tool] | None,
               router: ModelRouter) -> str:

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json as jsonlib
 from collections.abc import Mapping
+from contextvars import ContextVar
 
 from .errors import UsageError
 from .policy import DEFAULT_PORTS, Target, parse_ip
 from .secret import Secret
 from .values import Value
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from typing import Any
 
 METHODS = ("GET", "POST", "HEAD", "DELETE")
 
@@ -122,3 +127,40 @@ def shown_url(url: str) -> str:
     if "@" in authority:
         authority = "***@" + authority.rpartition("@")[2]
     return f"{scheme}{sep}{authority}{slash}{path}"
+
+
+class CancelScope:
+    """One call's cancel switch, for the asyncio facade: the connections the call is using
+    register here, and :meth:`cancel` (from any thread) interrupts their blocked reads. The
+    call finds its scope in the ``CANCEL_SCOPE`` context variable of the thread running it."""
+
+    __slots__ = ("cancelled", "_connections", "_lock")
+
+    def __init__(self) -> None:
+        import threading
+
+        self.cancelled = False
+        self._connections: set[Any] = set()
+        self._lock = threading.Lock()
+
+    def attach(self, connection: Any) -> bool:
+        """Register ``connection``; False (and nothing registered) if already cancelled."""
+        with self._lock:
+            if self.cancelled:
+                return False
+            self._connections.add(connection)
+            return True
+
+    def detach(self, connection: Any) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            live = list(self._connections)
+        for connection in live:
+            connection.interrupt()
+
+
+CANCEL_SCOPE: ContextVar[CancelScope | None] = ContextVar("missy_cancel_scope", default=None)

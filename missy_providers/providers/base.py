@@ -42,6 +42,8 @@ TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
     from typing import Any, ClassVar
 
+    from ..aio import AsyncStream
+
 log = logging.getLogger(__name__)
 
 # A server's own error message is shown in full up to this length (a raw body excerpt: 200).
@@ -238,6 +240,33 @@ class BaseProvider:
         if system is not None:
             opts["system"] = system
         return self._stream(messages, None, opts)
+
+    # --- the asyncio API (aio.py): the same calls on the client's bounded thread pool -----
+
+    async def acomplete(self, messages: Sequence[Message], **opts: Any) -> CompletionResponse:
+        from ..aio import run
+
+        return await run(self.client.executor(), self.complete, messages, **opts)
+
+    async def acomplete_with_tools(self, messages: Sequence[Message], tools: Sequence[Tool],
+                                   system: str | None = None, **opts: Any) -> Any:
+        from ..aio import run
+
+        return await run(self.client.executor(), self.complete_with_tools, messages, tools,
+                         system, **opts)
+
+    def astream(self, messages: Sequence[Message], system: str | None = None,
+                **opts: Any) -> AsyncStream:
+        """``async with provider.astream(messages) as stream: async for text in stream``."""
+        from ..aio import AsyncStream
+
+        return AsyncStream(self.client.executor(),
+                           lambda: self.stream(messages, system, **opts))
+
+    async def ais_available(self) -> bool:
+        from ..aio import run
+
+        return await run(self.client.executor(), self.is_available)
 
     def is_available(self) -> bool:
         """Whether the provider is ready: credentials present (providers that can, probe the
