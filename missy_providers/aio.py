@@ -10,7 +10,9 @@ which is imported only when an ``a*`` method is first called.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
+import threading
 
 from .wire import CANCEL_SCOPE, CancelScope
 
@@ -50,14 +52,18 @@ class AsyncStream:
     """``async with provider.astream(...) as stream: async for text in stream``; or
     ``stream.events()`` for typed events; ``stream.response`` once it is exhausted.
 
-    A worker thread reads the stream and hands each event to the loop as it arrives (one
-    ``call_soon_threadsafe`` an event); the stream's own caps bound what can queue up."""
+    A worker thread reads the stream into a queue; the loop is woken once for whatever
+    arrived since it last looked (not once an event: under load, wake-ups coalesce). The
+    stream's own caps bound what can queue up."""
 
     def __init__(self, executor: Executor, start: Callable[[], StreamResponse]) -> None:
         self._executor, self._start = executor, start
         self._stream: StreamResponse | None = None
-        self._queue: asyncio.Queue[Any] | None = None
         self._reader: asyncio.Future[None] | None = None
+        self._items: collections.deque[Any] = collections.deque()
+        self._lock = threading.Lock()
+        self._wake_pending = False
+        self._wake: asyncio.Event | None = None
 
     async def __aenter__(self) -> AsyncStream:
         self._stream = await run(self._executor, self._start)
@@ -73,37 +79,50 @@ class AsyncStream:
         if self._reader is not None:
             try:
                 await self._reader
-            except Exception:  # noqa: S110 (its error was delivered to the iterator, or nobody waits for it)
+            except Exception:  # noqa: S110 (delivered to the iterator already, or unwanted)
                 pass
 
+    def _put(self, loop: asyncio.AbstractEventLoop, item: Any) -> None:
+        self._items.append(item)
+        with self._lock:
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        assert self._wake is not None
+        loop.call_soon_threadsafe(self._wake.set)
+
     def _pump(self, loop: asyncio.AbstractEventLoop, events: Iterator[StreamEvent]) -> None:
-        queue = self._queue
-        assert queue is not None
         try:
             for event in events:
-                loop.call_soon_threadsafe(queue.put_nowait, event)
+                self._put(loop, event)
         except BaseException as exc:
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
+            self._put(loop, exc)
             return
-        loop.call_soon_threadsafe(queue.put_nowait, _END)
+        self._put(loop, _END)
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         if self._stream is None:
             raise RuntimeError("use `async with provider.astream(...) as stream`")
         loop = asyncio.get_running_loop()
-        if self._queue is None:
-            self._queue = asyncio.Queue()
+        if self._wake is None:
+            self._wake = asyncio.Event()
             self._reader = loop.run_in_executor(self._executor, self._pump, loop,
                                                 self._stream.events())
-        queue = self._queue
+        items, wake = self._items, self._wake
         try:
             while True:
-                item = await queue.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+                while items:
+                    item = items.popleft()
+                    if item is _END:
+                        return
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+                with self._lock:
+                    self._wake_pending = False
+                wake.clear()
+                if not items:
+                    await wake.wait()
         except asyncio.CancelledError:
             self._stream.close()
             raise
