@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -35,7 +36,7 @@ class Response:
         self._timeouts, self._provider = timeouts, provider
         self._body: bytes | None = None
         self._closed = False
-        self._reading = False
+        self._reader_thread: int | None = None  # the thread inside iter_raw, if any
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)
@@ -97,11 +98,11 @@ class Response:
             if self._body:
                 yield self._body
             return
-        self._reading = True
+        self._reader_thread = threading.get_ident()
         try:
             yield from self._pieces()
         finally:
-            self._reading = False
+            self._reader_thread = None
             self._finish()
 
     def read(self, limit: int | None = None) -> bytes:
@@ -137,7 +138,8 @@ class Response:
         closed. From another thread, while a read is blocked: interrupts it."""
         if self._closed:
             return
-        if self._reading:
+        reader = self._reader_thread
+        if reader is not None and reader != threading.get_ident():
             self._conn.interrupt()  # the reading thread sees StreamClosed and finishes
             return
         self._finish()

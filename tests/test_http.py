@@ -428,3 +428,21 @@ def test_methods_come_from_a_fixed_set(server: LoopbackServer, client: PolicyHTT
     with pytest.raises(UsageError, match="is not one of GET, POST, HEAD, DELETE"):
         client.request(method, server.url + "/")
     assert server.connections == 0
+
+
+def test_a_stream_left_early_in_the_same_thread_closes_its_socket(
+        server: LoopbackServer, client: PolicyHTTPClient) -> None:
+    def long(ex: Exchange) -> None:
+        ex.start_chunked()
+        for _ in range(50):
+            ex.chunk("data: x\n\n")
+        ex.end_chunked()
+
+    server.reset(long)
+    for _ in range(3):
+        with client.request("GET", server.url + "/", stream=True) as r:
+            chunks = r.iter_raw()
+            next(chunks)  # the generator stays suspended (and referenced) past the block
+        assert r._conn.sock.fileno() == -1  # closed now, not when the generator is collected
+        del chunks
+    assert client.idle_connections() == 0

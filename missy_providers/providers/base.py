@@ -472,6 +472,15 @@ class BaseProvider:
         return Outgoing(body, stream, timeouts,
                         int(limits.get("max_retries", self.config.max_retries)), trace)
 
+    def _parsed(self, data: Any) -> CompletionResponse:
+        """A whole JSON answer as a CompletionResponse; a shape the mapping cannot read is a
+        ProtocolError, not a KeyError."""
+        try:
+            return self.parse_response(data)
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ProtocolError(f"response of an unexpected shape ({type(exc).__name__}: "
+                                f"{str(exc)[:60]})", provider=self.name) from None
+
     def _complete(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                   opts: dict[str, Any], trace: Trace | None = None,
                   tier: str | None = None) -> CompletionResponse:
@@ -485,12 +494,7 @@ class BaseProvider:
             call = self._outgoing(messages, tools, opts, False, trace)
             estimate = estimate_tokens(messages)
             http_response = self._send(call, estimate)
-            data = http_response.json()
-            try:
-                response = self.parse_response(data)
-            except (KeyError, TypeError, AttributeError, IndexError) as exc:
-                raise ProtocolError(f"response of an unexpected shape ({type(exc).__name__}: "
-                                    f"{str(exc)[:60]})", provider=self.name) from None
+            response = self._parsed(http_response.json())
         except MissyError as exc:
             trace.failed(exc)
             raise
@@ -526,11 +530,7 @@ class BaseProvider:
             data = response.json()
             if isinstance(data, Mapping) and data.get("error"):
                 self.raise_stream_error(data)
-            try:
-                final = self.parse_response(data)
-            except (KeyError, TypeError, AttributeError, IndexError) as exc:
-                raise ProtocolError(f"response of an unexpected shape ({type(exc).__name__})",
-                                    provider=self.name) from None
+            final = self._parsed(data)
         except MissyError as exc:
             trace.failed(exc)
             raise
