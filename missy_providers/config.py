@@ -153,7 +153,7 @@ class _Problems:
         good: dict[str, Any] = {}
         for key, value in data.items():
             if not isinstance(key, str) or key not in spec:
-                self.add(f"unknown key {key!r}{_did_you_mean(str(key), spec)}", *path)
+                self.add(f"unknown key {_shown_key(key)}{_did_you_mean(str(key), spec)}", *path)
                 continue
             if value is None:  # YAML `key:` or `key: null` means "not set"
                 continue
@@ -172,6 +172,15 @@ class _Problems:
         if self.found:
             first = self.found[0]
             raise ConfigError(first.msg, first.path, self.source, tuple(self.found))
+
+
+def _shown_key(key: object) -> str:
+    """An unknown key, quoted only when it looks like a key name: a value pasted one line up
+    (a token as a mapping key) is not echoed."""
+    text = str(key)
+    if len(text) <= 40 and text.replace("_", "").replace("-", "").isalnum() and text.isascii():
+        return repr(text)
+    return "(not shown: it does not look like a key name)"
 
 
 def _did_you_mean(key: str, spec: Mapping[str, Any]) -> str:

@@ -224,3 +224,13 @@ def test_scrubber_knows_every_form_and_shape() -> None:
     assert repr(live) == "Secret('***')" and live.reveal() == "plain-secret-value-0042"
     # A secret straddling the excerpt's cut is still found whole.
     assert "plain-secret" not in excerpt("y" * 190 + "plain-secret-value-0042")
+
+
+def test_a_token_pasted_as_a_config_key_is_not_echoed() -> None:
+    token = "AIzaSyD-not-a-key-name-but-a-token-0123456789"
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"providers": {"a": {"name": "anthropic", "model": "m", token: 1}}},
+                         env={})
+    assert token not in str(info.value) and "unknown key (not shown" in str(info.value)
+    with pytest.raises(ConfigError, match="unknown key 'modle'; did you mean 'model'"):
+        config_from_dict({"providers": {"a": {"name": "anthropic", "modle": "m"}}}, env={})
