@@ -451,7 +451,7 @@ class PolicyHTTPClient:
             conn.scope = None
         if reusable and not conn.closed_by_caller:
             with self._lock:
-                if conn.key[5] is self.policy:  # built under the policy in force
+                if conn.key[5] == id(self.policy):  # built under the policy in force
                     idle = self._idle.setdefault(conn.key, [])
                     if len(idle) < self._max_idle:
                         idle.append(conn)
@@ -583,7 +583,9 @@ class PolicyHTTPClient:
         caller's retry policy, never a silent second send."""
         last_error: ProviderError | None = None
         for address in addresses:
-            key = (target.scheme, target.host, target.port, address, proxy, self.policy)
+            # The policy by identity: a connection made under another policy is never reused
+            # (and hashing the policy's value on every checkout would cost more than it says).
+            key = (target.scheme, target.host, target.port, address, proxy, id(self.policy))
             conn = self._checkout(key)
             for reused in ((True, False) if conn is not None else (False,)):
                 if not reused:

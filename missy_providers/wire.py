@@ -59,6 +59,8 @@ def all_loopback(target: Target, addresses: list[str], proxy: Target | None) -> 
     """Whether every byte stays on this machine: the target (and any proxy) is loopback."""
     if proxy is not None:
         return False
+    if target.ip is not None:  # a literal: the one address connected to
+        return target.ip.is_loopback
     ips = [parse_ip(a.partition("%")[0]) for a in addresses]
     return bool(ips) and all(ip is not None and ip.is_loopback for ip in ips)
 
