@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from conftest import CANARY
 from loopback import Exchange, LoopbackServer
 from test_cli_commands import env_without_keys
 
+import missy_providers
 from missy_providers.config import config_from_dict
 from missy_providers.errors import ConfigError, MissyError, PolicyViolation
 from missy_providers.http import PolicyHTTPClient
@@ -32,6 +34,9 @@ from missy_providers.secret import Secret, excerpt, scrub
 from missy_providers.types import Message
 
 ROOT = Path(__file__).resolve().parents[1]
+# The package's own files, wherever it is installed (a checkout's folder name may contain
+# "missy_providers" too, as an unpacked sdist's does).
+PACKAGE_DIR = str(Path(missy_providers.__file__).resolve().parent) + os.sep
 # A token shaped like nothing the pattern pass knows: only the registry of live Secrets can
 # catch it (a Codex JWT is caught by shape too; this one is not a JWT).
 PLAIN_CANARY = "canary-plain-7Q2vX9kLmN4pR8sT"
@@ -91,7 +96,8 @@ def secret_places(err: BaseException, with_locals: bool = True) -> Iterator[str]
         tb = traceback.TracebackException.from_exception(seen, capture_locals=True)
         for frame in tb.stack:
             # The boundary's own locals are the caller's arguments, as the caller wrote them.
-            ours = "missy_providers" in frame.filename or frame.filename.endswith("missy.py")
+            ours = frame.filename.startswith(PACKAGE_DIR) or frame.filename.endswith(
+                f"{os.sep}missy.py")
             if ours and frame.name != "boundary":
                 yield repr(frame.locals)
         seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
