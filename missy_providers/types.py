@@ -80,18 +80,30 @@ class ToolResult(Value):
 
 
 class Tool(Value):
-    """A tool the model may call; ``parameters`` is a JSON Schema object."""
+    """A tool the model may call; ``parameters`` is a JSON Schema object. ``strict`` asks the
+    OpenAI APIs to hold the arguments to the schema exactly (sent explicitly on the Responses
+    API, where leaving it out turns strict mode on)."""
 
-    __slots__ = ("name", "description", "parameters")
+    __slots__ = ("name", "description", "parameters", "strict")
     name: str
     description: str
     parameters: Mapping[str, Any]
+    strict: bool
 
     def __init__(self, name: str, description: str = "",
-                 parameters: Mapping[str, Any] | None = None) -> None:
+                 parameters: Mapping[str, Any] | None = None, strict: bool = False) -> None:
         if parameters is None:
             parameters = {"type": "object", "properties": {}}
-        self._set(name=name, description=description, parameters=parameters)
+        self._set(name=name, description=description, parameters=parameters,
+                  strict=bool(strict))
+
+    def __hash__(self) -> int:  # parameters is a dict
+        return hash((self.name, self.description, self.strict))
+
+    def object_schema(self) -> dict[str, Any]:
+        """``parameters`` with ``"type": "object"`` (the APIs require it; ``{}`` means no
+        arguments)."""
+        return {"type": "object", **dict(self.parameters)}
 
 
 class Message(Value):

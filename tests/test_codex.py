@@ -116,7 +116,8 @@ def test_request_shape(server: LoopbackServer, tmp_path: Path) -> None:
     assert body["input"] == [{"type": "message", "role": "user",
                               "content": [{"type": "input_text", "text": "hi"}]}]
     assert body["tools"] == [{"type": "function", "name": "f", "description": "d",
-                              "parameters": {"type": "object", "properties": {}}}]
+                              "parameters": {"type": "object", "properties": {}},
+                              "strict": False}]  # explicit: absent means strict on
     assert "max_output_tokens" not in body and "temperature" not in body
     p.complete(HI, max_tokens=5, temperature=0.5)  # refused by the backend: never sent
     body = server.requests[1].json()

@@ -120,7 +120,7 @@ class AnthropicProvider(BaseProvider):
 
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
         return [{"name": t.name, "description": t.description,
-                 "input_schema": dict(t.parameters)} for t in tools]
+                 "input_schema": t.object_schema()} for t in tools]
 
     def build_body(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                    opts: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:

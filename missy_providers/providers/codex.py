@@ -63,8 +63,9 @@ def to_input_items(messages: Sequence[Message]) -> list[dict[str, Any]]:
                 items.extend(native["items"])  # reasoning items must be replayed verbatim
                 continue
             if m.content:
-                items.append({"type": "message", "role": "assistant",
-                              "content": [{"type": "output_text", "text": m.content}]})
+                # An input message (EasyInputMessage): an `output_text` message would need the
+                # `id` and `status` of a server item the caller's turn never had.
+                items.append({"role": "assistant", "content": m.content})
             items += [{"type": "function_call", "call_id": c.id, "name": c.name,
                        "arguments": json.dumps(c.arguments)} for c in m.tool_calls]
         else:
@@ -173,8 +174,9 @@ class CodexProvider(BaseProvider):
         raise AssertionError("unreachable")
 
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
+        # `strict` is required by the spec: left out, the server turns strict mode on.
         return [{"type": "function", "name": t.name, "description": t.description,
-                 "parameters": dict(t.parameters)} for t in tools]
+                 "parameters": t.object_schema(), "strict": t.strict} for t in tools]
 
     def build_body(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                    opts: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
@@ -186,9 +188,10 @@ class CodexProvider(BaseProvider):
         }
         if opts.get("stop"):
             raise UsageError(f"{self.name}: the Responses API has no stop sequences")
-        if self.chatgpt_backend:
-            body["include"] = ["reasoning.encrypted_content"]
-        else:  # the ChatGPT backend refuses these two
+        # store is false: reasoning items come back only when their encrypted content is asked
+        # for, and replaying them by id alone fails on the next turn ("not found").
+        body["include"] = ["reasoning.encrypted_content"]
+        if not self.chatgpt_backend:  # the ChatGPT backend refuses these two
             if opts.get("max_tokens"):
                 body["max_output_tokens"] = opts["max_tokens"]
             if opts.get("temperature") is not None:

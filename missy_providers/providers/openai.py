@@ -75,9 +75,9 @@ def finish_reason(reason: str | None, has_tool_calls: bool) -> str:
 
 def function_tools(tools: Sequence[Tool]) -> list[dict[str, Any]]:
     """Tools as ``{"type": "function", "function": {...}}`` (Chat Completions, and Ollama)."""
-    return [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                              "parameters": dict(t.parameters)}}
-            for t in tools]
+    return [{"type": "function", "function": {
+        "name": t.name, "description": t.description, "parameters": t.object_schema(),
+        **({"strict": True} if t.strict else {})}} for t in tools]
 
 
 def to_openai_messages(messages: Sequence[Message], system: str | None) -> list[dict[str, Any]]:
