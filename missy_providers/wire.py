@@ -35,12 +35,14 @@ class Timeouts(Value):
         self._set(connect=connect, read=read, total=total)
 
     @classmethod
-    def of(cls, value: Timeouts | float | None) -> Timeouts:
+    def of(cls, value: Timeouts | float | None, total: float = 600.0) -> Timeouts:
+        """From a single number of seconds (a config's ``timeout``): the read timeout, and
+        the connect timeout up to 10 s; ``total`` for the whole request."""
         if value is None:
-            return cls()
+            return cls(total=total)
         if isinstance(value, Timeouts):
             return value
-        return cls(connect=min(10.0, float(value)), read=float(value))
+        return cls(connect=min(10.0, float(value)), read=float(value), total=total)
 
 
 class DeadlinePassed(Exception):

@@ -244,7 +244,6 @@ def test_a_key_over_plain_http_to_a_non_loopback_address_is_refused(server: Loop
     assert "set providers.o.allow_plain_http: true" in str(info.value)
     assert server.connections == 0
     local = PolicyHTTPClient(network_policy(config), resolver=lambda h, p: ["127.0.0.1"])
-    assert ProviderRegistry(config, local).get("o").client is local
     # the same host resolving to loopback: the key stays on this machine
     server.reset(lambda ex: ex.json(200, {"choices": [{"message": {"content": "ok"},
                                                        "finish_reason": "stop"}]}))

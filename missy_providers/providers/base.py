@@ -200,8 +200,7 @@ class BaseProvider:
         self.breaker = CircuitBreaker(config.name, config.circuit_breaker_threshold,
                                       config.circuit_breaker_cooldown_seconds)
         self.sleep: Callable[[float], None] = time.sleep  # replaceable in tests
-        self.timeouts = Timeouts(connect=min(10.0, config.timeout), read=config.timeout,
-                                 total=config.total_timeout)
+        self.timeouts = Timeouts.of(config.timeout, total=config.total_timeout)
 
     @property
     def name(self) -> str:
@@ -415,10 +414,16 @@ class BaseProvider:
         deadline = time.monotonic() + call.timeouts.total
         tried: set[int] = set()
         retries = 0
-        while True:
+
+        def key_index() -> int:
+            """The ring's key, unless this call already used it (the ring is shared)."""
             index = self.keys.index
-            if index in tried:  # the shared ring points at a key this call already used
+            if index in tried:
                 index = next((i for i in range(len(self.keys)) if i not in tried), index)
+            return index
+
+        while True:
+            index = key_index()
             trace = call.trace
             if trace:
                 trace.attempts += 1
@@ -433,9 +438,7 @@ class BaseProvider:
                     self.keys.advance_from(index)
                     log.warning("%s: HTTP %s with key #%d; rotating to the next key",
                                 self.name, exc.status, index)
-                    trace.emit("key_rotated", from_index=index,
-                               to_index=next((i for i in range(len(self.keys))
-                                              if i not in tried), index),
+                    trace.emit("key_rotated", from_index=index, to_index=key_index(),
                                why=f"HTTP {exc.status}")
                     continue
                 if retries >= policy.max_retries or not is_retryable(exc):
