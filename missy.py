@@ -141,6 +141,15 @@ def _yes_no(value: bool | None) -> str:
 # --- missy ask ------------------------------------------------------------------------------
 
 
+def _with_attachments(prompt: str, images: list[str], files: list[str]) -> Any:
+    """The prompt, then each ``--image`` and ``--file`` as a part (types from their bytes)."""
+    if not images and not files:
+        return prompt
+    from missy_providers.content import Document, Image, Text
+
+    return [Text(prompt), *map(Image.from_file, images), *map(Document.from_file, files)]
+
+
 def cmd_ask(cli: Cli) -> int:
     from missy_providers.router import ModelRouter
     from missy_providers.types import Message
@@ -154,7 +163,7 @@ def cmd_ask(cli: Cli) -> int:
         prompt = sys.stdin.read()
     if not prompt.strip():
         raise _usage("nothing to ask: give a PROMPT or pipe one on stdin")
-    messages = [Message("user", prompt)]
+    messages = [Message("user", _with_attachments(prompt, args.image, args.file))]
     with cli.registry() as registry:
         if args.verbose:  # every call event, one short line each
             def show(event: CallEvent) -> None:
@@ -384,6 +393,10 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-tokens", type=_positive(int), metavar="N",
                      help="most tokens to generate (a whole number > 0)")
     ask.add_argument("--temperature", type=float, help="sampling temperature, e.g. 0 to 1")
+    ask.add_argument("--image", action="append", default=[], metavar="FILE",
+                     help="attach an image (png, jpeg, gif, webp); repeatable")
+    ask.add_argument("--file", action="append", default=[], metavar="FILE",
+                     help="attach a PDF; repeatable")
     ask.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
     ask.add_argument("--json", action="store_true", help="print the final response as JSON")
     ask.set_defaults(run=cmd_ask)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .config import Config, NetworkConfig, ProviderConfig, config_from_dict, load_config
+    from .content import Document, Image, Text
     from .http import PolicyHTTPClient, Timeouts
     from .policy import Decision, NetworkPolicy
     from .providers.anthropic import AnthropicProvider
@@ -60,16 +61,18 @@ _LAZY = {
     "Event": "streams", "NDJSONDecoder": "streams", "SSEDecoder": "streams",
     "CompletionResponse": "types", "Message": "types", "StreamEvent": "types", "Tool": "types",
     "ToolCall": "types", "ToolResult": "types",
+    "Document": "content", "Image": "content", "Text": "content",
 }
 
 __all__ = [
     "AnthropicProvider", "AuthenticationError", "BaseProvider", "CodexProvider",
-    "CompletionResponse", "Config", "ConfigError", "ContextLengthError", "Decision", "Event",
+    "CompletionResponse", "Config", "ConfigError", "ContextLengthError", "Decision", "Document",
+    "Event", "Image",
     "Message", "MissyError", "ModelRouter", "NDJSONDecoder", "NetworkConfig", "NetworkPolicy",
     "OllamaProvider", "OpenAIProvider", "OverloadedError", "PolicyHTTPClient",
     "PolicyViolation", "ProtocolError", "ProviderConfig", "ProviderError", "ProviderRegistry",
     "ProviderUnavailable", "RateLimitError", "RedirectRefused", "RequestTimeout",
-    "SSEDecoder", "StreamEvent", "StreamResponse", "Timeouts", "Tool", "ToolArgumentsError",
+    "SSEDecoder", "StreamEvent", "StreamResponse", "Text", "Timeouts", "Tool", "ToolArgumentsError",
     "ToolCall", "ToolResult", "UsageError", "config_from_dict", "load_config",
 ]
 

@@ -234,7 +234,7 @@ class ProviderRegistry:
               router: ModelRouter) -> str:
         if tier != "auto":
             return tier
-        prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        prompt = next((m.text for m in reversed(messages) if m.role == "user"), "")
         return router.score_complexity(prompt, history_length=len(messages) - 1,
                                        tool_count=len(tools or ()))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from .content import Part, as_content, joined_text
 from .errors import UsageError
 from .values import Record, Value
 
@@ -66,17 +67,23 @@ class ToolCall(Value):
 
 
 class ToolResult(Value):
-    """What a tool returned, sent back to the model in a ``tool`` message."""
+    """What a tool returned, sent back to the model in a ``tool`` message: a str, or parts
+    where the API takes them (Anthropic and the Responses API take images and PDFs)."""
 
     __slots__ = ("tool_call_id", "name", "content", "is_error")
     tool_call_id: str
     name: str
-    content: str
+    content: str | tuple[Part, ...]
     is_error: bool
 
-    def __init__(self, tool_call_id: str, name: str, content: str,
+    def __init__(self, tool_call_id: str, name: str, content: str | Sequence[Part],
                  is_error: bool = False) -> None:
-        self._set(tool_call_id=tool_call_id, name=name, content=content, is_error=is_error)
+        self._set(tool_call_id=tool_call_id, name=name,
+                  content=as_content(content, "ToolResult"), is_error=is_error)
+
+    @property
+    def text(self) -> str:
+        return joined_text(self.content)
 
 
 class Tool(Value):
@@ -109,7 +116,9 @@ class Tool(Value):
 class Message(Value):
     """One conversation turn.
 
-    ``role`` is ``system``, ``user``, ``assistant`` or ``tool``. An assistant turn may carry
+    ``role`` is ``system``, ``user``, ``assistant`` or ``tool``. ``content`` is a str or a
+    sequence of parts (``Text``, ``Image``, ``Document``; content.py), the same for every
+    provider; ``text`` is its joined text. An assistant turn may carry
     ``tool_calls``; a ``tool`` turn carries a ``tool_result``. ``native`` holds a provider's own
     content blocks (thinking with signatures, reasoning items) that must be replayed verbatim to
     the same provider; other providers ignore it.
@@ -117,17 +126,17 @@ class Message(Value):
 
     __slots__ = ("role", "content", "tool_calls", "tool_result", "native")
     role: str
-    content: str
+    content: str | tuple[Part, ...]
     tool_calls: Sequence[ToolCall]
     tool_result: ToolResult | None
     native: Any
 
-    def __init__(self, role: str, content: str = "", tool_calls: Sequence[ToolCall] = (),
-                 tool_result: ToolResult | None = None, native: Any = None) -> None:
+    def __init__(self, role: str, content: str | Sequence[Part] = "",
+                 tool_calls: Sequence[ToolCall] = (), tool_result: ToolResult | None = None,
+                 native: Any = None) -> None:
         if role not in ROLES:
             raise UsageError(f"Message role must be one of {sorted(ROLES)}, got {role!r}")
-        if not isinstance(content, str):
-            raise UsageError(f"Message content must be a str, got {type(content).__name__}")
+        content = as_content(content, "Message")
         if not all(isinstance(c, ToolCall) for c in tool_calls):
             raise UsageError("Message tool_calls must be ToolCall objects")
         if tool_result is not None and not isinstance(tool_result, ToolResult):
@@ -142,6 +151,11 @@ class Message(Value):
 
     def __hash__(self) -> int:  # tool_calls may be a list, native a dict: hash what is stable
         return hash((self.role, self.content))
+
+    @property
+    def text(self) -> str:
+        """The joined text of the content (images and documents left out)."""
+        return joined_text(self.content)
 
     @classmethod
     def tool(cls, result: ToolResult) -> Message:

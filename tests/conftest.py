@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -7,12 +8,15 @@ from typing import Any
 import pytest
 from loopback import LoopbackServer
 
+from missy_providers.config import config_from_dict
+from missy_providers.errors import ProviderError
 from missy_providers.http import PolicyHTTPClient
 from missy_providers.policy import NetworkPolicy
+from missy_providers.registry import ProviderRegistry
 
 CANARY = "sk-canary-9f8e7d6c5b4a3210-DO-NOT-LEAK"
 TRAFFIC = Path(__file__).resolve().parent / "data" / "real-traffic"
-RECORDED_EXCHANGES = 54
+RECORDED_EXCHANGES = 60
 
 
 def recorded_exchanges() -> list[Path]:
@@ -62,3 +66,28 @@ def client() -> Iterator[PolicyHTTPClient]:
     c = loopback_client()
     yield c
     c.close()
+
+
+def loopback_provider(server: LoopbackServer, ptype: str, **settings: Any) -> Any:
+    """A provider of ``ptype`` pointed at the loopback server (no retries)."""
+    base = server.url + ("/v1" if ptype in ("openai", "openai-codex") else "")
+    config = config_from_dict({"providers": {"p": {
+        "name": ptype, "model": "m", "base_url": base, "api_key": "sk-test-123456",
+        "max_retries": 0, **settings}}}, env={})
+    return ProviderRegistry(config, PolicyHTTPClient(
+        NetworkPolicy(allowed_hosts=["127.0.0.1"]))).get("p")
+
+
+def sent_body(server: LoopbackServer, ptype: str, messages: Any, tools: Any = None,
+              **opts: Any) -> dict[str, Any]:
+    """The JSON body a provider of ``ptype`` sends for this call, as the server received it
+    (the server answers 400 so that nothing after the request matters)."""
+    server.reset(lambda ex: ex.json(400, {"error": {"message": "captured"}}))
+    provider = loopback_provider(server, ptype)
+    with pytest.raises(ProviderError, match="captured"):
+        if tools is None:
+            provider.complete(messages, **opts)
+        else:
+            provider.complete_with_tools(messages, tools, **opts)
+    body: dict[str, Any] = json.loads(server.requests[-1].body)
+    return body

@@ -3,6 +3,7 @@ configured throughout and must never reach stdout or stderr."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -223,6 +224,28 @@ def test_a_proxy_the_policy_refuses_is_a_config_error(server: LoopbackServer,
     check = missy("config", "check", config=config)
     assert check.returncode == 2 and "(at network.proxy)" in check.stderr
     assert server.requests == []
+
+
+def test_ask_attaches_images_and_pdfs(server: LoopbackServer, tmp_path: Path) -> None:
+    server.reset(route)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x01" * 8
+    (tmp_path / "shot.jpg").write_bytes(png)  # named .jpg: the type comes from the bytes
+    (tmp_path / "doc.pdf").write_bytes(b"%PDF-1.4 tiny")
+    result = missy("ask", "what", "--image", str(tmp_path / "shot.jpg"), "--image",
+                   str(tmp_path / "shot.jpg"), "--file", str(tmp_path / "doc.pdf"),
+                   config=write_config(tmp_path, server))
+    assert result.returncode == 0, result.stderr
+    content = server.requests[-1].json()["messages"][0]["content"]
+    assert [b["type"] for b in content] == ["text", "image", "image", "document"]
+    assert content[1]["source"] == {"type": "base64", "media_type": "image/png",
+                                    "data": base64.b64encode(png).decode()}
+    assert content[3]["title"] == "doc.pdf"
+    bad = missy("ask", "what", "--file", str(tmp_path / "shot.jpg"),
+                config=write_config(tmp_path, server))
+    assert bad.returncode == 2 and "Document media type must be one of" in bad.stderr
+    missing = missy("ask", "what", "--image", str(tmp_path / "nope.png"),
+                    config=write_config(tmp_path, server))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
 
 
 def test_ask_usage_errors_exit_2(server: LoopbackServer, tmp_path: Path) -> None:

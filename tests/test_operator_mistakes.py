@@ -327,7 +327,8 @@ def test_wrong_messages_are_usage_errors(provider: AnthropicProvider, server: Lo
 
 
 def test_message_content_must_be_text() -> None:
-    with pytest.raises(UsageError, match="Message content must be a str, got int"):
+    with pytest.raises(UsageError, match="Message content must be a str or a list of "
+                       "Text/Image/Document parts, got int"):
         Message("user", 123)  # type: ignore[arg-type]
 
 

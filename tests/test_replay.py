@@ -9,6 +9,7 @@ options we model, stream flag) and that every ``expect`` field matches what we p
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from conftest import RECORDED_EXCHANGES, recorded_exchanges
 from loopback import Exchange, LoopbackServer
 
 from missy_providers.config import config_from_dict
+from missy_providers.content import Document, Image, Part, Text
 from missy_providers.errors import (
     AuthenticationError,
     ProviderError,
@@ -120,6 +122,48 @@ def _text(content: Any) -> str:
                    ("text", "input_text", "output_text"))
 
 
+MEDIA = ("image", "document", "image_url", "file", "input_image", "input_file")
+
+
+def _decoded(url: str) -> tuple[bytes, str]:
+    head, _, data = url.partition(",")
+    return base64.b64decode(data), head[5:].partition(";")[0]
+
+
+def as_part(block: dict[str, Any]) -> Part:
+    """One recorded content block of any API as our provider-neutral part."""
+    kind = block["type"]
+    if kind in ("text", "input_text"):
+        return Text(block["text"])
+    if kind in ("image", "document"):  # Anthropic
+        source = block["source"]
+        if source["type"] == "url":
+            return Image.from_url(source["url"])
+        data = base64.b64decode(source["data"])
+        return Image(data, source["media_type"]) if kind == "image" else Document(data)
+    if kind == "image_url":  # Chat Completions
+        url, detail = block["image_url"]["url"], block["image_url"].get("detail")
+        return Image(*_decoded(url), detail=detail) if url.startswith("data:") else \
+            Image.from_url(url, detail)
+    if kind == "input_image":  # Responses
+        url, detail = block["image_url"], block.get("detail")
+        return Image(*_decoded(url), detail=detail) if url.startswith("data:") else \
+            Image.from_url(url, detail)
+    file = block.get("file", block)  # Chat `file` / Responses `input_file`
+    return Document(_decoded(file["file_data"])[0], name=file.get("filename"))
+
+
+def user_content(blocks: list[dict[str, Any]]) -> str | list[Part]:
+    if any(b["type"] in MEDIA for b in blocks):
+        return [as_part(b) for b in blocks]
+    return _text(blocks)
+
+
+def media(content: Any) -> list[Any]:
+    """The image and document blocks of a recorded or sent content list, as sent."""
+    return [b for b in content if b.get("type") in MEDIA] if isinstance(content, list) else []
+
+
 def anthropic_call(body: dict[str, Any]) -> tuple[list[Message], list[Tool], dict[str, Any]]:
     messages: list[Message] = []
     for m in body["messages"]:
@@ -127,7 +171,7 @@ def anthropic_call(body: dict[str, Any]) -> tuple[list[Message], list[Tool], dic
             [{"type": "text", "text": m["content"]}]
         if m["role"] == "user":
             if any(b["type"] == "text" for b in blocks):
-                messages.append(Message("user", _text(blocks)))
+                messages.append(Message("user", user_content(blocks)))
             for b in blocks:
                 if b["type"] == "tool_result":
                     messages.append(Message.tool(ToolResult(b["tool_use_id"], "", _text(
@@ -154,7 +198,9 @@ def openai_call(body: dict[str, Any]) -> tuple[list[Message], list[Tool], dict[s
             continue
         calls = [ToolCall(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"]))
                  for c in m.get("tool_calls") or []]
-        messages.append(Message(role, _text(m.get("content")), calls))
+        content = m.get("content")
+        messages.append(Message(role, user_content(content) if isinstance(content, list) else
+                                _text(content), calls))
     raw_tools = [t["function"] for t in body.get("tools", [])] + body.get("functions", [])
     tools = [Tool(t["name"], t.get("description", ""), t.get("parameters", {})) for t in raw_tools]
     opts = {"model": body["model"],
@@ -204,7 +250,9 @@ def responses_call(body: dict[str, Any]) -> tuple[list[Message], list[Tool], dic
         if kind == "function_call_output":
             messages.append(Message.tool(ToolResult(item["call_id"], "", item["output"])))
         else:
-            messages.append(Message(item["role"], _text(item["content"])))
+            content = item["content"]
+            messages.append(Message(item["role"], user_content(content) if isinstance(
+                content, list) else _text(content)))
     flush()
     tools = [Tool(t["name"], t.get("description", ""), t.get("parameters", {}))
              for t in body.get("tools", [])]
@@ -222,7 +270,8 @@ CALLS = {"anthropic": anthropic_call, "openai": openai_call, "ollama": ollama_ca
 
 def normal_anthropic(body: dict[str, Any]) -> dict[str, Any]:
     def block(b: dict[str, Any]) -> dict[str, Any]:
-        keep = ("type", "text", "id", "name", "input", "tool_use_id", "is_error")
+        keep = ("type", "text", "id", "name", "input", "tool_use_id", "is_error", "source",
+                "title")
         out = {k: b[k] for k in keep if k in b and b[k] is not False}  # is_error: false
         if b["type"] == "tool_result":
             out["content"] = _text(b["content"])
@@ -246,6 +295,7 @@ def normal_openai(body: dict[str, Any]) -> dict[str, Any]:
         "model": body["model"], "tokens": tokens, "temperature": body.get("temperature"),
         "stop": body.get("stop"), "stream": bool(body.get("stream")),
         "messages": [("system" if m["role"] == "developer" else m["role"], _text(m.get("content")),
+                      media(m.get("content")),
                       [(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"]))
                        for c in m.get("tool_calls") or []], m.get("tool_call_id"))
                      for m in body["messages"]],
@@ -272,7 +322,8 @@ def normal_responses(body: dict[str, Any]) -> dict[str, Any]:
     for item in body["input"]:
         kind = item.get("type", "message")
         if kind == "message":
-            items.append(("message", item["role"], _text(item["content"])))
+            items.append(("message", item["role"], _text(item["content"]),
+                          media(item["content"])))
         else:
             items.append((kind, json.dumps(item, sort_keys=True)))
     return {

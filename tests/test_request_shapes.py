@@ -3,37 +3,14 @@ against openai/openai-openapi and Anthropic's Messages API reference)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-import pytest
+from conftest import sent_body
 from loopback import LoopbackServer
 
-from missy_providers.config import config_from_dict
-from missy_providers.errors import ProviderError
-from missy_providers.http import PolicyHTTPClient
-from missy_providers.policy import NetworkPolicy
-from missy_providers.registry import ProviderRegistry
 from missy_providers.types import Message, Tool, ToolCall, ToolResult
 
 NO_ARGS = Tool("now", "the time", {})
 STRICT = Tool("add", "adds", {"type": "object", "properties": {"a": {"type": "integer"}},
                               "required": ["a"], "additionalProperties": False}, strict=True)
-
-
-def sent_body(server: LoopbackServer, ptype: str, messages: list[Message],
-              tools: list[Tool]) -> dict[str, Any]:
-    server.reset(lambda ex: ex.json(400, {"error": {"message": "captured"}}))
-    base = server.url + ("/v1" if ptype in ("openai", "openai-codex") else "")
-    config = config_from_dict({"providers": {"p": {"name": ptype, "model": "m",
-                                                   "base_url": base, "api_key": "sk-test-123456",
-                                                   "max_retries": 0}}}, env={})
-    provider = ProviderRegistry(config, PolicyHTTPClient(
-        NetworkPolicy(allowed_hosts=["127.0.0.1"]))).get("p")
-    with pytest.raises(ProviderError, match="captured"):
-        provider.complete_with_tools(messages, tools)
-    body: dict[str, Any] = json.loads(server.requests[-1].body)
-    return body
 
 
 def test_anthropic_input_schema_is_always_an_object(server: LoopbackServer) -> None:

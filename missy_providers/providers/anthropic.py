@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..config import Secret
-from ..errors import ProtocolError
+from ..content import WireParts, cache_control
+from ..errors import ProtocolError, UsageError
 from ..headers import RedactedHeaders
 from ..jsondata import parse_json
 from ..streams import Event
@@ -18,7 +19,7 @@ from ..types import (
     make_usage,
     token_count,
 )
-from .base import BaseProvider, parse_tool_arguments, system_prompt
+from .base import BaseProvider, parse_tool_arguments, system_parts
 from .streaming import Accumulator, TextBuffer, check_tool_calls
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
+MAX_CACHE_BREAKPOINTS = 4  # the API's limit on cache_control markers in one request
 FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls",
                   "max_tokens": "length", "model_context_window_exceeded": "length"}
 
@@ -46,7 +48,8 @@ def usage_from(raw: Mapping[str, Any]) -> dict[str, int]:
                       cache_write=cache_write)
 
 
-def to_anthropic_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+def to_anthropic_messages(messages: Sequence[Message], parts: WireParts
+                          ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "system":
@@ -54,7 +57,8 @@ def to_anthropic_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
         if m.role == "tool" and m.tool_result is not None:
             r = m.tool_result
             block: dict[str, Any] = {"type": "tool_result", "tool_use_id": r.tool_call_id,
-                                     "content": r.content}
+                                     "content": r.content if isinstance(r.content, str) else
+                                     parts.blocks(r.content, "tool result")}
             if r.is_error:
                 block["is_error"] = True
             last = out[-1] if out else None
@@ -69,16 +73,49 @@ def to_anthropic_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
             if native.get("provider") == "anthropic":
                 out.append({"role": "assistant", "content": native["content"]})
             elif m.tool_calls:
-                blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] \
-                    if m.content else []
+                text = parts.text_only(m.content, "assistant turn")
+                blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
                 blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
                            for c in m.tool_calls]
                 out.append({"role": "assistant", "content": blocks})
             else:
-                out.append({"role": "assistant", "content": m.content})
+                out.append({"role": "assistant",
+                            "content": parts.text_only(m.content, "assistant turn")})
         else:
-            out.append({"role": "user", "content": m.content})
+            out.append({"role": "user", "content": m.content if isinstance(m.content, str)
+                        else parts.blocks(m.content, "user turn")})
     return out
+
+
+def place_breakpoints(body: dict[str, Any], cache: bool | str) -> None:
+    """``cache=True``: breakpoints where an agent's prefix ends (the last tool, the system
+    prompt, the last user turn), so each turn reads what the one before wrote."""
+    control = cache_control(cache)
+    if body.get("tools"):
+        body["tools"][-1]["cache_control"] = control
+    if isinstance(body.get("system"), str):
+        body["system"] = [{"type": "text", "text": body["system"]}]
+    if body.get("system"):
+        body["system"][-1]["cache_control"] = control
+    user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), None)
+    if user is not None:
+        if isinstance(user["content"], str):
+            user["content"] = [{"type": "text", "text": user["content"]}]
+        if user["content"]:
+            user["content"][-1]["cache_control"] = control
+
+
+def count_breakpoints(body: Mapping[str, Any]) -> int:
+    blocks = list(body.get("tools") or ())
+    system = body.get("system")
+    blocks += system if isinstance(system, list) else []
+    for m in body["messages"]:
+        content = m["content"]
+        if isinstance(content, list):
+            blocks += content
+            blocks += [b for block in content if block.get("type") == "tool_result"
+                       and isinstance(block.get("content"), list) for b in block["content"]]
+    return sum(1 for b in blocks if isinstance(b, Mapping) and "cache_control" in b)
 
 
 def response_from_message(data: Mapping[str, Any], provider: str) -> CompletionResponse:
@@ -127,11 +164,15 @@ class AnthropicProvider(BaseProvider):
         body: dict[str, Any] = {
             "model": opts.get("model") or self.model,
             "max_tokens": opts.get("max_tokens") or DEFAULT_MAX_TOKENS,
-            "messages": to_anthropic_messages(messages),
+            "messages": to_anthropic_messages(messages, WireParts("anthropic", self.name)),
         }
-        system = system_prompt(messages, opts.get("system"))
-        if system:
-            body["system"] = system
+        system = system_parts(messages, opts.get("system"))
+        if any(p.cache for p in system):  # marked parts: blocks; else one string, as ever
+            body["system"] = [{"type": "text", "text": p.text,
+                               **({"cache_control": cache_control(p.cache)} if p.cache else {})}
+                              for p in system]
+        elif system:
+            body["system"] = "\n\n".join(p.text for p in system if p.text)
         if opts.get("temperature") is not None:
             body["temperature"] = opts["temperature"]
         if opts.get("stop"):
@@ -141,6 +182,12 @@ class AnthropicProvider(BaseProvider):
             body["tools"] = self.get_tool_schema(tools)
         if stream:
             body["stream"] = True
+        if opts.get("cache"):
+            place_breakpoints(body, opts["cache"])
+        if count_breakpoints(body) > MAX_CACHE_BREAKPOINTS:
+            raise UsageError(f"{self.name}: at most {MAX_CACHE_BREAKPOINTS} cache breakpoints "
+                             f"in one request (the API's limit); this one has "
+                             f"{count_breakpoints(body)}: mark fewer parts cache=True")
         return body
 
     def parse_response(self, data: Any) -> CompletionResponse:

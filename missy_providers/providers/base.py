@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from ..config import KEY_ENV_VARS, ProviderConfig, Secret
+from ..content import CACHE_TTLS, Text
+from ..content import estimate_tokens as content_tokens
 from ..errors import (
     AuthenticationError,
     MissyError,
@@ -50,7 +52,8 @@ log = logging.getLogger(__name__)
 MAX_SERVER_MESSAGE_CHARS = 500
 # Per-call limits over the provider's config: read timeout, overall deadline, retries.
 CALL_LIMITS = ("timeout", "total_timeout", "max_retries")
-OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system", *CALL_LIMITS})
+OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system", "cache",
+                     *CALL_LIMITS})
 # What a request asks for: SSE or NDJSON for a stream, JSON otherwise.
 ACCEPT = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
 
@@ -84,6 +87,11 @@ def _seconds_problem(v: Any) -> str | None:
     return None if ok else "a number of seconds > 0"
 
 
+def _cache_problem(v: Any) -> str | None:
+    ok = v is True or v is False or v in CACHE_TTLS
+    return None if ok else f"True, False or a ttl in {sorted(CACHE_TTLS)}"
+
+
 def _retries_problem(v: Any) -> str | None:
     ok = isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100
     return None if ok else "a whole number from 0 to 100"
@@ -94,7 +102,8 @@ OPTION_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "model": _model_problem, "max_tokens": _max_tokens_problem,
     "temperature": _temperature_problem, "stop": _stop_problem, "system": _system_problem,
     "timeout": _seconds_problem, "total_timeout": _seconds_problem,
-    "max_retries": _retries_problem,
+    "max_retries": _retries_problem, "cache": _cache_problem,
+    "prompt_cache_key": _model_problem,
 }
 
 
@@ -167,16 +176,32 @@ def _partial(accumulator: Accumulator) -> CompletionResponse | None:
 
 
 def estimate_tokens(messages: Sequence[Message]) -> int:
-    """A prompt's tokens before the server counts them: about four characters a token. Used
-    only by the client-side tokens_per_minute limit, corrected by the real usage afterwards."""
-    return sum(len(m.content) for m in messages) // 4 + 1
+    """A prompt's tokens before the server counts them: about four characters a token, and
+    content.py's estimates for images and documents. Used only by the client-side
+    tokens_per_minute limit, corrected by the real usage afterwards."""
+    return sum(content_tokens(m.content) for m in messages) + 1
+
+
+def system_parts(messages: Sequence[Message], system: str | None) -> list[Text]:
+    """``system`` and every system message's text, in order (a system turn holds only text);
+    for APIs with a top-level system field."""
+    parts = [Text(system)] if system else []
+    for m in messages:
+        if m.role != "system":
+            continue
+        if isinstance(m.content, str):
+            parts += [Text(m.content)] if m.content else []
+            continue
+        for part in m.content:
+            if not isinstance(part, Text):
+                raise UsageError(f"a system message holds only text, not a {part.kind} part")
+            parts.append(part)
+    return parts
 
 
 def system_prompt(messages: Sequence[Message], system: str | None) -> str:
-    """``system`` and every system message, joined; for APIs with a top-level system field."""
-    parts = [system] if system else []
-    parts += [m.content for m in messages if m.role == "system" and m.content]
-    return "\n\n".join(parts)
+    """The system parts' text, joined."""
+    return "\n\n".join(p.text for p in system_parts(messages, system) if p.text)
 
 
 class BaseProvider:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from ..config import Secret
+from ..content import WireParts
 from ..errors import AuthenticationError, MissyError, ProtocolError, UsageError
 from ..headers import RedactedHeaders
 from ..http import Response, Timeouts
@@ -48,29 +49,32 @@ DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 ORIGINATOR = "codex_cli_rs"
 
 
-def to_input_items(messages: Sequence[Message]) -> list[dict[str, Any]]:
+def to_input_items(messages: Sequence[Message], parts: WireParts) -> list[dict[str, Any]]:
     """Messages -> Responses ``input`` items (system messages go to ``instructions``)."""
     items: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "system":
             continue
         if m.role == "tool" and m.tool_result is not None:
+            result = m.tool_result.content
             items.append({"type": "function_call_output", "call_id": m.tool_result.tool_call_id,
-                          "output": m.tool_result.content})
+                          "output": result if isinstance(result, str) else
+                          parts.blocks(result, "tool result")})
         elif m.role == "assistant":
             native = m.native if isinstance(m.native, Mapping) else {}
             if native.get("provider") == "openai-codex":
                 items.extend(native["items"])  # reasoning items must be replayed verbatim
                 continue
-            if m.content:
+            text = parts.text_only(m.content, "assistant turn")
+            if text:
                 # An input message (EasyInputMessage): an `output_text` message would need the
                 # `id` and `status` of a server item the caller's turn never had.
-                items.append({"role": "assistant", "content": m.content})
+                items.append({"role": "assistant", "content": text})
             items += [{"type": "function_call", "call_id": c.id, "name": c.name,
                        "arguments": json.dumps(c.arguments)} for c in m.tool_calls]
         else:
             items.append({"type": "message", "role": "user",
-                          "content": [{"type": "input_text", "text": m.content}]})
+                          "content": parts.blocks(m.content, "user turn")})
     return items
 
 
@@ -106,6 +110,7 @@ class CodexProvider(BaseProvider):
     streamed, ``store: false``). With an ``api_key`` it speaks the public Responses API."""
 
     provider_type = "openai-codex"
+    extra_options = frozenset({"prompt_cache_key"})
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -184,7 +189,8 @@ class CodexProvider(BaseProvider):
         body: dict[str, Any] = {
             "model": opts.get("model") or self.model,
             "instructions": system or DEFAULT_INSTRUCTIONS,
-            "input": to_input_items(messages), "store": False, "stream": stream,
+            "input": to_input_items(messages, WireParts("responses", self.name)),
+            "store": False, "stream": stream,
         }
         if opts.get("stop"):
             raise UsageError(f"{self.name}: the Responses API has no stop sequences")
@@ -199,6 +205,8 @@ class CodexProvider(BaseProvider):
         if tools:
             body.update(tools=self.get_tool_schema(tools), tool_choice="auto",
                         parallel_tool_calls=True)
+        if opts.get("prompt_cache_key"):
+            body["prompt_cache_key"] = opts["prompt_cache_key"]
         return body
 
     def parse_response(self, data: Any) -> CompletionResponse:

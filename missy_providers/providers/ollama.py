@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..config import Secret
+from ..content import WireParts
 from ..errors import ProtocolError, at_boundary
 from ..headers import RedactedHeaders
 from ..types import (
@@ -26,19 +27,28 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def to_ollama_messages(messages: Sequence[Message], system: str | None) -> list[dict[str, Any]]:
+def to_ollama_messages(messages: Sequence[Message], system: str | None, parts: WireParts
+                       ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     for m in messages:
         if m.role == "tool" and m.tool_result is not None:
-            out.append({"role": "tool", "content": m.tool_result.content,
+            out.append({"role": "tool",
+                        "content": parts.text_only(m.tool_result.content, "tool result"),
                         "tool_name": m.tool_result.name,
                         "tool_call_id": m.tool_result.tool_call_id})
         elif m.role == "assistant" and m.tool_calls:
-            out.append({"role": "assistant", "content": m.content, "tool_calls": [
-                {"id": c.id, "function": {"name": c.name, "arguments": c.arguments}}
-                for c in m.tool_calls]})
+            out.append({"role": "assistant",
+                        "content": parts.text_only(m.content, "assistant turn"), "tool_calls": [
+                            {"id": c.id, "function": {"name": c.name, "arguments": c.arguments}}
+                            for c in m.tool_calls]})
+        elif m.role == "user" and not isinstance(m.content, str):
+            # Text joins `content`; images go, as bare base64, in the message's `images`.
+            wired = [(p.kind, parts.wire(p, "user turn")) for p in m.content]
+            message = {"role": "user", "content": "".join(w for k, w in wired if k == "text")}
+            images = [w for k, w in wired if k == "image"]
+            out.append({**message, "images": images} if images else message)
         else:
-            out.append({"role": m.role, "content": m.content})
+            out.append({"role": m.role, "content": parts.text_only(m.content, f"{m.role} turn")})
     return out
 
 
@@ -106,7 +116,8 @@ class OllamaProvider(BaseProvider):
             options["stop"] = [stop] if isinstance(stop, str) else list(stop)
         # `stream` always explicit: Ollama streams when it is left out.
         body: dict[str, Any] = {"model": opts.get("model") or self.model,
-                                "messages": to_ollama_messages(messages, opts.get("system")),
+                                "messages": to_ollama_messages(messages, opts.get("system"),
+                                                               WireParts("ollama", self.name)),
                                 "stream": stream}
         if options:
             body["options"] = options

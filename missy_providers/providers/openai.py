@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from ..config import Secret
+from ..content import WireParts
 from ..errors import ProtocolError
 from ..headers import RedactedHeaders
 from ..jsondata import parse_json
@@ -80,19 +81,26 @@ def function_tools(tools: Sequence[Tool]) -> list[dict[str, Any]]:
         **({"strict": True} if t.strict else {})}} for t in tools]
 
 
-def to_openai_messages(messages: Sequence[Message], system: str | None) -> list[dict[str, Any]]:
+def to_openai_messages(messages: Sequence[Message], system: str | None, parts: WireParts
+                       ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     for m in messages:
         if m.role == "tool" and m.tool_result is not None:
+            result = m.tool_result.content
             out.append({"role": "tool", "tool_call_id": m.tool_result.tool_call_id,
-                        "content": m.tool_result.content})
+                        "content": result if isinstance(result, str) else
+                        parts.blocks(result, "tool result")})
         elif m.role == "assistant" and m.tool_calls:
-            out.append({"role": "assistant", "content": m.content or None, "tool_calls": [
-                {"id": c.id, "type": "function",
-                 "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
-                for c in m.tool_calls]})
+            out.append({"role": "assistant",
+                        "content": parts.text_only(m.content, "assistant turn") or None,
+                        "tool_calls": [
+                            {"id": c.id, "type": "function",
+                             "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                            for c in m.tool_calls]})
+        elif m.role == "user" and not isinstance(m.content, str):
+            out.append({"role": "user", "content": parts.blocks(m.content, "user turn")})
         else:
-            out.append({"role": m.role, "content": m.content})
+            out.append({"role": m.role, "content": parts.text_only(m.content, f"{m.role} turn")})
     return out
 
 
@@ -104,6 +112,7 @@ class OpenAIProvider(BaseProvider):
     api.openai.com itself."""
 
     provider_type = "openai"
+    extra_options = frozenset({"prompt_cache_key"})
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -142,8 +151,8 @@ class OpenAIProvider(BaseProvider):
     def build_body(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                    opts: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
         model = opts.get("model") or self.model
-        body: dict[str, Any] = {"model": model,
-                                "messages": to_openai_messages(messages, opts.get("system"))}
+        body: dict[str, Any] = {"model": model, "messages": to_openai_messages(
+            messages, opts.get("system"), WireParts("chat", self.name))}
         if opts.get("max_tokens"):
             new_name = self.is_openai or model.startswith(_MAX_COMPLETION_TOKENS_PREFIXES)
             body["max_completion_tokens" if new_name else "max_tokens"] = opts["max_tokens"]
@@ -153,6 +162,8 @@ class OpenAIProvider(BaseProvider):
             body["stop"] = opts["stop"]
         if tools:
             body["tools"] = self.get_tool_schema(tools)
+        if opts.get("prompt_cache_key"):
+            body["prompt_cache_key"] = opts["prompt_cache_key"]
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
