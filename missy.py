@@ -218,6 +218,38 @@ def cmd_ask(cli: Cli) -> int:
     return EXIT_OK
 
 
+# --- missy models ---------------------------------------------------------------------------
+
+
+def cmd_models(cli: Cli) -> int:
+    """The models each provider lists (its model endpoint, through the policy client)."""
+    from missy_providers.errors import MissyError
+
+    found: dict[str, dict[str, Any]] = {}
+    with cli.registry() as registry:
+        if cli.args.provider:
+            names = [cli.args.provider]
+            registry.get(cli.args.provider)  # an unknown or disabled name: a usage error
+        else:
+            names = [row["name"] for row in registry.list_providers() if row["enabled"]]
+        for name in names:
+            try:
+                found[name] = {"models": registry.get(name).list_models()}
+            except MissyError as exc:
+                if cli.args.provider:
+                    raise
+                found[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    if cli.args.json:
+        cli.json({"providers": found})
+    else:
+        for name, result in found.items():
+            for model in result.get("models", []):
+                cli.print(f"{name}\t{model}")
+            if "error" in result:
+                cli.err.write(f"missy: {name}: {result['error']}\n")
+    return EXIT_OK if all("models" in r for r in found.values()) else EXIT_RUNTIME
+
+
 # --- missy policy ---------------------------------------------------------------------------
 
 
@@ -400,6 +432,12 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--no-stream", action="store_true", help="wait for the whole answer")
     ask.add_argument("--json", action="store_true", help="print the final response as JSON")
     ask.set_defaults(run=cmd_ask)
+
+    models = sub.add_parser("models", parents=[common],
+                            help="the models each provider lists (contacts it)")
+    models.add_argument("--provider", help="only this provider (default: every enabled one)")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    models.set_defaults(run=cmd_models)
 
     policy = sub.add_parser("policy", parents=[common], help="inspect the network policy")
     policy_sub = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)

@@ -22,6 +22,7 @@ from .errors import (
     RateLimitError,
     RedirectRefused,
     RequestTimeout,
+    StructuredOutputError,
     ToolArgumentsError,
     UsageError,
 )
@@ -72,7 +73,8 @@ __all__ = [
     "OllamaProvider", "OpenAIProvider", "OverloadedError", "PolicyHTTPClient",
     "PolicyViolation", "ProtocolError", "ProviderConfig", "ProviderError", "ProviderRegistry",
     "ProviderUnavailable", "RateLimitError", "RedirectRefused", "RequestTimeout",
-    "SSEDecoder", "StreamEvent", "StreamResponse", "Text", "Timeouts", "Tool", "ToolArgumentsError",
+    "SSEDecoder", "StreamEvent", "StreamResponse", "StructuredOutputError", "Text", "Timeouts",
+    "Tool", "ToolArgumentsError",
     "ToolCall", "ToolResult", "UsageError", "config_from_dict", "load_config",
 ]
 

@@ -13,7 +13,10 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, at_boundary
-from .headers import header_value_problem
+from .headers import header_problems, header_value_problem
+from .settings import (
+    LIBRARY_KEYS,
+)
 from .settings import (
     NETWORK_DEFAULTS as NETWORK_DEFAULTS,
 )
@@ -87,6 +90,17 @@ def _is_count(v: Any) -> str | None:
     return None if ok else "a whole number from 0 to 100"
 
 
+def _is_mapping(v: Any) -> str | None:
+    ok = isinstance(v, Mapping) and all(isinstance(k, str) for k in v)
+    return None if ok else "a mapping with string keys"
+
+
+def _is_str_mapping(v: Any) -> str | None:
+    ok = isinstance(v, Mapping) and all(isinstance(k, str) and isinstance(x, str)
+                                        for k, x in v.items())
+    return None if ok else "a mapping of header names to string values"
+
+
 def _is_str_list(v: Any) -> str | None:
     ok = isinstance(v, list) and all(isinstance(x, str) and x for x in v)
     return None if ok else "a list of non-empty strings"
@@ -111,6 +125,8 @@ COMMON_PROVIDER_FIELDS: dict[str, Check] = {
     "circuit_breaker_cooldown_seconds": _is_non_negative,
     "weight": _is_non_negative,
     "allow_plain_http": _is_bool,
+    "headers": _is_str_mapping,
+    "options": _is_mapping,
 }
 TYPE_PROVIDER_FIELDS: dict[str, dict[str, Check]] = {
     "anthropic": {},
@@ -355,6 +371,12 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
                                           else "")
     if "token_url" in good:
         _check_url(good["token_url"], problems, *path, "token_url")
+    headers = _headers(ptype, good.get("headers") or {}, env, problems, *path, "headers")
+    options = good.get("options") or {}
+    for key in options:
+        if key in LIBRARY_KEYS[ptype]:
+            problems.add(f"{key!r} is set by the library (use the named option)", *path,
+                         "options", key)
     if "model" not in good:
         return None
     return ProviderConfig(
@@ -369,8 +391,27 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
         organization=good.get("organization", ""), project=good.get("project", ""),
         auth_file=(os.path.expanduser(good.get("auth_file") or codex_auth_file(env))
                    if ptype == "openai-codex" else ""), token_url=token_url,
+        headers=headers, options=tuple(options.items()),
         **{k: good[k] for k in _RESILIENCE_KEYS if k in good},
     )
+
+
+def _headers(ptype: str, given: Mapping[str, str], env: Mapping[str, str],
+             problems: _Problems, *path: str) -> tuple[tuple[str, str | Secret], ...]:
+    """Configured headers: a ``$VAR`` value is read from the environment and held as a
+    Secret; the client's own and the provider's auth headers are refused."""
+    out: list[tuple[str, str | Secret]] = []
+    for name, raw in given.items():
+        value = _resolve_env_ref(raw, env, problems, *path, name)
+        if isinstance(value, Unset):
+            problems.add(f"${value} is not set", *path, name)
+            continue
+        if value is None:
+            continue
+        for _, why in header_problems({name: value}, ptype):
+            problems.add(why, *path, name)
+        out.append((name, Secret(value) if raw.startswith("$") else value))
+    return tuple(out)
 
 
 def _check_url(url: str, problems: _Problems, *path: str) -> None:

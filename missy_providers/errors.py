@@ -192,6 +192,15 @@ class ToolArgumentsError(ProtocolError):
         self.raw = raw
 
 
+class StructuredOutputError(ProtocolError):
+    """An answer asked for with ``schema=`` is not JSON of the schema's shape; ``raw`` keeps
+    the text the model sent."""
+
+    def __init__(self, message: str, *, raw: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.raw = raw
+
+
 class RedirectRefused(ProviderError):
     """The server answered with a redirect; redirects are never followed (``location`` names it)."""
 

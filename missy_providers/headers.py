@@ -7,6 +7,12 @@ Pure and shared: the config checks keys and configured headers with these when i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from typing import Any
+
 # RFC 9110 section 5.6.2: token = 1*tchar.
 TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -25,6 +31,16 @@ CLIENT_OWNED = frozenset({"host", "content-length", "transfer-encoding", "connec
 # Headers whose value is a credential: never shown, in a repr or anywhere else.
 CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization",
                                 "chatgpt-account-id", "api-key", "x-goog-api-key", "cookie"})
+
+# Headers a caller may not set per provider type: the credential and protocol headers the
+# provider itself sends (the client's framing headers are refused for every provider).
+PROVIDER_HEADERS = {
+    "anthropic": frozenset({"x-api-key", "anthropic-version", "authorization"}),
+    "openai": frozenset({"authorization", "openai-organization", "openai-project"}),
+    "openai-codex": frozenset({"authorization", "chatgpt-account-id", "openai-beta",
+                               "originator", "session_id"}),
+    "ollama": frozenset({"authorization"}),
+}
 
 
 def header_name_problem(name: object) -> str | None:
@@ -51,6 +67,21 @@ def header_value_problem(value: object, *, credential: bool = False) -> str | No
             f"(U+{ord(value[col]):04X}; value not shown)")
 
 
+def header_problems(headers: Mapping[str, Any], ptype: str) -> list[tuple[str, str]]:
+    """(header, why) for each header a caller may not send to a provider of ``ptype``."""
+    owned = CLIENT_OWNED | PROVIDER_HEADERS.get(ptype, frozenset())
+    problems = []
+    for name, value in headers.items():
+        why = header_name_problem(name)
+        if why is None and name.lower() in owned:
+            why = "set by the client itself, it cannot be overridden"
+        if why is None and not hasattr(value, "reveal"):
+            why = header_value_problem(value)
+        if why is not None:
+            problems.append((str(name)[:60], why))
+    return problems
+
+
 class RedactedHeaders(dict[str, str]):
     """Request headers whose repr hides every credential value: a traceback that captures
     locals (as error trackers do) shows the header names, never a key."""
@@ -58,8 +89,10 @@ class RedactedHeaders(dict[str, str]):
     __slots__ = ()
 
     def __repr__(self) -> str:
+        from .secret import scrub  # a configured header may hold a Secret's value too
+
         shown = {k: ("[REDACTED]" if k.lower() in CREDENTIAL_HEADERS else v)
                  for k, v in self.items()}
-        return f"RedactedHeaders({shown!r})"
+        return scrub(f"RedactedHeaders({shown!r})")
 
     __str__ = __repr__

@@ -45,6 +45,23 @@ class NetworkConfig(Value):
         self._set_over(NETWORK_DEFAULTS, settings)
 
 
+# Body keys only the library writes, per provider type (a named option maps to each of the
+# others); provider_options may not set them.
+LIBRARY_KEYS = {
+    "anthropic": frozenset({"model", "messages", "system", "stream", "tools", "max_tokens",
+                            "temperature", "stop_sequences", "tool_choice", "thinking",
+                            "output_config"}),
+    "openai": frozenset({"model", "messages", "stream", "stream_options", "tools",
+                         "max_tokens", "max_completion_tokens", "temperature", "stop",
+                         "tool_choice", "parallel_tool_calls", "response_format",
+                         "reasoning_effort", "prompt_cache_key", "functions"}),
+    "openai-codex": frozenset({"model", "instructions", "input", "store", "stream", "include",
+                               "tools", "tool_choice", "parallel_tool_calls",
+                               "max_output_tokens", "temperature", "reasoning", "text",
+                               "prompt_cache_key"}),
+    "ollama": frozenset({"model", "messages", "stream", "tools", "think", "format"}),
+}
+
 PROVIDER_DEFAULTS: dict[str, Any] = {
     "keys": (), "key_source": "none", "enabled": True, "fast_model": "", "premium_model": "",
     "timeout": 60.0, "total_timeout": 600.0, "max_retries": 2, "organization": "",
@@ -57,6 +74,8 @@ PROVIDER_DEFAULTS: dict[str, Any] = {
     "weight": 0.0,  # 0: not weighted; see ProviderRegistry.fallback_order
     "base_url_source": "config",  # config | default | env OPENAI_BASE_URL | env OLLAMA_HOST
     "allow_plain_http": False,  # a key may go over http:// to a host that is not loopback
+    "headers": (),  # (name, str | Secret) pairs sent on every request (config `headers:`)
+    "options": (),  # (key, value) pairs merged into every request body (config `options:`)
 }
 
 
@@ -89,6 +108,8 @@ class ProviderConfig(Value):
     weight: float
     base_url_source: str
     allow_plain_http: bool
+    headers: tuple[tuple[str, Any], ...]
+    options: tuple[tuple[str, Any], ...]
 
     def __init__(self, name: str, provider_type: str, model: str, base_url: str,
                  **settings: Any) -> None:

@@ -167,7 +167,7 @@ class CompletionResponse(Record):
     """The outcome of one completion, whatever the provider."""
 
     __slots__ = ("content", "model", "provider", "usage", "tool_calls", "finish_reason", "raw",
-                 "native", "stop_reason", "request_id")
+                 "native", "stop_reason", "request_id", "reasoning", "parsed")
     content: str
     model: str
     provider: str
@@ -178,16 +178,19 @@ class CompletionResponse(Record):
     native: Any  # the provider's own assistant content, replayed by to_message()
     stop_reason: str  # the provider's own word (end_turn, refusal, content_filter, ...)
     request_id: str  # the server's request id (request-id / x-request-id), "" if none
+    reasoning: str  # the thinking text or reasoning summaries the server returned, "" if none
+    parsed: Any  # with schema=: the answer decoded as JSON
 
     def __init__(self, content: str, model: str, provider: str, usage: Usage | None = None,
                  tool_calls: list[ToolCall] | None = None, finish_reason: str = "stop",
                  raw: Any = None, native: Any = None, stop_reason: str = "",
-                 request_id: str = "") -> None:
+                 request_id: str = "", reasoning: str = "", parsed: Any = None) -> None:
         self._set(content=content, model=model, provider=provider,
                   usage=make_usage(0, 0) if usage is None else usage,
                   tool_calls=[] if tool_calls is None else tool_calls,
                   finish_reason=finish_reason, raw=raw, native=native,
-                  stop_reason=stop_reason, request_id=request_id)
+                  stop_reason=stop_reason, request_id=request_id, reasoning=reasoning,
+                  parsed=parsed)
 
     def to_message(self) -> Message:
         """The assistant turn to append to the conversation, keeping what the provider needs
@@ -197,7 +200,8 @@ class CompletionResponse(Record):
 
 
 class StreamEvent(Value):
-    """One typed event of a stream: ``text`` (a delta), ``tool_call`` (complete), ``done``."""
+    """One typed event of a stream: ``text`` (a delta), ``reasoning`` (a delta of the thinking
+    or reasoning summary, in ``text``), ``tool_call`` (complete), ``done``."""
 
     __slots__ = ("type", "text", "tool_call", "response")
     type: str

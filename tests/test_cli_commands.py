@@ -248,6 +248,26 @@ def test_ask_attaches_images_and_pdfs(server: LoopbackServer, tmp_path: Path) ->
     assert missing.returncode == 2 and "cannot read" in missing.stderr
 
 
+def test_models_lists_every_enabled_provider(server: LoopbackServer, tmp_path: Path) -> None:
+    def models(ex: Exchange) -> None:
+        if ex.req.path == "/v1/models":
+            ex.json(200, {"data": [{"id": "claude-x"}, {"id": "claude-small"}]})
+        else:
+            ex.json(200, {"models": [{"name": "llama3.2:latest"}]})
+
+    server.reset(models)
+    config = write_config(tmp_path, server)
+    result = missy("models", config=config)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["claude\tclaude-x", "claude\tclaude-small",
+                                          "local\tllama3.2:latest"]
+    as_json = json.loads(missy("models", "--json", "--provider", "local", config=config).stdout)
+    assert as_json == {"providers": {"local": {"models": ["llama3.2:latest"]}}}
+    server.reset(lambda ex: ex.json(401, {"error": {"message": f"bad key {CANARY}"}}))
+    failed = missy("models", config=config)
+    assert failed.returncode == 1 and "missy: claude: AuthenticationError" in failed.stderr
+
+
 def test_ask_usage_errors_exit_2(server: LoopbackServer, tmp_path: Path) -> None:
     config = write_config(tmp_path, server)
     assert missy("ask", "--provider", "nope", "hi", config=config).returncode == 2

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ..config import Secret
 from ..content import WireParts, cache_control
-from ..errors import ProtocolError, UsageError
+from ..errors import ProtocolError
 from ..headers import RedactedHeaders
 from ..jsondata import parse_json
 from ..streams import Event
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
-MAX_CACHE_BREAKPOINTS = 4  # the API's limit on cache_control markers in one request
 FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls",
                   "max_tokens": "length", "model_context_window_exceeded": "length"}
 
@@ -87,37 +86,6 @@ def to_anthropic_messages(messages: Sequence[Message], parts: WireParts
     return out
 
 
-def place_breakpoints(body: dict[str, Any], cache: bool | str) -> None:
-    """``cache=True``: breakpoints where an agent's prefix ends (the last tool, the system
-    prompt, the last user turn), so each turn reads what the one before wrote."""
-    control = cache_control(cache)
-    if body.get("tools"):
-        body["tools"][-1]["cache_control"] = control
-    if isinstance(body.get("system"), str):
-        body["system"] = [{"type": "text", "text": body["system"]}]
-    if body.get("system"):
-        body["system"][-1]["cache_control"] = control
-    user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), None)
-    if user is not None:
-        if isinstance(user["content"], str):
-            user["content"] = [{"type": "text", "text": user["content"]}]
-        if user["content"]:
-            user["content"][-1]["cache_control"] = control
-
-
-def count_breakpoints(body: Mapping[str, Any]) -> int:
-    blocks = list(body.get("tools") or ())
-    system = body.get("system")
-    blocks += system if isinstance(system, list) else []
-    for m in body["messages"]:
-        content = m["content"]
-        if isinstance(content, list):
-            blocks += content
-            blocks += [b for block in content if block.get("type") == "tool_result"
-                       and isinstance(block.get("content"), list) for b in block["content"]]
-    return sum(1 for b in blocks if isinstance(b, Mapping) and "cache_control" in b)
-
-
 def response_from_message(data: Mapping[str, Any], provider: str) -> CompletionResponse:
     """A complete Messages API ``message`` object -> CompletionResponse."""
     content = data.get("content") or []
@@ -130,6 +98,8 @@ def response_from_message(data: Mapping[str, Any], provider: str) -> CompletionR
         finish_reason=finish_reason(data.get("stop_reason"), bool(calls)), raw=dict(data),
         native={"provider": "anthropic", "content": content},
         stop_reason=str(data.get("stop_reason") or ""),
+        reasoning="".join(str(b.get("thinking") or "") for b in content
+                          if b.get("type") == "thinking"),
     )
 
 
@@ -140,6 +110,7 @@ class AnthropicProvider(BaseProvider):
     calls come from ``tool_use`` blocks, tool results go back as ``tool_result`` blocks."""
 
     provider_type = "anthropic"
+    extra_options = frozenset({"reasoning_budget"})
 
     @property
     def probe_path(self) -> str:  # type: ignore[override]
@@ -182,12 +153,6 @@ class AnthropicProvider(BaseProvider):
             body["tools"] = self.get_tool_schema(tools)
         if stream:
             body["stream"] = True
-        if opts.get("cache"):
-            place_breakpoints(body, opts["cache"])
-        if count_breakpoints(body) > MAX_CACHE_BREAKPOINTS:
-            raise UsageError(f"{self.name}: at most {MAX_CACHE_BREAKPOINTS} cache breakpoints "
-                             f"in one request (the API's limit); this one has "
-                             f"{count_breakpoints(body)}: mark fewer parts cache=True")
         return body
 
     def parse_response(self, data: Any) -> CompletionResponse:
@@ -272,7 +237,9 @@ class AnthropicStream(Accumulator):
                 buffer = self.partial_json[index] = TextBuffer(self.provider.name)
             buffer.add(str(delta.get("partial_json", "")))
         elif kind == "thinking_delta":
-            self._piece(index, block, "thinking").add(str(delta.get("thinking", "")))
+            thinking = str(delta.get("thinking", ""))
+            self._piece(index, block, "thinking").add(thinking)
+            return (StreamEvent("reasoning", thinking),) if thinking else ()
         elif kind == "signature_delta":
             block["signature"] = delta.get("signature", "")
         elif kind == "citations_delta":

@@ -37,6 +37,7 @@ from ..retry import RetryPolicy, is_retryable
 from ..streams import NDJSONDecoder, SSEDecoder
 from ..types import CompletionResponse, Message, StreamEvent, Tool, as_messages, as_tools
 from ..values import Value
+from . import controls
 from .error_mapping import classify_error, classify_stream_error, sse_error, str_or_none
 from .streaming import Accumulator, StreamResponse
 
@@ -53,7 +54,8 @@ MAX_SERVER_MESSAGE_CHARS = 500
 # Per-call limits over the provider's config: read timeout, overall deadline, retries.
 CALL_LIMITS = ("timeout", "total_timeout", "max_retries")
 OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system", "cache",
-                     *CALL_LIMITS})
+                     "schema", "schema_name", "reasoning", "tool_choice",
+                     "parallel_tool_calls", "headers", "provider_options", *CALL_LIMITS})
 # What a request asks for: SSE or NDJSON for a stream, JSON otherwise.
 ACCEPT = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
 
@@ -103,24 +105,33 @@ OPTION_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "temperature": _temperature_problem, "stop": _stop_problem, "system": _system_problem,
     "timeout": _seconds_problem, "total_timeout": _seconds_problem,
     "max_retries": _retries_problem, "cache": _cache_problem,
-    "prompt_cache_key": _model_problem,
+    "prompt_cache_key": _model_problem, "schema": controls.schema_problem,
+    "schema_name": _model_problem, "reasoning": controls.reasoning_problem,
+    "tool_choice": controls.tool_choice_problem,
+    "parallel_tool_calls": controls.bool_problem, "headers": controls.mapping_problem,
+    "provider_options": controls.mapping_problem,
+    "reasoning_summary": controls.summary_problem,
+    "reasoning_budget": controls.budget_problem,
 }
 
 
 class Outgoing(Value):
-    """One logical request: its body, this call's limits, and its trace (call events)."""
+    """One logical request: its body, its extra headers (config ``headers`` and the call's,
+    checked), this call's limits, and its trace (call events)."""
 
-    __slots__ = ("body", "stream", "timeouts", "max_retries", "trace")
+    __slots__ = ("body", "stream", "timeouts", "max_retries", "trace", "headers")
     body: dict[str, Any]
     stream: bool
     timeouts: Timeouts
     max_retries: int
     trace: Trace
+    headers: Mapping[str, Any]
 
     def __init__(self, body: dict[str, Any], stream: bool, timeouts: Timeouts,
-                 max_retries: int, trace: Trace = NO_TRACE) -> None:
+                 max_retries: int, trace: Trace = NO_TRACE,
+                 headers: Mapping[str, Any] | None = None) -> None:
         self._set(body=body, stream=stream, timeouts=timeouts, max_retries=max_retries,
-                  trace=trace)
+                  trace=trace, headers=headers or {})
 
 
 def finished(trace: Trace, response: CompletionResponse) -> None:
@@ -322,6 +333,35 @@ class BaseProvider:
         except MissyError as exc:
             return Probe(False, f"unreachable: {exc}")
 
+    @at_boundary
+    def list_models(self) -> list[str]:
+        """The model names the provider offers (``GET`` its model list through the policy
+        client); a UsageError for an API without one."""
+        path = self.models_path
+        if path is None:
+            raise UsageError(f"{self.name}: {self.provider_type} has no endpoint that lists "
+                             f"models; name the model in providers.{self.name}.model")
+        return self.models_from(self._get_json(path))
+
+    @property
+    def models_path(self) -> str | None:
+        return self.probe_path
+
+    def _get_json(self, path: str) -> Any:
+        key = self.keys.current()
+        if self.needs_key and key is None:
+            raise AuthenticationError(self.missing_credentials(), provider=self.name)
+        with self.client.request("GET", self.config.base_url + path,
+                                 headers=self.auth_headers(key), timeout=AVAILABILITY_TIMEOUT,
+                                 provider=self.name,
+                                 allow_plain_http=self.config.allow_plain_http) as response:
+            if response.status != 200:
+                raise self.error_from(response)
+            data = response.json()
+        if not isinstance(data, Mapping):
+            raise ProtocolError(f"{path} answer is not a JSON object", provider=self.name)
+        return data
+
     def missing_credentials(self) -> str:
         """What to do when there are none (for probes and errors)."""
         if self.config.key_source.startswith("unset $"):
@@ -401,6 +441,8 @@ class BaseProvider:
         return self._post(call, self.auth_headers(key))
 
     def _post(self, call: Outgoing, headers: dict[str, str]) -> Response:
+        for name, value in call.headers.items():  # none of them can be an auth header
+            headers[name] = value.reveal() if isinstance(value, Secret) else value
         headers["Accept"] = ACCEPT[self.stream_format] if call.stream else "application/json"
         response = self.client.request("POST", self.endpoint(), headers=headers,
                                        json=call.body, timeout=call.timeouts, stream=True,
@@ -496,9 +538,15 @@ class BaseProvider:
             read = float(limits.get("timeout", timeouts.read))
             timeouts = Timeouts(connect=min(timeouts.connect, read), read=read,
                                 total=float(limits.get("total_timeout", timeouts.total)))
+        headers = {**dict(self.config.headers), **opts.pop("headers", {})}
+        extra = controls.layered(dict(self.config.options), opts.pop("provider_options", {}))
         body = self.build_body(messages, tools, opts, stream=stream)
+        controls.CONTROLS[self.provider_type](body, opts, tools, self.name)
+        controls.merge_options(body, extra, self.provider_type, self.name,
+                               "provider_options")
         return Outgoing(body, stream, timeouts,
-                        int(limits.get("max_retries", self.config.max_retries)), trace)
+                        int(limits.get("max_retries", self.config.max_retries)), trace,
+                        controls.checked_headers(headers, self.provider_type, self.name))
 
     def _parsed(self, data: Any) -> CompletionResponse:
         """A whole JSON answer as a CompletionResponse; a shape the mapping cannot read is a
@@ -516,6 +564,7 @@ class BaseProvider:
         messages, tools = self._checked(messages, tools, opts)
         if self.always_streams:
             return self._stream(messages, tools, opts, trace, tier).response
+        schema = opts.get("schema")
         trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
                    stream=False)
         try:
@@ -529,6 +578,13 @@ class BaseProvider:
         response.request_id = request_id(http_response)
         self.limiter.settle(estimate, response.usage.get("total_tokens", 0))
         finished(trace, response)
+        return self._structured(response, schema)
+
+    def _structured(self, response: CompletionResponse, schema: Mapping[str, Any] | None
+                    ) -> CompletionResponse:
+        """With ``schema=``: the answer decoded into ``.parsed`` (or StructuredOutputError)."""
+        if schema:
+            response.parsed = controls.parse_structured(response.content, schema, self.name)
         return response
 
     def _stream(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
@@ -536,6 +592,7 @@ class BaseProvider:
                 tier: str | None = None) -> StreamResponse:
         trace = self.hooks.trace(self.name) if trace is None else trace
         messages, tools = self._checked(messages, tools, opts)
+        schema = opts.get("schema")
         trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
                    stream=True)
         try:
@@ -549,16 +606,17 @@ class BaseProvider:
                 .strip().lower() == "application/json":
             # A server that ignored `stream` (or answered in JSON): a whole answer, not a
             # truncated stream. (NDJSON needs no such rule: one JSON object is one line.)
-            return StreamResponse(self._whole(response, estimate, trace), response)
-        return StreamResponse(self._events(response, estimate, trace), response)
+            return StreamResponse(self._whole(response, estimate, trace, schema), response)
+        return StreamResponse(self._events(response, estimate, trace, schema), response)
 
-    def _whole(self, response: Response, estimate: int, trace: Trace) -> Iterator[StreamEvent]:
+    def _whole(self, response: Response, estimate: int, trace: Trace,
+               schema: Mapping[str, Any] | None = None) -> Iterator[StreamEvent]:
         """A complete JSON answer to a streamed request, as the events a stream would give."""
         try:
             data = response.json()
             if isinstance(data, Mapping) and data.get("error"):
                 self.raise_stream_error(data)
-            final = self._parsed(data)
+            final = self._structured(self._parsed(data), schema)
         except MissyError as exc:
             trace.failed(exc)
             raise
@@ -567,6 +625,8 @@ class BaseProvider:
         final.request_id = request_id(response)
         self.limiter.settle(estimate, final.usage.get("total_tokens", 0))
         finished(trace, final)
+        if final.reasoning:
+            yield StreamEvent("reasoning", final.reasoning)
         if final.content:
             yield StreamEvent("text", final.content)
         for call in final.tool_calls:
@@ -587,8 +647,8 @@ class BaseProvider:
         # A last event without its blank line is still the server's last word.
         yield from sse.close(dispatch_unterminated=True)
 
-    def _events(self, response: Response, estimate: int = 0,
-                trace: Trace = NO_TRACE) -> Iterator[StreamEvent]:
+    def _events(self, response: Response, estimate: int = 0, trace: Trace = NO_TRACE,
+                schema: Mapping[str, Any] | None = None) -> Iterator[StreamEvent]:
         accumulator = self.new_accumulator()
         announced: set[str] = set()
         try:
@@ -616,6 +676,7 @@ class BaseProvider:
                 raise
             final.request_id = request_id(response)
             self.limiter.settle(estimate, final.usage.get("total_tokens", 0))
+            self._structured(final, schema)
             finished(trace, final)
             for call in final.tool_calls:  # APIs that only know a call is whole at the end
                 if call.id not in announced:

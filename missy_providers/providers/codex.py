@@ -101,7 +101,11 @@ def response_from_items(items: Sequence[Mapping[str, Any]], meta: Mapping[str, A
                                                "reasoning_tokens")),
         tool_calls=calls, finish_reason=finish, raw=dict(meta),
         native={"provider": "openai-codex", "items": list(items)},
-        stop_reason=str(incomplete or meta.get("status") or ""))
+        stop_reason=str(incomplete or meta.get("status") or ""),
+        reasoning="".join(str(part.get("text") or "") for item in items
+                          if item.get("type") == "reasoning"
+                          for part in [*(item.get("summary") or ()), *(item.get("content") or ())]
+                          if isinstance(part, Mapping)))
 
 
 class CodexProvider(BaseProvider):
@@ -110,7 +114,7 @@ class CodexProvider(BaseProvider):
     streamed, ``store: false``). With an ``api_key`` it speaks the public Responses API."""
 
     provider_type = "openai-codex"
-    extra_options = frozenset({"prompt_cache_key"})
+    extra_options = frozenset({"prompt_cache_key", "reasoning_summary"})
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -129,6 +133,11 @@ class CodexProvider(BaseProvider):
 
     def endpoint(self) -> str:
         return f"{self.config.base_url}/responses"
+
+    @property
+    def models_path(self) -> str | None:
+        """The public API lists models; the ChatGPT backend has no such endpoint."""
+        return None if self.chatgpt_backend else "/models"
 
     def missing_credentials(self) -> str:
         return (f"no credentials: run `codex login` (writes {self.credentials.path}) or set "
@@ -248,6 +257,9 @@ class CodexStream(Accumulator):
             delta = str(data.get("delta") or "")
             self.delta_text.add(delta)
             return (StreamEvent("text", delta),) if delta else ()
+        if kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
+            delta = str(data.get("delta") or "")
+            return (StreamEvent("reasoning", delta),) if delta else ()
         if kind == "response.function_call_arguments.delta":
             item_id = str(data["item_id"])
             buffer = self.arguments.get(item_id)

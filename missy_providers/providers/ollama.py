@@ -18,7 +18,7 @@ from ..types import (
     make_usage,
     token_count,
 )
-from .base import AVAILABILITY_TIMEOUT, BaseProvider, parse_tool_arguments
+from .base import BaseProvider, parse_tool_arguments
 from .openai import function_tools, new_call_id, unique_ids
 from .streaming import Accumulator, TextBuffer, check_tool_calls
 
@@ -70,25 +70,10 @@ class OllamaProvider(BaseProvider):
             headers["Authorization"] = f"Bearer {key.reveal()}"
         return headers
 
-    def _model_names(self, path: str) -> list[str]:
-        with self.client.request("GET", f"{self.config.base_url}{path}",
-                                 timeout=AVAILABILITY_TIMEOUT, provider=self.name) as r:
-            if r.status != 200:
-                raise self.error_from(r)
-            data = r.json()
-        if not isinstance(data, Mapping):
-            raise ProtocolError(f"{path} answer is not a JSON object", provider=self.name)
-        return self.models_from(data)
-
-    @at_boundary
-    def list_models(self) -> list[str]:
-        """The models the server has (``GET /api/tags``)."""
-        return self._model_names("/api/tags")
-
     @at_boundary
     def running_models(self) -> list[str]:
         """The models loaded in memory now (``GET /api/ps``)."""
-        return self._model_names("/api/ps")
+        return self.models_from(self._get_json("/api/ps"))
 
     probe_path = "/api/tags"
 
@@ -172,6 +157,7 @@ class OllamaStream(Accumulator):
             out.append(StreamEvent("text", content))
         if message.get("thinking"):
             self.thinking.add(str(message["thinking"]))
+            out.append(StreamEvent("reasoning", str(message["thinking"])))
         for raw in message.get("tool_calls") or []:
             call = self.provider.tool_call(raw)
             check_tool_calls(len(self.calls) + 1, self.provider.name)
@@ -201,7 +187,8 @@ class OllamaStream(Accumulator):
                                   model=str(final.get("model", "")),
                                   provider=self.provider.name, usage=usage, tool_calls=calls,
                                   finish_reason=finish, raw=raw,
-                                  stop_reason=str(reason or ""))
+                                  stop_reason=str(reason or ""),
+                                  reasoning=self.thinking.value())
 
     def partial(self) -> CompletionResponse:
         return self._response({"model": self.provider.model, "incomplete": True},

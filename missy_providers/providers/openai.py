@@ -180,11 +180,13 @@ class OpenAIProvider(BaseProvider):
         if message.get("function_call"):  # legacy `functions` shape
             calls.append(self._tool_call("", message["function_call"]))
         calls = unique_ids(calls)
+        reasoning = message.get("reasoning") or message.get("reasoning_content")
         return CompletionResponse(
             content=message.get("content") or "", model=str(data.get("model", "")),
             provider=self.name, usage=usage_from(data.get("usage")), tool_calls=calls,
             finish_reason=finish_reason(choice.get("finish_reason"), bool(calls)),
-            raw=dict(data), stop_reason=str(choice.get("finish_reason") or ""))
+            raw=dict(data), stop_reason=str(choice.get("finish_reason") or ""),
+            reasoning=reasoning if isinstance(reasoning, str) else "")
 
     def _tool_call(self, call_id: str, function: Mapping[str, Any]) -> ToolCall:
         name = str(function.get("name") or "")
@@ -237,8 +239,9 @@ class OpenAIStream(Accumulator):
                 self.text.add(content)
                 out.append(StreamEvent("text", content))
             reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-            if reasoning and isinstance(reasoning, str):
+            if reasoning and isinstance(reasoning, str):  # compatible servers' thinking
                 self.reasoning.add(reasoning)
+                out.append(StreamEvent("reasoning", reasoning))
             for frag in delta.get("tool_calls") or []:
                 self._merge(frag)
         return out
@@ -282,7 +285,7 @@ class OpenAIStream(Accumulator):
             content=self.text.value(), model=str(self.meta.get("model") or ""),
             provider=self.provider.name, usage=usage_from(self.usage), tool_calls=calls,
             finish_reason=finish_reason(self.finish_reason, bool(calls)), raw=raw,
-            stop_reason=str(self.finish_reason or ""))
+            stop_reason=str(self.finish_reason or ""), reasoning=self.reasoning.value())
 
     def partial(self) -> CompletionResponse:
         return self._response([])
