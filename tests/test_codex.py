@@ -113,8 +113,8 @@ def test_request_shape(server: LoopbackServer, tmp_path: Path) -> None:
     body = req.json()
     assert body["instructions"] == "be brief"
     assert (body["stream"], body["store"]) == (True, False)
-    assert body["input"] == [{"type": "message", "role": "user",
-                              "content": [{"type": "input_text", "text": "hi"}]}]
+    # An EasyInputMessage with string content: the spec's input oneOf matches it alone.
+    assert body["input"] == [{"role": "user", "content": "hi"}]
     assert body["tools"] == [{"type": "function", "name": "f", "description": "d",
                               "parameters": {"type": "object", "properties": {}},
                               "strict": False}]  # explicit: absent means strict on
@@ -242,9 +242,9 @@ def test_api_key_mode_uses_public_responses_api(server: LoopbackServer, tmp_path
         "base_url": f"http://127.0.0.1:{server.port}/v1"}}}, env={})
     p = CodexProvider(config.providers["codex"],
                       PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"])))
-    assert p.complete(HI, max_tokens=7).content == "hi"
+    assert p.complete(HI, max_tokens=70).content == "hi"
     body = server.requests[0].json()
-    assert body["stream"] is False and body["max_output_tokens"] == 7
+    assert body["stream"] is False and body["max_output_tokens"] == 70
     assert server.requests[0].headers["authorization"] == "Bearer sk-test"
     assert "chatgpt-account-id" not in server.requests[0].headers
 

@@ -3,6 +3,7 @@ against openai/openai-openapi and Anthropic's Messages API reference)."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import sent_body
 from loopback import LoopbackServer
 
@@ -37,3 +38,13 @@ def test_responses_shapes(server: LoopbackServer) -> None:
     assert body["input"][1] == {"role": "assistant", "content": "calling"}  # an input message
     assert body["input"][2] == {"type": "function_call", "call_id": "c1", "name": "now",
                                 "arguments": "{}"}
+
+
+def test_responses_max_output_tokens_minimum(server: LoopbackServer) -> None:
+    from conftest import loopback_provider
+
+    from missy_providers.errors import UsageError
+
+    assert sent_body(server, "openai-codex", "hi", max_tokens=16)["max_output_tokens"] == 16
+    with pytest.raises(UsageError, match="at least 16"):
+        loopback_provider(server, "openai-codex").complete("hi", max_tokens=15)

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 CHATGPT_HOST = "chatgpt.com"
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 ORIGINATOR = "codex_cli_rs"
+MIN_OUTPUT_TOKENS = 16  # the spec's minimum for max_output_tokens
 
 
 def to_input_items(messages: Sequence[Message], parts: WireParts) -> list[dict[str, Any]]:
@@ -72,6 +73,10 @@ def to_input_items(messages: Sequence[Message], parts: WireParts) -> list[dict[s
                 items.append({"role": "assistant", "content": text})
             items += [{"type": "function_call", "call_id": c.id, "name": c.name,
                        "arguments": json.dumps(c.arguments)} for c in m.tool_calls]
+        elif isinstance(m.content, str):
+            # EasyInputMessage with string content: the one user-turn shape the spec's input
+            # oneOf accepts unambiguously (a content list matches two of its branches).
+            items.append({"role": "user", "content": m.content})
         else:
             items.append({"type": "message", "role": "user",
                           "content": parts.blocks(m.content, "user turn")})
@@ -208,6 +213,9 @@ class CodexProvider(BaseProvider):
         body["include"] = ["reasoning.encrypted_content"]
         if not self.chatgpt_backend:  # the ChatGPT backend refuses these two
             if opts.get("max_tokens"):
+                if opts["max_tokens"] < MIN_OUTPUT_TOKENS:
+                    raise UsageError(f"{self.name}: the Responses API takes max_tokens of at "
+                                     f"least {MIN_OUTPUT_TOKENS} (max_output_tokens)")
                 body["max_output_tokens"] = opts["max_tokens"]
             if opts.get("temperature") is not None:
                 body["temperature"] = opts["temperature"]
