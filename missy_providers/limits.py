@@ -47,9 +47,9 @@ class RateLimiter:
     """``requests_per_minute`` and ``tokens_per_minute`` for one provider (0 = unlimited). A
     call that would wait longer than ``max_wait_seconds`` fails at once with RateLimitError."""
 
-    def __init__(self, provider: str, requests_per_minute: float = 0,
-                 tokens_per_minute: float = 0, max_wait_seconds: float = 30.0,
-                 clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> None:
+    def __init__(self, provider: str, requests_per_minute: float, tokens_per_minute: float,
+                 max_wait_seconds: float, clock: Clock = time.monotonic,
+                 sleep: Sleep = time.sleep) -> None:
         self.provider, self.max_wait = provider, max_wait_seconds
         self.requests = TokenBucket(requests_per_minute, clock) if requests_per_minute else None
         self.tokens = TokenBucket(tokens_per_minute, clock) if tokens_per_minute else None
@@ -60,7 +60,7 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.requests is not None or self.tokens is not None
 
-    def acquire(self, estimated_tokens: int = 0) -> None:
+    def acquire(self, estimated_tokens: int) -> None:
         """Wait (up to max_wait_seconds) for one request and the estimated prompt tokens."""
         if not self.enabled:
             return
@@ -92,7 +92,7 @@ class CircuitBreaker:
     ``cooldown`` seconds; then one probe is let through (half-open), and its outcome closes or
     re-opens the circuit. ``threshold`` 0 turns it off."""
 
-    def __init__(self, provider: str, threshold: int = 5, cooldown: float = 30.0,
+    def __init__(self, provider: str, threshold: int, cooldown: float,
                  clock: Clock = time.monotonic) -> None:
         self.provider, self.threshold, self.cooldown = provider, threshold, cooldown
         self.failures = 0

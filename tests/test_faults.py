@@ -407,23 +407,24 @@ class FakeClock:
 
 def test_rate_limiter_requests_per_minute() -> None:
     clock = FakeClock()
-    limiter = RateLimiter("p", requests_per_minute=60, max_wait_seconds=5, clock=clock,
-                          sleep=clock.sleep)
+    limiter = RateLimiter("p", requests_per_minute=60, tokens_per_minute=0, max_wait_seconds=5,
+                          clock=clock, sleep=clock.sleep)
     for _ in range(60):
-        limiter.acquire()
+        limiter.acquire(0)
     assert clock.now == 1000.0  # a full bucket: no wait
-    limiter.acquire()
+    limiter.acquire(0)
     assert clock.now == pytest.approx(1001.0)  # then one a second
-    limiter2 = RateLimiter("p", requests_per_minute=1, max_wait_seconds=5, clock=clock,
-                           sleep=clock.sleep)
-    limiter2.acquire()
+    limiter2 = RateLimiter("p", requests_per_minute=1, tokens_per_minute=0, max_wait_seconds=5,
+                           clock=clock, sleep=clock.sleep)
+    limiter2.acquire(0)
     with pytest.raises(RateLimitError, match="max_wait_seconds=5"):
-        limiter2.acquire()
+        limiter2.acquire(0)
 
 
 def test_rate_limiter_tokens_settle() -> None:
     clock = FakeClock()
-    limiter = RateLimiter("p", tokens_per_minute=600, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter("p", requests_per_minute=0, tokens_per_minute=600,
+                          max_wait_seconds=30, clock=clock, sleep=clock.sleep)
     limiter.acquire(100)
     limiter.settle(100, 700)  # the answer was long: 600 more tokens used
     limiter.acquire(60)  # balance is -100: wait for 160 tokens at 10/s
