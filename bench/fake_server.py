@@ -4,11 +4,19 @@ API and OpenAI's Chat Completions, streamed or not, for benchmarks.
 The request's ``max_tokens`` is the number of stream events; its ``model`` ends in the size of
 each text delta in characters (``bench-8``, ``bench-400``). The first delta starts with
 ``T<ns>;`` — the server's ``time.time_ns()`` when it sent it — so a client can measure the
-first-token delay. Run alone: ``python bench/fake_server.py`` prints its port.
+first-token delay.
+
+By default each response is rendered once (per path, stream flag, event count and delta size)
+and written in one ``sendall``, so the client, not this Python server on the same cores, is
+what a benchmark measures. ``--live`` renders every response as it goes, one write per event,
+with the first delta's time stamp fresh (the first-token case needs it).
+
+Run alone: ``python bench/fake_server.py [--live]`` prints its port.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import sys
@@ -18,10 +26,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 WORDS = "the pelican é 🦅 flew over 42 quick brown foxes and "
+LIVE = "--live" in sys.argv
 
 
 def delta_text(i: int, size: int) -> str:
-    if i == 0:
+    if i == 0 and LIVE:
         stamp = f"T{time.time_ns()};"
         return stamp + WORDS[: max(0, size - len(stamp))]
     return (WORDS * (size // len(WORDS) + 1))[i % len(WORDS):][:size]
@@ -72,6 +81,9 @@ class Handler(BaseHTTPRequestHandler):
         n = int(body.get("max_tokens") or body.get("max_completion_tokens") or 1)
         size = int(str(body.get("model", "bench-8")).rpartition("-")[2] or 8)
         anthropic = self.path.endswith("/messages")
+        if not LIVE:
+            self.wfile.write(prerendered(anthropic, bool(body.get("stream")), n, size))
+            return
         if not body.get("stream"):
             text = "".join(delta_text(i, size) for i in range(n))
             if anthropic:
@@ -115,6 +127,35 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
+
+
+@functools.lru_cache(maxsize=64)
+def prerendered(anthropic: bool, stream: bool, n: int, size: int) -> bytes:
+    """The whole response, status line to last chunk, rendered once."""
+    if not stream:
+        text = "".join(delta_text(i, size) for i in range(n))
+        if anthropic:
+            obj: Any = {"id": "msg_bench", "type": "message", "role": "assistant",
+                        "model": "bench", "content": [{"type": "text", "text": text}],
+                        "stop_reason": "end_turn",
+                        "usage": {"input_tokens": 5, "output_tokens": n}}
+        else:
+            obj = {"id": "chatcmpl-bench", "object": "chat.completion", "model": "bench",
+                   "choices": [{"index": 0, "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": text}}],
+                   "usage": {"prompt_tokens": 5, "completion_tokens": n, "total_tokens": 5 + n}}
+        raw = json.dumps(obj).encode()
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                b"%d\r\n\r\n%s" % (len(raw), raw))
+    if anthropic:
+        events = [f"event: {name}\ndata: {json.dumps(data)}\n\n"
+                  for name, data in anthropic_events(n, size)]
+    else:
+        events = [f"data: {json.dumps(data)}\n\n" for data in openai_events(n, size)]
+        events.append("data: [DONE]\n\n")
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(raw), raw) for raw in map(str.encode, events))
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
 
 
 def start() -> tuple[ThreadingHTTPServer, int]:

@@ -6,21 +6,32 @@ Clients speak to bench/fake_server.py: ``missy`` and ``raw``/``openai``/``litell
 OpenAI wire format, ``missy-anthropic`` and ``anthropic`` the Anthropic one. ``raw`` is a
 plain ``http.client`` loop: the floor any client pays.
 
-Cases: ``import`` (the library's import, timed in-process), ``rss`` (KiB resident after
-import), ``requests`` (non-streamed requests/s, 500 requests, client reused), ``stream_events``
-(µs per event over a 5,000-event stream), ``stream_mb`` (MB/s over a 2 MB stream),
-``first_token`` (ms from the server sending the first delta to the caller holding it; median
-of 20), ``sse_decode`` (MB/s of the client's own SSE decoder over 10 MB in memory).
+Cases: ``import`` (the library's import, timed in-process), ``rss`` (MiB resident after
+import), ``cold`` (ms from before the import to the first response in hand, and MiB resident
+then), ``requests`` (non-streamed requests/s over 1,000 requests, client reused, and client
+CPU µs per request), ``concurrency`` (requests/s with ``--threads`` threads sharing one
+client; ``raw`` gives each thread its own connection, as http.client requires),
+``stream_events`` (wall and client CPU µs per event over an ``--events``-event stream of
+8-character deltas), ``stream_mb`` (MB/s over a 2 MB stream), ``memory`` (peak RSS growth
+while consuming a 50 MB stream of 400-character deltas, and the final text's size as a
+Python string), ``first_token`` (ms from the server sending the first delta to the caller
+holding it; median of 20; needs the server's ``--live`` mode). CPU time is
+``time.process_time()`` in this (client) process. ``raw`` sets a socket timeout, as every
+real client does.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import statistics
-import sys
 import time
+
+STARTED = time.perf_counter()  # before anything of the client's is imported (the cold case)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -100,7 +111,7 @@ def build(client: str, port: int) -> tuple[Callable[[], str], Stream]:
 def raw_client(port: int) -> tuple[Callable[[], str], Stream]:
     import http.client
 
-    conn = http.client.HTTPConnection("127.0.0.1", port)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
 
     def post(body: dict[str, Any]) -> http.client.HTTPResponse:
@@ -138,37 +149,84 @@ def rss_kib() -> int:
     return 0
 
 
-def measure(client: str, case: str, port: int) -> tuple[float, str]:
+def peak_rss_kib() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def timed(fn: Callable[[], int]) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of this process, fn's count)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    count = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, count
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    client, case, port = args.client, args.case, args.port
     if case in ("import", "rss"):
         started = time.perf_counter()
         once, _ = build(client, port)  # imports the library and builds a client
         if case == "import":
-            return (time.perf_counter() - started) * 1000, "ms"
-        return rss_kib() / 1024, "MiB"
+            return {"value": (time.perf_counter() - started) * 1000, "unit": "ms"}
+        return {"value": rss_kib() / 1024, "unit": "MiB"}
     once, stream = build(client, port)
-    once()  # warm: connection open, lazy imports done
+    once()  # the first response (warm: connection open, lazy imports done)
+    if case == "cold":
+        return {"value": (time.perf_counter() - STARTED) * 1000, "unit": "ms",
+                "rss_mib": rss_kib() / 1024}
     if case == "requests":
-        started = time.perf_counter()
-        for _ in range(500):
-            once()
-        return 500 / (time.perf_counter() - started), "req/s"
+        wall, cpu, n = timed(lambda: sum(1 for _ in range(1000) if once() is not None))
+        return {"value": n / wall, "unit": "req/s", "cpu_us": cpu / n * 1e6}
+    if case == "concurrency":
+        return concurrency(client, port, args.threads)
     if case == "stream_events":
-        started = time.perf_counter()
-        count = sum(1 for _ in stream(5000, 8))
-        assert count == 5000, count
-        return (time.perf_counter() - started) / 5000 * 1e6, "µs/event"
+        wall, cpu, n = timed(lambda: sum(1 for _ in stream(args.events, 8)))
+        assert n == args.events, n
+        return {"value": wall / n * 1e6, "unit": "µs/event", "cpu_us": cpu / n * 1e6}
     if case == "stream_mb":
         started = time.perf_counter()
         received = sum(len(t.encode()) for t in stream(5000, 400))
-        return received / (time.perf_counter() - started) / 1e6, "MB/s"
+        return {"value": received / (time.perf_counter() - started) / 1e6, "unit": "MB/s"}
+    if case == "memory":
+        before = peak_rss_kib()
+        chars = sum(len(t) for t in stream(50_000_000 // 400, 400))
+        # The answer as one Python str: its deltas hold an emoji, so 4 bytes a character.
+        text = sys.getsizeof("🦅") + 4 * (chars - 1)
+        return {"value": (peak_rss_kib() - before) / 1024, "unit": "MiB",
+                "text_mib": text / 2**20}
     if case == "first_token":
         delays = []
         for _ in range(20):
             for text in stream(3, 32):
                 delays.append((time.time_ns() - int(text[1:text.index(";")])) / 1e6)
                 break
-        return statistics.median(delays), "ms"
+        return {"value": statistics.median(delays), "unit": "ms"}
     raise SystemExit(f"unknown case {case!r}")
+
+
+def concurrency(client: str, port: int, threads: int, per_thread: int = 200) -> dict[str, Any]:
+    """``threads`` threads, one shared client (raw: one connection each), ``per_thread``
+    requests each; requests per second over all of them."""
+    calls = [build(client, port)[0] for _ in range(threads)] if client == "raw" else \
+        [build(client, port)[0]] * threads
+    for call in set(calls):
+        call()
+    gate = threading.Barrier(threads + 1)
+
+    def work(call: Callable[[], str]) -> None:
+        gate.wait()
+        for _ in range(per_thread):
+            call()
+
+    pool = [threading.Thread(target=work, args=(call,)) for call in calls]
+    for t in pool:
+        t.start()
+    gate.wait()
+    started = time.perf_counter()
+    for t in pool:
+        t.join()
+    return {"value": threads * per_thread / (time.perf_counter() - started), "unit": "req/s"}
 
 
 def main() -> None:
@@ -176,9 +234,10 @@ def main() -> None:
     parser.add_argument("--client", required=True)
     parser.add_argument("--case", required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--events", type=int, default=10_000, help="stream_events length")
+    parser.add_argument("--threads", type=int, default=16, help="concurrency threads")
     args = parser.parse_args()
-    value, unit = measure(args.client, args.case, args.port)
-    print(json.dumps({"client": args.client, "case": args.case, "value": value, "unit": unit}))
+    print(json.dumps({"client": args.client, "case": args.case, **measure(args)}))
 
 
 if __name__ == "__main__":

@@ -88,9 +88,12 @@ class SSEDecoder:
         parts = self._parts
         if parts:
             if b"\n\n" not in data and not (data[:1] == b"\n" and parts[-1][-1:] == b"\n"):
-                if data:
-                    parts.append(data)
-                    self._count_pending(data)
+                if not data:  # a CR's LF, completed: nothing new
+                    return []
+                parts.append(data)
+                self._count_pending(data)
+                if b"\n" in data and self._retry_pending(parts):
+                    self._apply_retry_lines(b"".join(parts))  # a retry line just ended
                 return []
             parts.append(data)
             data = b"".join(parts)
@@ -105,6 +108,12 @@ class SSEDecoder:
         if b"retry:" in rest:
             self._apply_retry_lines(rest)
         return events
+
+    @staticmethod
+    def _retry_pending(parts: list[bytes]) -> bool:
+        # A `retry:` may itself be split across reads: look at each read and each seam.
+        return any(b"retry:" in p for p in parts) or \
+            b"retry:" in b"".join(p[-6:] + q[:6] for p, q in zip(parts, parts[1:]))
 
     def _apply_retry_lines(self, rest: bytes) -> None:
         """WHATWG applies a ``retry`` field when its line is read, not when its event is

@@ -1,0 +1,186 @@
+"""streams.py at its exact edges: every byte bound at N-1, N and N+1, the unfinished-line
+length across reads, BOM and CR handling split across reads, the full-rules path's fields,
+close() after a cut, and feeding after close. Pure, no sockets (mutation-tested)."""
+
+from __future__ import annotations
+
+import pytest
+
+from missy_providers.errors import ProtocolError
+from missy_providers.streams import (
+    DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
+    Event,
+    NDJSONDecoder,
+    SSEDecoder,
+)
+
+
+def test_default_bounds() -> None:
+    assert (DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_EVENT_BYTES) == (4 * 2**20, 16 * 2**20)
+    sse = SSEDecoder()
+    assert (sse.max_line_bytes, sse.max_event_bytes) == (DEFAULT_MAX_LINE_BYTES,
+                                                         DEFAULT_MAX_EVENT_BYTES)
+    assert NDJSONDecoder().max_line_bytes == DEFAULT_MAX_LINE_BYTES
+    assert (sse.last_event_id, sse.retry, sse.pending) == (None, None, False)
+
+
+# --- SSE bounds -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("length, refused", [(9, False), (10, False), (11, True)])
+def test_unfinished_line_bound(length: int, refused: bool) -> None:
+    sse = SSEDecoder(max_line_bytes=10, max_event_bytes=100)
+    if refused:
+        with pytest.raises(ProtocolError, match=r"SSE line longer than 10 bytes "
+                                                r"\(max_line_bytes\)"):
+            sse.feed(b"x" * length)
+    else:
+        assert sse.feed(b"x" * length) == []
+        assert sse.pending
+
+
+@pytest.mark.parametrize("first, second, refused", [
+    (b"data: ab", b"cd", False),      # 10 bytes of one line, over two reads
+    (b"data: ab", b"cde", True),      # 11
+    (b"id: 1\ndata: ab", b"cd", False),  # the first line ended: only "data: abcd" counts
+    (b"id: 1\ndata: ab", b"cde", True),
+])
+def test_line_length_is_counted_across_reads(first: bytes, second: bytes,
+                                             refused: bool) -> None:
+    sse = SSEDecoder(max_line_bytes=10, max_event_bytes=100)
+    sse.feed(first)
+    if refused:
+        with pytest.raises(ProtocolError, match="SSE line longer than 10"):
+            sse.feed(second)
+    else:
+        assert sse.feed(second) == []
+        assert sse.feed(b"\n\n")[0].data == (first + second).split(b"data: ")[1].decode()
+
+
+@pytest.mark.parametrize("size, refused", [(19, False), (20, False), (21, True)])
+def test_event_bound(size: int, refused: bool) -> None:
+    sse = SSEDecoder(max_line_bytes=8, max_event_bytes=20)
+    lines = b"data:ab\n" * (size // 8) + b"d" * (size % 8)  # lines of 8 bytes, each ended
+    assert len(lines) == size
+    if refused:
+        with pytest.raises(ProtocolError, match=r"SSE event larger than 20 bytes "
+                                                r"\(max_event_bytes\)"):
+            sse.feed(lines)
+    else:
+        sse.feed(lines)
+        assert sse.pending
+
+
+def test_a_dispatched_event_frees_its_bytes() -> None:
+    sse = SSEDecoder(max_line_bytes=8, max_event_bytes=20)
+    for _ in range(10):  # 10 events of 16 bytes: each is under the bound, all of them are not
+        assert sse.feed(b"data:ab\ndata:cd\n\n") == [Event("message", "ab\ncd")]
+    assert not sse.pending
+
+
+# --- SSE framing ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reads, data", [
+    ([b"\xef\xbb\xbfdata: x\n\n"], "x"),
+    ([b"\xef", b"\xbb", b"\xbf", b"data: x\n\n"], "x"),  # a BOM split over three reads
+    ([b"\xef\xbb", b"data: x\n\n"], None),  # not a BOM after all: a field named "\ufffd..."
+    ([b"\xef\xbb\xbf\xef\xbb\xbfdata: x\n\n"], None),  # only one BOM is stripped
+    ([b"data: x\r", b"\n\r\n"], "x"),  # a CRLF split between reads
+    ([b"data: x\r\r"], "x"),
+    ([b"data: x\r", b"", b"\n\n"], "x"),  # an empty read between CR and LF
+    ([b"data:x\n\n"], "x"),  # no space after the colon
+    ([b"data:  x\n\n"], " x"),  # only one space removed
+    ([b"data\n\n"], ""),  # a field without a colon: empty value
+])
+def test_framing(reads: list[bytes], data: str | None) -> None:
+    sse = SSEDecoder()
+    events = [e for chunk in reads for e in sse.feed(chunk)]
+    assert [e.data for e in events] == ([] if data is None else [data])
+
+
+def test_full_rules_path_fields() -> None:
+    sse = SSEDecoder()
+    block = (b": comment\nid: 7\nevent: update\nretry: 250\ndata: a\ndata: b\nunknown: z\n"
+             b"\n")
+    assert sse.feed(block) == [Event("update", "a\nb", "7", 250)]
+    assert (sse.last_event_id, sse.retry) == ("7", 250)
+    # The id persists; an id with NUL is ignored; a bad retry changes nothing.
+    assert sse.feed(b"id: x\0y\nretry: 1e3\nretry: 12345678901\ndata: c\n\n") == [
+        Event("message", "c", "7", None)]
+    assert sse.retry == 250
+    assert sse.feed(b"data: d\n\n") == [Event("message", "d", "7", None)]  # fast path keeps id
+    assert sse.feed(b"event: e\ndata: f\n\n") == [Event("e", "f", "7", None)]
+    assert sse.feed(b"id\ndata: g\n\n") == [Event("message", "g", "", None)]  # empty id
+    assert sse.feed(b"event: only\n\n") == []  # no data: nothing dispatched
+    assert sse.feed(b"retry: 0123456789\n\n") == [] and sse.retry == 123456789
+    assert sse.feed(b"event:\ndata: h\n\n") == [Event("message", "h", "", None)]
+
+
+def test_retry_applies_when_its_line_arrives() -> None:
+    sse = SSEDecoder()
+    sse.feed(b"retry: 3000\ndata: partial")
+    assert sse.retry == 3000  # before the event is dispatched
+    sse.feed(b"retry: 99999999999\nretry: x\nretry:")  # too long, not digits, unfinished
+    assert sse.retry == 3000
+    sse.feed(b" 7\n")
+    assert sse.retry == 7
+    sse.feed(b"ret")
+    sse.feed(b"ry: 5\n")  # the field name itself split across reads
+    assert sse.retry == 5
+
+
+def test_close_after_a_cut() -> None:
+    cut = SSEDecoder()
+    cut.feed(b"event: a\ndata: half")
+    assert cut.pending
+    assert cut.close() == []  # the spec discards an unterminated event
+    with pytest.raises(ProtocolError, match="SSE data fed after close"):
+        cut.feed(b"\n\n")
+    kept = SSEDecoder()
+    kept.feed(b"data: last\n")
+    assert kept.close(dispatch_unterminated=True) == [Event("message", "last")]
+    blank = SSEDecoder()
+    blank.feed(b"data: x\n\n\n")
+    assert blank.close(dispatch_unterminated=True) == []  # only blank lines left
+    early = SSEDecoder()
+    early.feed(b"\xef")
+    assert early.close(dispatch_unterminated=True) == [] and not early.pending
+    assert SSEDecoder().feed(b"") == []
+
+
+# --- NDJSON ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("length, refused", [(9, False), (10, False), (11, True)])
+def test_ndjson_unfinished_line_bound(length: int, refused: bool) -> None:
+    nd = NDJSONDecoder(max_line_bytes=10)
+    if refused:
+        with pytest.raises(ProtocolError, match=r"NDJSON line longer than 10 bytes "
+                                                r"\(max_line_bytes\)"):
+            nd.feed(b"1" * length)
+    else:
+        assert nd.feed(b"1" * length) == []
+        assert nd.close() == [int("1" * length)]
+
+
+@pytest.mark.parametrize("tail, refused", [(b"2" * 10, False), (b"2" * 11, True)])
+def test_ndjson_bound_after_a_whole_line(tail: bytes, refused: bool) -> None:
+    nd = NDJSONDecoder(max_line_bytes=10)
+    if refused:
+        with pytest.raises(ProtocolError, match="NDJSON line longer than 10"):
+            nd.feed(b"1\n" + tail)
+    else:
+        assert nd.feed(b"1\n" + tail) == [1]
+
+
+def test_ndjson_lines() -> None:
+    nd = NDJSONDecoder()
+    assert nd.feed(b'{"a": 1}\r\n\n  \n{"b"') == [{"a": 1}]
+    assert nd.feed(b": 2}\n") == [{"b": 2}]
+    assert nd.feed(b"[3]") == []
+    assert nd.close() == [[3]]
+    with pytest.raises(ProtocolError, match="NDJSON data fed after close"):
+        nd.feed(b"4\n")
+    bad = NDJSONDecoder()
+    with pytest.raises(ProtocolError, match="NDJSON line 3 is not valid JSON: 'nope'"):
+        bad.feed(b"1\n\nnope\n")
+    assert NDJSONDecoder().close() == []
