@@ -79,7 +79,7 @@ def test_url_target_fields() -> None:
 
 def test_cidrs_are_strict() -> None:
     assert parse_cidr("10.0.0.0/8") == ipaddress.ip_network("10.0.0.0/8")
-    with pytest.raises(ValueError, match="'10.0.0.1/8' is not a CIDR network"):
+    with pytest.raises(ValueError, match=r"'10\.0\.0\.1/8' is not a CIDR network"):
         parse_cidr("10.0.0.1/8")  # host bits set: never silently widened to the /8
     with pytest.raises(ValueError, match="is not a CIDR network"):
         NetworkPolicy(allowed_cidrs=["10.0.0.1/8"])
@@ -122,7 +122,7 @@ def test_bad_host_entries(text: str) -> None:
 def test_raise_if_denied() -> None:
     Decision(True, "fine").raise_if_denied()
     denied = Decision(False, "no: because", None, "default_deny")
-    with pytest.raises(PolicyViolation, match="^no: because$") as info:
+    with pytest.raises(PolicyViolation, match=r"^no: because$") as info:
         denied.raise_if_denied()
     assert info.value.decision is denied
 
@@ -177,8 +177,8 @@ def test_open_mode() -> None:
         True, "default_deny", "allowed because network.default_deny is false")
     assert decision(policy, "http://169.254.169.254/") == (
         False, "address", "IP address '169.254.169.254:80' is link-local (cloud metadata) "
-        "(169.254.0.0/16): special addresses need an explicit network.allowed_cidrs or allowed_hosts entry, even with "
-        "default_deny false")
+        "(169.254.0.0/16): special addresses need an explicit network.allowed_cidrs or "
+        "allowed_hosts entry, even with default_deny false")
     assert decision(policy, "https://8.8.8.8/")[:2] == (True, "default_deny")
 
 
