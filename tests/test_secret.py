@@ -1,0 +1,81 @@
+"""secret.py as tables: which values the scrubber replaces (every live Secret, in each form a
+server may echo it, and key-shaped strings it never held), the length edges, and excerpts.
+Pure (mutation-tested)."""
+
+from __future__ import annotations
+
+import gc
+import pickle
+
+import pytest
+
+from missy_providers.secret import (
+    EXCERPT_CHARS,
+    MIN_SECRET_CHARS,
+    REDACTED,
+    Secret,
+    excerpt,
+    scrub,
+)
+
+
+def test_secret_hides_its_value() -> None:
+    secret = Secret("hunter2-correct-horse")
+    assert (repr(secret), str(secret), secret.reveal()) == (
+        "Secret('***')", "Secret('***')", "hunter2-correct-horse")
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(secret)
+
+
+@pytest.mark.parametrize("value, kept", [("a" * (MIN_SECRET_CHARS - 1), True),
+                                         ("b" * MIN_SECRET_CHARS, False)])
+def test_length_edge(value: str, kept: bool) -> None:
+    assert MIN_SECRET_CHARS == 8
+    secret = Secret(value)
+    assert (scrub(f"x {value} y") == f"x {value} y") is kept
+    assert secret.reveal() == value
+
+
+def test_every_form_of_a_live_secret() -> None:
+    secret = Secret('pa/ss"wo\\rd+x')
+    value = secret.reveal()
+    for shown in (value, "pa%2Fss%22wo%5Crd%2Bx", 'pa/ss\\"wo\\\\rd+x', 'pa\\/ss"wo\\rd+x'):
+        assert scrub(f"echo: {shown}!") == f"echo: {REDACTED}!", shown
+    assert scrub(f"{value} and {value}") == f"{REDACTED} and {REDACTED}"
+
+
+def test_a_dead_secret_is_forgotten() -> None:
+    value = "short-lived-credential-1"
+    Secret(value)
+    gc.collect()
+    assert scrub(value) == value
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("key sk-abcdefghijkl here", f"key {REDACTED} here"),
+    ("key sk-abcdefghijk here", "key sk-abcdefghijk here"),  # 11 after sk-: not key-shaped
+    ("Authorization: Bearer abcdefgh", f"Authorization: {REDACTED}"),
+    ("bearer abcdefg", "bearer abcdefg"),  # 7 characters
+    ("BEARER tok.en_/+~-== tail", f"{REDACTED} tail"),
+    ("jwt eyJhbGciOiJI.eyJzdWIiOiIx.sig-part end", f"jwt {REDACTED} end"),
+    ("jwt eyJhbGciO.eyJzdWIiOiIx.sig", "jwt eyJhbGciO.eyJzdWIiOiIx.sig"),  # short header
+    ("", ""),
+    ("nothing to hide", "nothing to hide"),
+])
+def test_key_shapes(text: str, expected: str) -> None:
+    assert scrub(text) == expected
+
+
+def test_excerpt() -> None:
+    assert EXCERPT_CHARS == 200
+    assert excerpt("a" * 200) == "a" * 200
+    assert excerpt("a" * 201) == "a" * 200 + "..."
+    assert excerpt("x" * 10, limit=9) == "x" * 9 + "..."
+    assert excerpt("bell\x07 esc\x1b[2J del\x7f nbsp\xa0 c1\x9b") == \
+        "bell\\x07 esc\\x1b[2J del\\x7f nbsp\xa0 c1\\x9b"
+    assert excerpt(b"caf\xc3\xa9 \xff") == "café \ufffd"
+    secret = Secret("straddling-the-cut-0123456789")
+    text = "x" * 190 + secret.reveal()  # the secret crosses the 200th character
+    assert excerpt(text) == "x" * 190 + REDACTED
+    far = "y" * 5000 + secret.reveal()
+    assert excerpt(far, limit=10000) == "y" * 4096  # only the first 4096 characters are read
