@@ -3,9 +3,11 @@
     python bench/compare.py [--rounds 3]
 
 Creates bench/.peers (a virtual environment with openai, anthropic and litellm: never a
-dependency of the package or its tests) on first use, starts bench/fake_server.py, runs every
-client and case in fresh processes, interleaved (A B C A B C ...), and prints a Markdown table
-of medians with ratios against missy and against the raw ``http.client`` floor.
+dependency of the package or its tests) on first use, starts bench/fake_server.py twice (one
+pre-rendering every answer and sending it in one write, so the clients are the bottleneck;
+one live, for the first-token case), runs every client and case in fresh processes,
+interleaved (A B C A B C ...), and prints Markdown tables of medians: wall time and client
+CPU time, with ratios against the raw ``http.client`` floor and the SDKs.
 """
 
 from __future__ import annotations
@@ -25,10 +27,19 @@ ROOT = BENCH.parent
 PEERS = BENCH / ".peers"
 PEER_PACKAGES = ["openai", "anthropic", "litellm"]
 CLIENTS = ["missy", "raw", "openai", "missy-anthropic", "anthropic", "litellm"]
-CASES = ["requests", "stream_events", "stream_mb", "first_token", "rss"]
+# (case, extra run.py arguments, which clients): every client, or ours against the floor.
+CASES = [("requests", [], CLIENTS), ("stream_events", ["--events", "1000"], CLIENTS),
+         ("stream_events", ["--events", "10000"], CLIENTS),
+         ("stream_events", ["--events", "100000"], ["missy", "raw", "missy-anthropic"]),
+         ("stream_mb", [], CLIENTS), ("first_token", [], CLIENTS), ("rss", [], CLIENTS),
+         ("cold", [], CLIENTS), ("memory", [], ["missy", "raw", "openai", "missy-anthropic"]),
+         ("concurrency", ["--threads", "1"], ["missy", "raw"]),
+         ("concurrency", ["--threads", "4"], ["missy", "raw"]),
+         ("concurrency", ["--threads", "16"], ["missy", "raw", "openai"])]
 IMPORTS = {"missy": "import missy_providers", "raw": "import http.client, json",
            "openai": "import openai", "anthropic": "import anthropic", "litellm": "import litellm"}
-HIGHER_IS_BETTER = {"requests", "stream_mb", "sse_decode"}
+HIGHER_IS_BETTER = {"requests", "stream_mb", "sse_decode", "concurrency"}
+EXTRA = {"cpu_us": "client CPU µs", "rss_mib": "MiB resident", "text_mib": "MiB"}
 # litellm fetches a price list from the internet at import unless told not to: loopback only.
 ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
@@ -65,20 +76,26 @@ def main() -> None:
     # Byte-compiled first, as `pip install` leaves the package.
     subprocess.run([python, "-m", "compileall", "-q", "missy_providers", "missy.py"], cwd=ROOT,
                    check=True)
-    server = subprocess.Popen([python, str(BENCH / "fake_server.py")], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    assert server.stdout is not None
-    port = server.stdout.readline().strip()
+    servers = [subprocess.Popen([python, str(BENCH / "fake_server.py"), *mode],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                cwd=ROOT) for mode in ([], ["--live"])]
+    port, live_port = (s.stdout.readline().strip() for s in servers)  # type: ignore[union-attr]
     results: dict[tuple[str, str], list[float]] = {}
     units: dict[str, str] = {}
     try:
         for _ in range(args.rounds):
-            for case in CASES:
-                for client in CLIENTS:
+            for case, extra, clients in CASES:
+                row = " ".join([case, *extra[1:]])
+                for client in clients:
                     got = run_json([python, str(BENCH / "run.py"), "--client", client,
-                                    "--case", case, "--port", port])
-                    results.setdefault((case, client), []).append(got["value"])
-                    units[case] = str(got["unit"])
+                                    "--case", case, *extra, "--port",
+                                    live_port if case == "first_token" else port])
+                    results.setdefault((row, client), []).append(got["value"])
+                    units[row] = str(got["unit"])
+                    for key, unit in EXTRA.items():
+                        if key in got:
+                            results.setdefault((f"{row}: {key}", client), []).append(got[key])
+                            units[f"{row}: {key}"] = unit
         for _ in range(args.rounds * 3):  # whole-process cold import, interleaved
             for client, code in IMPORTS.items():
                 results.setdefault(("import", client), []).append(
@@ -96,8 +113,9 @@ def main() -> None:
             if "openai SDK" in row:
                 results[(f"sse_decode {style}", "openai")] = [row["openai SDK"]]
     finally:
-        server.stdin.close()  # type: ignore[union-attr]
-        server.wait(timeout=10)
+        for server in servers:
+            server.stdin.close()  # type: ignore[union-attr]
+            server.wait(timeout=10)
     print_table(results, units)
 
 
@@ -108,7 +126,7 @@ def print_table(results: dict[tuple[str, str], list[float]], units: dict[str, st
     for case in cases:
         med = {c: statistics.median(v) for (k, c), v in results.items() if k == case}
         cells = [f"{med[c]:.1f}" if c in med else "" for c in CLIENTS]
-        better = case.split()[0] in HIGHER_IS_BETTER
+        better = case.split()[0] in HIGHER_IS_BETTER and ":" not in case
         ours = med.get("missy")
         floor = med.get("raw")
         ratio = f"{ours / floor:.2f}x" if ours and floor else ""

@@ -3,7 +3,8 @@ when it is importable, the openai SDK's own decoder.
 
     python bench/sse_decode.py            # prints a table and JSON
 
-Each stream is 10 MB, fed in 16 KiB network-sized reads; best of 15 interleaved runs.
+Each stream is 10 MB, fed in 16 KiB network-sized reads, and again one event per read (how
+a streaming server's answer often arrives); best of 15 interleaved runs.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def anthropic_stream() -> bytes:
 
 def reads(raw: bytes) -> list[bytes]:
     return [raw[i:i + READ] for i in range(0, len(raw), READ)]
+
+
+def one_event_per_read(raw: bytes) -> list[bytes]:
+    return [event + b"\n\n" for event in raw.split(b"\n\n") if event]
 
 
 def ours(chunks: list[bytes]) -> int:
@@ -112,9 +117,13 @@ def main() -> None:
     except ImportError:
         pass
     results: dict[str, dict[str, float]] = {}
-    for style, make in (("openai-style", openai_stream), ("anthropic-style", anthropic_stream)):
+    for style, make, split in (
+            ("openai-style", openai_stream, reads),
+            ("anthropic-style", anthropic_stream, reads),
+            ("openai-style, one event per read", openai_stream, one_event_per_read),
+            ("anthropic-style, one event per read", anthropic_stream, one_event_per_read)):
         raw = make()
-        chunks = reads(raw)
+        chunks = split(raw)
         events = ours(chunks)
         for name, fn in decoders.items():
             assert fn(chunks) == events, name

@@ -75,6 +75,13 @@ class SSEDecoder:
             raise ProtocolError("SSE data fed after close()")
         if not data:  # nothing: must not end a CR's wait for its LF
             return []
+        if data[-2:] == b"\n\n" and not self._parts and not self._at_start and \
+                not self._skip_lf and b"\r" not in data:
+            # The common read: whole events, nothing pending before or after them.
+            blocks = data.split(b"\n\n")
+            blocks.pop()
+            self._pending = self._line = 0
+            return self._parse_blocks(blocks)
         if self._at_start:
             data = self._head + data
             if len(data) < 3 and _BOM.startswith(data):

@@ -98,6 +98,18 @@ def test_framing(reads: list[bytes], data: str | None) -> None:
     assert [e.data for e in events] == ([] if data is None else [data])
 
 
+def test_blank_lines_after_whole_events() -> None:
+    sse = SSEDecoder()
+    sse.feed(b"x")  # past the start
+    sse.feed(b"\n\n")
+    assert sse.feed(b"data: a\n\n\n") == [Event("message", "a")]
+    assert sse.feed(b"\ndata: b\n\n") == [Event("message", "b")]
+    assert sse.feed(b"data: c\n\n\n\n") == [Event("message", "c")]
+    assert sse.feed(b"data: d\n\ndata: e\n\n") == [Event("message", "d"),
+                                                  Event("message", "e")]
+    assert not sse.pending
+
+
 def test_full_rules_path_fields() -> None:
     sse = SSEDecoder()
     block = (b": comment\nid: 7\nevent: update\nretry: 250\ndata: a\ndata: b\nunknown: z\n"
