@@ -322,3 +322,92 @@ def test_prompt_cache_key(server: LoopbackServer, ptype: str) -> None:
         provider.complete("hi", prompt_cache_key="x")
     with pytest.raises(UsageError, match="prompt_cache_key must be a non-empty string"):
         loopback_provider(server, ptype).complete("hi", prompt_cache_key="")
+
+
+# --- exact messages and the rest of each part's fields (mutation-tested) --------------------
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: Image(), "Image takes either data (bytes) or url, not both or neither"),
+    (lambda: Image(b"x"), "Image media type must be one of ['image/gif', 'image/jpeg', "
+                          "'image/png', 'image/webp'], got bytes of no known image format"),
+    (lambda: Image(b""), "Image data must be non-empty bytes, got bytes"),
+    (lambda: Image.from_url("ftp://x"), "Image url must be an http(s) URL (for image bytes, "
+                                        "use Image(data=...) or Image.from_file)"),
+    (lambda: Document(b"x"), "Document media type must be one of ['application/pdf'], got "
+                             "bytes that are not a PDF"),
+    (lambda: Document(None), "Document data must be non-empty bytes, got NoneType"),
+    (lambda: Document(PDF, name=1), "Document name must be a str, got int"),
+    (lambda: Text(1), "Text takes a str, got int"),
+    (lambda: Image.from_file(3), "Image.from_file takes a path, got int"),
+    (lambda: Document.from_file(3), "Document.from_file takes a path, got int"),
+    (lambda: Image(PNG, detail="x" * 300), ("Image detail must be one of ['auto', 'high', "
+                                            "'low'], got '" + "x" * 300)[:200]),
+    (lambda: Text("t", cache="z" * 300), ("cache must be True, False or a ttl in ['1h', '5m'], "
+                                          "got '" + "z" * 300)[:200]),
+])
+def test_exact_part_messages(build: Any, message: str) -> None:
+    with pytest.raises(UsageError) as info:
+        build()
+    assert str(info.value) == message
+
+
+def test_read_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as info:
+        Document.from_file(tmp_path / "gone.pdf")
+    assert str(info.value) == \
+        f"Document.from_file cannot read {str(tmp_path / 'gone.pdf')!r}: No such file or directory"
+
+
+def test_every_field_is_kept(tmp_path: Path) -> None:
+    url = Image.from_url("HTTP://e.com/a.png", detail="low", cache="1h")
+    assert (url.data, url.media_type, url.url, url.detail, url.cache) == (
+        None, "", "HTTP://e.com/a.png", "low", "1h")
+    assert Image(url="https://e.com/a", media_type="image/png").media_type == "image/png"
+    (tmp_path / "a.png").write_bytes(PNG)
+    (tmp_path / "a.pdf").write_bytes(PDF)
+    assert Image.from_file(tmp_path / "a.png", cache=True).cache is True
+    doc = Document.from_file(tmp_path / "a.pdf", name="shown.pdf", cache="5m")
+    assert (doc.name, doc.cache) == ("shown.pdf", "5m")
+    assert Document(PDF).cache is False and Image(PNG).cache is False
+    assert Image(PNG, cache=True).cache is True and Text("t", cache=True).cache is True
+    assert Image(PNG, media_type="image/webp").media_type == "image/webp"  # the caller's word
+
+
+def test_plain_strings_and_places() -> None:
+    parts = WireParts("anthropic", "p")
+    assert parts.blocks("hi", "user turn") == [{"type": "text", "text": "hi"}]
+    assert parts.blocks([Text("a", cache=True), Text("b")], "user turn") == [
+        {"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "b"}]
+    with pytest.raises(UsageError) as info:  # a place the table does not list: text only
+        parts.blocks([Image(PNG)], "system prompt")
+    assert str(info.value) == \
+        "p: the Messages API cannot take a image part in a system prompt"
+    with pytest.raises(UsageError) as info:
+        WireParts("ollama", "p").blocks([Image.from_url(URL)], "user turn")
+    assert str(info.value) == ("p: Ollama's /api/chat cannot take a image URL part in a user "
+                                  "turn; send images as bytes (Image.from_file) or use a "
+                                  "provider that takes URLs")
+    with pytest.raises(UsageError) as info:
+        WireParts("chat", "p").blocks([Image.from_url(URL)], "tool result")
+    assert str(info.value) == "p: Chat Completions cannot take a image URL part in a tool " \
+                                 "result"
+
+
+def test_token_estimates_exactly() -> None:
+    assert estimate_tokens("x" * 9) == 2
+    assert estimate_tokens([Text("x" * 9), Text("y" * 9)]) == 4
+    assert estimate_tokens([Image(PNG), Image(PNG)]) == 2 * IMAGE_TOKEN_ESTIMATE
+    assert estimate_tokens([Document(PDF), Document(PDF)]) == 4 * PDF_PAGE_TOKEN_ESTIMATE
+    assert (IMAGE_TOKEN_ESTIMATE, PDF_PAGE_TOKEN_ESTIMATE) == (1600, 3000)
+
+
+def test_request_total_at_the_edge() -> None:
+    parts = WireParts("anthropic", "p")
+    parts.blocks([big_png(4 * MB)] * 8, "user turn")  # exactly 32 MB: allowed
+    assert parts.sizes == {"image": 32 * MB} and parts.images == 8
+    with pytest.raises(UsageError):
+        parts.blocks([Image(PNG)], "user turn")
+    docs = WireParts("chat", "p")
+    docs.blocks([Document(PDF)], "user turn")
+    assert docs.sizes == {"document": (len(PDF) + 2) // 3 * 4}
