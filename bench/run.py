@@ -22,19 +22,18 @@ real client does.
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
 import time
-
-STARTED = time.perf_counter()  # before anything of the client's is imported (the cold case)
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+STARTED = time.perf_counter()  # before the client's library is imported (the cold case)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -35,8 +35,7 @@ class TokenBucket:
     def wait_for(self, amount: float) -> float:
         """Seconds until ``amount`` units are available (0 if now)."""
         self._refill()
-        needed = min(amount, self.capacity) - self.level
-        return 0.0 if needed <= 0 else needed / self.rate
+        return max(min(amount, self.capacity) - self.level, 0.0) / self.rate
 
     def take(self, amount: float) -> None:
         self._refill()

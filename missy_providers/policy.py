@@ -158,11 +158,9 @@ def _parse_port(text: str) -> int:
 
 
 def _canonical_host(text: str) -> tuple[str, IPAddress | None]:
-    ip = parse_ip(text)
+    ip = parse_ip(text)  # any text with a ':' is an IPv6 address here, or refused
     if ip is not None:
         return str(ip), ip
-    if ":" in text:
-        raise ValueError(f"not a valid IPv6 address: {text!r}")
     return canonical_name(text), None
 
 
@@ -234,9 +232,7 @@ def parse_host_entry(text: str) -> HostEntry:
 def parse_domain_entry(text: str) -> tuple[str, bool]:
     """An ``allowed_domains`` entry -> (domain, subdomains_only). ``*.x`` is subdomains only."""
     wildcard = text.startswith("*.")
-    domain = canonical_name(text[2:] if wildcard else text)
-    if "*" in domain:
-        raise ValueError(f"{text!r}: '*' is only allowed as a leading '*.'")
+    domain = canonical_name(text[2:] if wildcard else text)  # refuses any other '*'
     if parse_ip(domain) is not None:
         raise ValueError(f"{text!r} is an IP address; use allowed_cidrs or allowed_hosts")
     return domain, wildcard
@@ -323,11 +319,6 @@ def special_reason(ip: IPAddress) -> str | None:
     return None
 
 
-def is_special_address(ip: IPAddress) -> bool:
-    """Whether ``ip`` is in a special-purpose range (see :func:`special_reason`)."""
-    return special_reason(ip) is not None
-
-
 class NetworkPolicy(Value):
     """Decides, for a URL and later for each address it resolves to, whether to connect.
     Immutable: a different policy is a new object (the client's decision cache and pool are
@@ -357,18 +348,18 @@ class NetworkPolicy(Value):
                   provider_hosts=tuple((parse_host_entry(h), who) for h, who in
                                        (provider_hosts or {}).items()))
 
-    def _explicit_address(self, address: IPAddress, port: int) -> Decision | None:
-        """An allowed_cidrs entry, or an exact-IP host entry on this port (or on any port when
-        it names none), that allows ``address``."""
+    def _explicit_address(self, address: IPAddress, port: int) -> tuple[str, str] | None:
+        """(reason, rule) of an allowed_cidrs entry, or an exact-IP host entry on this port
+        (or on any port when it names none), that allows ``address``."""
         for net in self.cidrs:
             if address.version == net.version and address in net:
-                return Decision(True, f"address {address} allowed by network.allowed_cidrs "
-                                f"entry '{net}'", None, "allowed_cidrs")
+                return (f"address {address} allowed by network.allowed_cidrs entry '{net}'",
+                        "allowed_cidrs")
         for entry in (*self.allowed_hosts, *(e for e, _ in self.provider_hosts)):
             if entry.ip is not None and _mapped(entry.ip) == address and \
                     entry.port in (None, port):
-                return Decision(True, f"address {address} allowed by the exact IP entry "
-                                f"'{entry}'", None, "allowed_hosts")
+                return f"address {address} allowed by the exact IP entry '{entry}'", \
+                    "allowed_hosts"
         return None
 
     def check(self, url: str) -> Decision:
@@ -430,7 +421,7 @@ class NetworkPolicy(Value):
             return Decision(True, "public address", target, "address")
         explicit = self._explicit_address(address, target.port)
         if explicit is not None:
-            return Decision(True, explicit.reason, target, explicit.rule)
+            return Decision(True, explicit[0], target, explicit[1])
         entries = (*self.allowed_hosts, *(e for e, _ in self.provider_hosts))
         if (target.host in LOCAL_NAMES and address.is_loopback
                 and any(e.matches(target) for e in entries)):

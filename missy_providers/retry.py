@@ -136,7 +136,7 @@ def is_retryable(exc: BaseException) -> bool:
 
     if not isinstance(exc, ProviderError) or isinstance(exc, ProtocolError):
         return False
-    override = getattr(exc, "should_retry", None)
+    override = exc.should_retry
     if override is not None:  # the server's own `x-should-retry`
         return bool(override)
     if exc.error_type in NOT_RETRYABLE_TYPES:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import namedtuple
+from itertools import pairwise
 
 from .errors import ProtocolError, excerpt
 
@@ -62,8 +63,9 @@ class SSEDecoder:
         # them: joined once, when its blank line arrives (a large event read in small pieces
         # is copied once, not once per read).
         self._parts: list[bytes] = []
-        self._pending = 0  # bytes in _parts
-        self._line = 0  # bytes of the last, unterminated line
+        # Bytes in _parts, and of its last, unterminated line: set whenever _parts is refilled.
+        self._pending: int
+        self._line: int
         self._head = b""  # the first bytes, while they could still be a BOM
         self._at_start = True
         self._skip_lf = False  # the previous read ended in CR: a leading LF completes a CRLF
@@ -80,14 +82,13 @@ class SSEDecoder:
             # The common read: whole events, nothing pending before or after them.
             blocks = data.split(b"\n\n")
             blocks.pop()
-            self._pending = self._line = 0
             return self._parse_blocks(blocks)
         if self._at_start:
             data = self._head + data
             if len(data) < 3 and _BOM.startswith(data):
                 self._head = data  # could still be a BOM: wait for more bytes
                 return []
-            self._at_start, self._head = False, b""
+            self._at_start = False
             if data.startswith(_BOM):
                 data = data[3:]
         if b"\r" in data or self._skip_lf:
@@ -120,7 +121,7 @@ class SSEDecoder:
     def _retry_pending(parts: list[bytes]) -> bool:
         # A `retry:` may itself be split across reads: look at each read and each seam.
         return any(b"retry:" in p for p in parts) or \
-            b"retry:" in b"".join(p[-6:] + q[:6] for p, q in zip(parts, parts[1:]))
+            b"retry:" in b"".join(p[-6:] + q[:6] for p, q in pairwise(parts))
 
     def _apply_retry_lines(self, rest: bytes) -> None:
         """WHATWG applies a ``retry`` field when its line is read, not when its event is
@@ -134,11 +135,9 @@ class SSEDecoder:
     def close(self, *, dispatch_unterminated: bool = False) -> list[Event]:
         """End of stream. Returns the unterminated last event only if asked to."""
         self._closed = True
-        rest = b"".join(self._parts) if not self._at_start else self._head
+        rest = b"".join(self._parts)  # (a BOM's first bytes alone, at the start, hold nothing)
         self._parts.clear()
-        if not dispatch_unterminated or not rest.strip(b"\n"):
-            return []
-        return self._parse_blocks([rest.rstrip(b"\n")])
+        return self._parse_blocks([rest]) if dispatch_unterminated else []
 
     @property
     def pending(self) -> bool:

@@ -213,3 +213,12 @@ def test_other_outcomes_do_not_count() -> None:
     assert (b.failures, b.state) == (0, "closed")
     b.record_failure()
     assert b.state == "open"
+
+
+def test_a_short_wait_is_slept() -> None:
+    clock = Clock()
+    lim = limiter(clock, rpm=60)
+    assert lim.requests is not None
+    lim.requests.level = 0.5
+    lim.acquire(0)
+    assert clock.slept == [0.5]

@@ -235,3 +235,94 @@ def test_each_network_key_matters(network: dict[str, object], url: str) -> None:
     assert not network_policy(config_from_dict(base, env={})).check(url).allowed
     assert network_policy(config_from_dict({**base, "network": network},
                                            env={})).check(url).allowed
+
+
+# --- exact refusals, and the target every decision carries ----------------------------------
+
+@pytest.mark.parametrize("text, message", [
+    ("", "a host entry must be a non-empty string"),
+    ("u@h", "'u@h': give a host or host:port, not a URL"),
+    ("h/p", "'h/p': give a host or host:port, not a URL"),
+    ("http://h", "'http://h': give a host or host:port, not a URL"),
+    ("[::1]]", "unexpected text after ']' in '[::1]]'"),
+    ("[::1", "unclosed '[' in '[::1'"),
+    ("[h]", "only IPv6 addresses go in brackets: '[h]'"),
+    ("1::2::3", "not a valid IPv6 address: '1::2::3'"),
+])
+def test_host_entry_messages(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_host_entry(text)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a*.example", "host 'a*.example' has characters not allowed in a host name"),
+    ("*.*.example", "host '*.example' has characters not allowed in a host name"),
+    ("10.0.0.1", "'10.0.0.1' is an IP address; use allowed_cidrs or allowed_hosts"),
+    ("", "empty host"),
+])
+def test_domain_entry_messages(text: str, message: str) -> None:
+    from missy_providers.policy import parse_domain_entry
+
+    with pytest.raises(ValueError) as info:
+        parse_domain_entry(text)
+    assert str(info.value) == message
+
+
+def test_every_name_character_at_once() -> None:
+    every = "abcdefghijklmnopqrstuvwxyz0123456789-_.x"
+    assert canonical_name(every) == every
+
+
+@pytest.mark.parametrize("url, host", [
+    ("http://a.0xg/", "a.0xg"),  # "0xg" is not hex: a name
+    ("http://0x0123456789abcdefg/", "0x0123456789abcdefg"),
+])
+def test_hex_lookalikes_that_are_names(url: str, host: str) -> None:
+    assert parse_url(url).host == host
+
+
+@pytest.mark.parametrize("url", ["http://0x0123456789abcdef/", "http://a.0x1/", "http://1.2.3/"])
+def test_ipv4_lookalikes_are_refused(url: str) -> None:
+    with pytest.raises(PolicyViolation) as info:
+        parse_url(url)
+    assert str(info.value).endswith("looks like an IPv4 address but is not in canonical "
+                                    "dotted-quad form (a.b.c.d, decimal, no leading zeros)")
+
+
+def test_not_global_unicast_reason() -> None:
+    from missy_providers.policy import special_reason
+
+    assert special_reason(ipaddress.ip_address("4000::1")) == \
+        "not global unicast (outside 2000::/3)"
+    assert special_reason(ipaddress.ip_address("2606:4700::1")) is None
+
+
+def test_every_decision_carries_its_target() -> None:
+    policy = NetworkPolicy(allowed_hosts=["localhost:11434", "h.example"],
+                           allowed_domains=["d.example"], allowed_cidrs=["203.0.113.0/24"])
+    for url in ("https://203.0.113.1/", "https://d.example/", "https://nope.example/"):
+        assert policy.check(url).target == parse_url(url)
+    assert NetworkPolicy(default_deny=False).check("http://10.0.0.1/").target == \
+        parse_url("http://10.0.0.1/")
+    ip = ipaddress.ip_address
+    for url, address in (("https://h.example/", "93.184.216.34"),
+                         ("https://h.example/", "203.0.113.5"),
+                         ("http://localhost:11434/", "127.0.0.1"),
+                         ("https://h.example/", "10.0.0.1")):
+        target = parse_url(url)
+        assert policy.check_address(target, ip(address)).target == target
+
+
+def test_plain_domains_are_shown_without_a_wildcard() -> None:
+    policy = NetworkPolicy(allowed_domains=["d.example", "*.w.example"])
+    assert list(policy.origins()) == ["d.example", "*.w.example"]
+    assert policy.describe()["allowed_domains"] == ["d.example", "*.w.example"]
+
+
+def test_target_repr_scrubs_its_path() -> None:
+    from missy_providers.secret import Secret
+
+    key = Secret("sk-path-secret-000111222333")
+    target = parse_url(f"https://h.example/v1/{key.reveal()}?k=v")
+    assert key.reveal() not in repr(target) and "[REDACTED]" in repr(target)

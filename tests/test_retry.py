@@ -141,3 +141,16 @@ def test_server_says_whether_to_retry(status: int, override: bool | None, retry:
     exc = ProviderError("x", status=status)
     exc.should_retry = override
     assert is_retryable(exc) is retry
+
+
+def test_naive_reset_times_are_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert advice({"anthropic-ratelimit-requests-reset": "2023-11-14T22:13:25"}) == 5.0
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -79,3 +79,9 @@ def test_excerpt() -> None:
     assert excerpt(text) == "x" * 190 + REDACTED
     far = "y" * 5000 + secret.reveal()
     assert excerpt(far, limit=10000) == "y" * 4096  # only the first 4096 characters are read
+
+
+def test_pickling_message() -> None:
+    with pytest.raises(TypeError) as info:
+        pickle.dumps(Secret("x"))
+    assert str(info.value) == "a Secret cannot be pickled"

@@ -196,3 +196,89 @@ def test_ndjson_lines() -> None:
     with pytest.raises(ProtocolError, match="NDJSON line 3 is not valid JSON: 'nope'"):
         bad.feed(b"1\n\nnope\n")
     assert NDJSONDecoder().close() == []
+
+
+# --- the fast paths give what the full rules give -------------------------------------------
+
+@pytest.mark.parametrize("block, event", [
+    (b"event: \ndata: x", Event("message", "x")),  # an empty event name is "message"
+    (b"event: a\ndata: b\ndata: c", Event("a", "b\nc")),  # three lines: the full rules
+    (b"event: a\nid: 1\ndata: x", Event("a", "x", "1")),
+    (b"event: a\ndata:x", Event("a", "x")),
+    (b"event: a\n data: x", None),  # " data" is another field
+    (b"data: caf\xc3\xa9 \xff", Event("message", "caf\xe9 \ufffd")),  # invalid UTF-8 replaced
+    (b"event: \xff\ndata: \xfe", Event("\ufffd", "\ufffd")),
+    (b"\ndata: x", Event("message", "x")),
+    (b"data: x\r", Event("message", "x")),
+])
+def test_shapes(block: bytes, event: Event | None) -> None:
+    for reads in ([b"x\n\n", block + b"\n\n"], [b"x\n\n" + block + b"\n\n"],
+                  [b"x\n\n", block, b"\n\n"]):
+        sse = SSEDecoder()
+        got = [e for chunk in reads for e in sse.feed(chunk)]
+        assert got == ([] if event is None else [event]), reads
+
+
+def test_cr_in_a_read_of_whole_events() -> None:
+    sse = SSEDecoder()
+    sse.feed(b"x\n\n")
+    assert sse.feed(b"data: x\r\n\n") == [Event("message", "x")]
+    assert sse.feed(b"data: y\r\r") == [Event("message", "y")]
+
+
+def test_a_blank_line_split_from_its_event_dispatches_at_once() -> None:
+    sse = SSEDecoder()
+    assert sse.feed(b"data: x\n") == []
+    assert sse.feed(b"\n") == [Event("message", "x")]
+
+
+@pytest.mark.parametrize("reads, retry", [
+    ([b"data: a", b"\nretry: 5\n"], 5),
+    ([b"retry: 5", b"\n"], 5),
+    ([b"data: a\nret", b"ry: 6\n"], 6),  # split inside the field name
+    ([b"ret", b"ry: 6\n"], 6),
+    ([b"data: a", b"\nretry:7\n"], 7),  # no space after the colon
+    ([b"data: a", b"\nretry: 1234567890\n"], 1234567890),  # ten digits
+    ([b"data: a", b"\nretry: 12345678901\n"], None),  # eleven: ignored
+    ([b"data: a", b"\nretry: 5"], None),  # the line has not ended
+])
+def test_retry_lines_of_an_unfinished_event(reads: list[bytes], retry: int | None) -> None:
+    sse = SSEDecoder()
+    sse.feed(b"x\n\n")
+    for chunk in reads:
+        assert sse.feed(chunk) == []
+    assert sse.retry == retry
+
+
+def test_line_length_restarts_after_a_newline_at_the_seam() -> None:
+    sse = SSEDecoder(max_line_bytes=10, max_event_bytes=100)
+    sse.feed(b"x\n\n")
+    sse.feed(b"data: ab")  # a line of 8
+    sse.feed(b"\nxyz")  # a new line of 3: 8 + 4 would be over the bound
+    sse.feed(b"abcdefg")  # 10
+    with pytest.raises(ProtocolError, match="SSE line longer than 10"):
+        sse.feed(b"h")
+
+
+def test_close_dispatches_the_unterminated_event_as_it_is() -> None:
+    sse = SSEDecoder()
+    sse.feed(b"x\n\n")
+    sse.feed(b"data: x \n")
+    assert sse.close(dispatch_unterminated=True) == [Event("message", "x ")]
+
+
+def test_exact_messages() -> None:
+    closed = SSEDecoder()
+    closed.close()
+    with pytest.raises(ProtocolError) as info:
+        closed.feed(b"x")
+    assert info.value.message == "SSE data fed after close()"
+    nd = NDJSONDecoder(max_line_bytes=4)
+    with pytest.raises(ProtocolError) as info:
+        nd.feed(b"1\n12345")
+    assert info.value.message == "NDJSON line longer than 4 bytes (max_line_bytes)"
+    nd = NDJSONDecoder()
+    nd.close()
+    with pytest.raises(ProtocolError) as info:
+        nd.feed(b"1\n")
+    assert info.value.message == "NDJSON data fed after close()"
