@@ -298,6 +298,10 @@ LIMITS: dict[str, dict[str, tuple[int, int]]] = {
 MAX_IMAGES = {"anthropic": 100, "chat": 500, "responses": 500}
 
 
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeio' else 'a'} {noun}"  # ("a user turn")
+
+
 def cache_control(cache: bool | str) -> dict[str, str]:
     """Anthropic's breakpoint marker (``True`` is the API's default ttl, 5 minutes)."""
     return {"type": "ephemeral", **({"ttl": cache} if isinstance(cache, str) else {})}
@@ -316,8 +320,8 @@ class WireParts:
 
     def refuse(self, part: Part, place: str, why: str = "") -> UsageError:
         kind = "image URL" if part.wire_kind == "image_url" else part.kind
-        return UsageError(f"{self.provider}: {API_NAMES[self.api]} cannot take a {kind} part "
-                          f"in a {place}{why}")
+        return UsageError(f"{self.provider}: {API_NAMES[self.api]} cannot take {_a(kind)} "
+                          f"part in {_a(place)}{why}")
 
     def wire(self, part: Part, place: str) -> Any:
         kind = part.wire_kind

@@ -111,7 +111,7 @@ class RetryPolicy(Value):
     backoff_cap: float
     max_retry_after: float
 
-    def __init__(self, max_retries: int = 2, backoff_base: float = BACKOFF_BASE,
+    def __init__(self, max_retries: int, backoff_base: float = BACKOFF_BASE,
                  backoff_cap: float = BACKOFF_CAP,
                  max_retry_after: float = MAX_RETRY_AFTER) -> None:
         self._set(max_retries=max_retries, backoff_base=backoff_base, backoff_cap=backoff_cap,

@@ -78,14 +78,14 @@ class SSEDecoder:
         if not data:  # nothing: must not end a CR's wait for its LF
             return []
         if data[-2:] == b"\n\n" and not self._parts and not self._at_start and \
-                not self._skip_lf and b"\r" not in data:
+                not self._skip_lf and b"\r" not in data:  # pragma: no mutate (a fast path)
             # The common read: whole events, nothing pending before or after them.
             blocks = data.split(b"\n\n")
             blocks.pop()
             return self._parse_blocks(blocks)
         if self._at_start:
             data = self._head + data
-            if len(data) < 3 and _BOM.startswith(data):
+            if len(data) < 3 and _BOM.startswith(data):  # pragma: no mutate (waits only)
                 self._head = data  # could still be a BOM: wait for more bytes
                 return []
             self._at_start = False
@@ -100,7 +100,7 @@ class SSEDecoder:
                     return []
                 parts.append(data)
                 self._count_pending(data)
-                if b"\n" in data and self._retry_pending(parts):
+                if b"\n" in data and self._retry_pending(parts):  # pragma: no mutate
                     self._apply_retry_lines(b"".join(parts))  # a retry line just ended
                 return []
             parts.append(data)
@@ -112,7 +112,7 @@ class SSEDecoder:
         if rest:
             parts.append(rest)
             self._count_pending(rest)
-        events = self._parse_blocks(blocks) if blocks else []
+        events = self._parse_blocks(blocks)
         if b"retry:" in rest:
             self._apply_retry_lines(rest)
         return events
@@ -121,7 +121,7 @@ class SSEDecoder:
     def _retry_pending(parts: list[bytes]) -> bool:
         # A `retry:` may itself be split across reads: look at each read and each seam.
         return any(b"retry:" in p for p in parts) or \
-            b"retry:" in b"".join(p[-6:] + q[:6] for p, q in pairwise(parts))
+            b"retry:" in b"".join(p[-6:] + q[:6] for p, q in pairwise(parts))  # pragma: no mutate
 
     def _apply_retry_lines(self, rest: bytes) -> None:
         """WHATWG applies a ``retry`` field when its line is read, not when its event is
@@ -171,14 +171,17 @@ class SSEDecoder:
             # `event: N` + `data: X` (Anthropic, Responses); anything else takes the full rules.
             # Each payload is decoded on its own: one non-ASCII character then widens only its
             # own string, not a whole read's.
+            # (The guards only choose the fast path; a mutated guard falls back to the full
+            # rules, which give the same event: "pragma: no mutate" on them, see MUTATION.md.)
             nl = block.find(b"\n")
-            if nl < 0:
-                if block[:6] == b"data: ":
+            if nl < 0:  # pragma: no mutate
+                if block[:6] == b"data: ":  # pragma: no mutate
                     append(new(Event, ("message", block[6:].decode("utf-8", "replace"),
                                        last_id, None)))
                     continue
-            elif (block[:7] == b"event: " and nl > 7 and block[nl + 1:nl + 7] == b"data: "
-                  and block.find(b"\n", nl + 1) < 0):
+            elif (block[:7] == b"event: " and nl > 7  # pragma: no mutate
+                  and block[nl + 1:nl + 7] == b"data: "  # pragma: no mutate
+                  and block.find(b"\n", nl + 1) < 0):  # pragma: no mutate
                 append(new(Event, (block[7:nl].decode("utf-8", "replace"),
                                    block[nl + 7:].decode("utf-8", "replace"), last_id, None)))
                 continue
@@ -194,10 +197,10 @@ class SSEDecoder:
         (three or more LFs in a row) can only be its first or last line: dispatching there
         would dispatch nothing new, so it is skipped."""
         data: list[str] = []
-        event_type = ""
+        event_type = "message"
         retry: int | None = None
         for line in block.split("\n"):
-            if not line or line[0] == ":":
+            if not line:  # (a ":" comment is a field with an empty name: ignored below)
                 continue
             name, _, value = line.partition(":")
             if value[:1] == " ":
@@ -205,7 +208,7 @@ class SSEDecoder:
             if name == "data":
                 data.append(value)
             elif name == "event":
-                event_type = value
+                event_type = value or "message"
             elif name == "id":
                 if "\0" not in value:
                     self.last_event_id = value
@@ -216,7 +219,7 @@ class SSEDecoder:
                     self.retry = retry = int(value)
         if not data:
             return None
-        return Event(event_type or "message", "\n".join(data), self.last_event_id, retry)
+        return Event(event_type, "\n".join(data), self.last_event_id, retry)
 
 
 class NDJSONDecoder:
@@ -232,9 +235,9 @@ class NDJSONDecoder:
         if self._closed:
             raise ProtocolError("NDJSON data fed after close()")
         buf = self._buf
-        start = len(buf)
+        start = len(buf)  # pragma: no mutate (where to look for a new newline: speed only)
         buf += data
-        end = buf.rfind(b"\n", start)
+        end = buf.rfind(b"\n", start)  # pragma: no mutate
         if end < 0:
             if len(buf) > self.max_line_bytes:
                 raise ProtocolError(f"NDJSON line longer than {self.max_line_bytes} bytes "

@@ -158,7 +158,7 @@ def test_ollama_images_are_bare_base64(server: LoopbackServer) -> None:
 
 
 @pytest.mark.parametrize("ptype, part, message", [
-    ("ollama", Image.from_url(URL), "Ollama's /api/chat cannot take a image URL part in a "
+    ("ollama", Image.from_url(URL), "Ollama's /api/chat cannot take an image URL part in a "
                                     "user turn; send images as bytes"),
     ("ollama", Document(PDF), "Ollama's /api/chat cannot take a document part in a user turn"),
 ])
@@ -208,7 +208,7 @@ def test_tool_results_with_images(server: LoopbackServer) -> None:
     for ptype in ("openai", "ollama"):  # Chat tool messages and Ollama take text only
         provider = loopback_provider(server, ptype)
         server.reset()
-        with pytest.raises(UsageError, match="cannot take a image part in a tool result"):
+        with pytest.raises(UsageError, match="cannot take an image part in a tool result"):
             provider.complete(history)
         assert server.requests == []
 
@@ -382,15 +382,15 @@ def test_plain_strings_and_places() -> None:
     with pytest.raises(UsageError) as info:  # a place the table does not list: text only
         parts.blocks([Image(PNG)], "system prompt")
     assert str(info.value) == \
-        "p: the Messages API cannot take a image part in a system prompt"
+        "p: the Messages API cannot take an image part in a system prompt"
     with pytest.raises(UsageError) as info:
         WireParts("ollama", "p").blocks([Image.from_url(URL)], "user turn")
-    assert str(info.value) == ("p: Ollama's /api/chat cannot take a image URL part in a user "
+    assert str(info.value) == ("p: Ollama's /api/chat cannot take an image URL part in a user "
                                   "turn; send images as bytes (Image.from_file) or use a "
                                   "provider that takes URLs")
     with pytest.raises(UsageError) as info:
         WireParts("chat", "p").blocks([Image.from_url(URL)], "tool result")
-    assert str(info.value) == "p: Chat Completions cannot take a image URL part in a tool " \
+    assert str(info.value) == "p: Chat Completions cannot take an image URL part in a tool " \
                                  "result"
 
 
@@ -411,3 +411,40 @@ def test_request_total_at_the_edge() -> None:
     docs = WireParts("chat", "p")
     docs.blocks([Document(PDF)], "user turn")
     assert docs.sizes == {"document": (len(PDF) + 2) // 3 * 4}
+
+
+def test_defaults_and_remaining_messages(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(PNG)
+    (tmp_path / "a.pdf").write_bytes(PDF)
+    assert Image.from_file(tmp_path / "a.png").cache is False
+    assert Image.from_url(URL).cache is False
+    assert Document.from_file(tmp_path / "a.pdf").cache is False
+    with pytest.raises(UsageError) as info:
+        Image(PNG, media_type="x" * 300)
+    assert str(info.value) == ("Image media type must be one of ['image/gif', 'image/jpeg', "
+                               "'image/png', 'image/webp'], got " + "x" * 300)[:200]
+    with pytest.raises(UsageError) as info:
+        Document(PDF, media_type="y" * 300)
+    assert len(str(info.value)) == 200
+    with pytest.raises(UsageError) as info:
+        Message("user", 5)  # type: ignore[arg-type]
+    assert str(info.value) == "Message content must be a str or a list of Text/Image/Document " \
+                              "parts, got int"
+    parts = WireParts("anthropic", "p")
+    with pytest.raises(UsageError) as info:
+        parts.text_only([Text("a"), Document(PDF)], "assistant turn")
+    assert str(info.value) == "p: the Messages API cannot take a document part in an " \
+                              "assistant turn"
+    assert parts.blocks([Document(PDF)], "user turn")[0] == {"type": "document", "source": {
+        "type": "base64", "media_type": "application/pdf", "data": B64_PDF}}  # no title
+    assert parts.blocks([Text("t", cache="1h")], "user turn")[0]["cache_control"] == \
+        {"type": "ephemeral", "ttl": "1h"}
+
+
+def test_the_message_says_the_size_of_the_part_that_is_too_big() -> None:
+    parts = WireParts("anthropic", "p")
+    parts.blocks([big_png(MB)], "user turn")
+    with pytest.raises(UsageError) as info:
+        parts.blocks([big_png(6 * MB)], "user turn")
+    assert str(info.value) == ("p: the Messages API takes at most 5 MB (base64) for one image; "
+                               "this is 6.0 MB: send a smaller file")

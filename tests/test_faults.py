@@ -237,7 +237,7 @@ def test_policy_denial_is_never_retried() -> None:
 
 
 def test_backoff_numbers() -> None:
-    policy = RetryPolicy()
+    policy = RetryPolicy(2)
     assert [policy.delay(n, None, 1.0) for n in range(6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
     assert policy.delay(3, None, 0.25) == 1.0
     assert policy.delay(0, None, 0.0) == 0.0

@@ -282,3 +282,17 @@ def test_exact_messages() -> None:
     with pytest.raises(ProtocolError) as info:
         nd.feed(b"1\n")
     assert info.value.message == "NDJSON data fed after close()"
+
+
+def test_a_blank_line_starting_the_next_read_dispatches_at_once() -> None:
+    sse = SSEDecoder()
+    assert sse.feed(b"data: x\n") == []
+    assert sse.feed(b"\ndata: y") == [Event("message", "x")]
+    assert sse.close(dispatch_unterminated=True) == [Event("message", "y")]
+
+
+def test_ndjson_a_newline_alone_ends_nothing_pending() -> None:
+    nd = NDJSONDecoder(max_line_bytes=10)
+    assert nd.feed(b"\n") == []
+    assert nd.feed(b"1234567890") == []  # a line of 10: the earlier newline is not part of it
+    assert nd.close() == [1234567890]
