@@ -34,7 +34,7 @@ PDF = b"%PDF-1.4\n1 0 obj <</Type /Pages /Count 2>>\n2 0 obj <</Type /Page>>\n" 
 B64_PNG = base64.b64encode(PNG).decode()
 B64_PDF = base64.b64encode(PDF).decode()
 URL = "https://example.com/cat.png"
-ASK = Text("What is this?")
+ASK = "What is this?"  # parts are built inside each test: a mutant of content.py must reach them
 
 
 # --- the parts ------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def test_from_file_ignores_the_name(tmp_path: Path) -> None:
     (lambda: Document(PDF, name=3), "name must be a str"),
     (lambda: Text(b"bytes"), "Text takes a str"),
     (lambda: Text("x", cache="2h"), "cache must be True, False or a ttl"),
-    (lambda: Message("user", [ASK, "loose string"]), "list of Text/Image/Document parts"),
+    (lambda: Message("user", [Text(ASK), "loose string"]), "list of Text/Image/Document parts"),
 ])
 def test_bad_parts_are_refused_when_built(build: Any, message: str) -> None:
     with pytest.raises(UsageError, match=message):
@@ -109,7 +109,9 @@ def test_token_estimate_counts_images_and_pages() -> None:
 
 # --- on the wire: every provider, every part type -------------------------------------------
 
-PARTS = [ASK, Image(PNG, detail="high"), Image.from_url(URL), Document(PDF, name="r.pdf")]
+def every_part() -> list[Any]:
+    return [Text(ASK), Image(PNG, detail="high"), Image.from_url(URL),
+            Document(PDF, name="r.pdf")]
 USER_WIRE = {
     "anthropic": [
         {"type": "text", "text": "What is this?"},
@@ -146,7 +148,7 @@ def user_content(body: dict[str, Any], ptype: str) -> Any:
 
 @pytest.mark.parametrize("ptype", sorted(USER_WIRE))
 def test_every_part_on_the_wire(server: LoopbackServer, ptype: str) -> None:
-    body = sent_body(server, ptype, [Message("user", PARTS)])
+    body = sent_body(server, ptype, [Message("user", every_part())])
     assert user_content(body, ptype) == USER_WIRE[ptype]
 
 
@@ -158,15 +160,16 @@ def test_ollama_images_are_bare_base64(server: LoopbackServer) -> None:
 
 
 @pytest.mark.parametrize("ptype, part, message", [
-    ("ollama", Image.from_url(URL), "Ollama's /api/chat cannot take an image URL part in a "
-                                    "user turn; send images as bytes"),
-    ("ollama", Document(PDF), "Ollama's /api/chat cannot take a document part in a user turn"),
+    ("ollama", lambda: Image.from_url(URL),
+     "Ollama's /api/chat cannot take an image URL part in a user turn; send images as bytes"),
+    ("ollama", lambda: Document(PDF),
+     "Ollama's /api/chat cannot take a document part in a user turn"),
 ])
 def test_what_an_api_cannot_take_is_refused_before_io(server: LoopbackServer, ptype: str,
                                                       part: Any, message: str) -> None:
     provider = loopback_provider(server, ptype)
     with pytest.raises(UsageError, match=f"^p: {message}"):
-        provider.complete([Message("user", [ASK, part])])
+        provider.complete([Message("user", [Text(ASK), part()])])
     assert server.requests == []
 
 
@@ -181,7 +184,6 @@ def test_system_and_assistant_turns_hold_only_text(server: LoopbackServer, ptype
     assert server.requests == []
 
 
-TOOL_RESULT = ToolResult("c1", "shot", [Text("the screen:"), Image(PNG)])
 
 
 def test_tool_results_with_images(server: LoopbackServer) -> None:
@@ -189,7 +191,7 @@ def test_tool_results_with_images(server: LoopbackServer) -> None:
 
     history = [Message("user", "look"),
                Message("assistant", "", tool_calls=[ToolCall("c1", "shot", {})]),
-               Message.tool(TOOL_RESULT)]
+               Message.tool(ToolResult("c1", "shot", [Text("the screen:"), Image(PNG)]))]
     body = sent_body(server, "anthropic", history)
     assert body["messages"][2]["content"] == [{
         "type": "tool_result", "tool_use_id": "c1",

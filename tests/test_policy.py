@@ -9,14 +9,18 @@ import pytest
 from missy_providers.config import config_from_dict, network_policy
 from missy_providers.policy import NetworkPolicy, parse_domain_entry, parse_host_entry
 
-POLICY = NetworkPolicy(
-    allowed_hosts=["api.example.com", "pinned.example.com:8443", "[2001:db8::1]:443",
-                   "203.0.113.7", "Mixed.Example.ORG"],
-    allowed_domains=["exact.example.net", "*.wild.example.net"],
-    allowed_cidrs=["10.0.0.0/8", "2001:db8:ffff::/48"],
-    provider_hosts={"localhost:11434": "providers.ollama.base_url",
-                    "api.anthropic.com:443": "providers.anthropic.base_url"},
-)
+
+def table_policy() -> NetworkPolicy:
+    """Built in each test, not at import: a mutant of the policy code must reach it."""
+    return NetworkPolicy(
+        allowed_hosts=["api.example.com", "pinned.example.com:8443", "[2001:db8::1]:443",
+                       "203.0.113.7", "Mixed.Example.ORG"],
+        allowed_domains=["exact.example.net", "*.wild.example.net"],
+        allowed_cidrs=["10.0.0.0/8", "2001:db8:ffff::/48"],
+        provider_hosts={"localhost:11434": "providers.ollama.base_url",
+                        "api.anthropic.com:443": "providers.anthropic.base_url"},
+    )
+
 
 # (url, allowed, the rule that decided or a fragment of the refusal reason)
 CASES = [
@@ -164,7 +168,7 @@ CASES = [
 
 @pytest.mark.parametrize(("url", "allowed", "why"), CASES, ids=[repr(c[0])[:60] for c in CASES])
 def test_decision(url: str, allowed: bool, why: str) -> None:
-    decision = POLICY.check(url)
+    decision = table_policy().check(url)
     assert decision.allowed is allowed, decision.reason
     assert why in (decision.rule if allowed else decision.reason)
 
@@ -195,12 +199,12 @@ def test_default_deny_false_allows_any_public_well_formed_url() -> None:
 
 
 def test_decision_carries_canonical_target() -> None:
-    decision = POLICY.check("HTTPS://API.Example.COM/v1/x?key=secret")
+    decision = table_policy().check("HTTPS://API.Example.COM/v1/x?key=secret")
     assert decision.target is not None
     t = decision.target
     assert (t.scheme, t.host, t.port, t.path, t.log_path) == (
         "https", "api.example.com", 443, "/v1/x?key=secret", "/v1/x")
-    six = POLICY.check("https://[2001:DB8::1]:443/").target
+    six = table_policy().check("https://[2001:DB8::1]:443/").target
     assert six is not None and six.authority == "[2001:db8::1]:443"
 
 
@@ -232,9 +236,9 @@ ADDRESS_CASES = [
 @pytest.mark.parametrize(("host", "address", "allowed"), ADDRESS_CASES)
 def test_resolved_address(host: str, address: str, allowed: bool) -> None:
     port = 11434 if host == "localhost" else 443
-    target = POLICY.check(f"https://{host}:{port}/").target
+    target = table_policy().check(f"https://{host}:{port}/").target
     assert target is not None
-    decision = POLICY.check_address(target, ipaddress.ip_address(address))
+    decision = table_policy().check_address(target, ipaddress.ip_address(address))
     assert decision.allowed is allowed, decision.reason
 
 
