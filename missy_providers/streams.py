@@ -79,7 +79,15 @@ class SSEDecoder:
             return []
         if data[-2:] == b"\n\n" and not self._parts and not self._at_start and \
                 not self._skip_lf and b"\r" not in data:  # pragma: no mutate (a fast path)
-            # The common read: whole events, nothing pending before or after them.
+            # The common read: whole events, nothing pending before or after them; commonest
+            # of all, one event of a shape real servers send, made here without the loop.
+            if data[:6] == b"data: " and data.find(b"\n") == len(data) - 2:  # pragma: no mutate
+                return [_new(Event, ("message", data[6:-2].decode("utf-8", "replace"),
+                                     self.last_event_id, None))]
+            if data[:7] == b"event: " and data.find(b"\n\n") == len(data) - 2:  # pragma: no mutate
+                event = _quick_event(data[:-2], self.last_event_id)
+                if event is not None:
+                    return [event]
             blocks = data.split(b"\n\n")
             blocks.pop()
             return self._parse_blocks(blocks)
@@ -164,32 +172,12 @@ class SSEDecoder:
     def _parse_blocks(self, blocks: list[bytes]) -> list[Event]:
         out: list[Event] = []
         append = out.append
-        new = tuple.__new__  # skips the NamedTuple's Python-level __new__ in this hot loop
-        last_id = self.last_event_id
         for block in blocks:
-            # The two shapes real servers send, first: `data: X` (OpenAI) and
-            # `event: N` + `data: X` (Anthropic, Responses); anything else takes the full rules.
-            # Each payload is decoded on its own: one non-ASCII character then widens only its
-            # own string, not a whole read's.
-            # (The guards only choose the fast path; a mutated guard falls back to the full
-            # rules, which give the same event: "pragma: no mutate" on them, see MUTATION.md.)
-            nl = block.find(b"\n")
-            if nl < 0:  # pragma: no mutate
-                if block[:6] == b"data: ":  # pragma: no mutate
-                    append(new(Event, ("message", block[6:].decode("utf-8", "replace"),
-                                       last_id, None)))
-                    continue
-            elif (block[:7] == b"event: " and nl > 7  # pragma: no mutate
-                  and block[nl + 1:nl + 7] == b"data: "  # pragma: no mutate
-                  and block.find(b"\n", nl + 1) < 0):  # pragma: no mutate
-                append(new(Event, (block[7:nl].decode("utf-8", "replace"),
-                                   block[nl + 7:].decode("utf-8", "replace"), last_id, None)))
-                continue
-            if block:
+            event = _quick_event(block, self.last_event_id)
+            if event is None and block:
                 event = self._parse_block(block.decode("utf-8", "replace"))
-                last_id = self.last_event_id
-                if event is not None:
-                    append(event)
+            if event is not None:
+                append(event)
         return out
 
     def _parse_block(self, block: str) -> Event | None:
@@ -220,6 +208,28 @@ class SSEDecoder:
         if not data:
             return None
         return Event(event_type, "\n".join(data), self.last_event_id, retry)
+
+
+def _quick_event(block: bytes, last_id: str | None) -> Event | None:
+    """The two shapes real servers send, ``data: X`` (OpenAI) and ``event: N`` + ``data: X``
+    (Anthropic, Responses), as the Event the full rules would make; None for anything else
+    (then the full rules run). Each payload is decoded on its own: one non-ASCII character
+    then widens only its own string. (The guards only choose this route; a mutated guard falls
+    back to the full rules, which give the same event: "pragma: no mutate", see MUTATION.md.)"""
+    nl = block.find(b"\n")
+    if nl < 0:  # pragma: no mutate
+        if block[:6] == b"data: ":  # pragma: no mutate
+            return _new(Event, ("message", block[6:].decode("utf-8", "replace"), last_id, None))
+        return None
+    if (block[:7] == b"event: " and nl > 7  # pragma: no mutate
+            and block[nl + 1:nl + 7] == b"data: "  # pragma: no mutate
+            and block.find(b"\n", nl + 1) < 0):  # pragma: no mutate
+        return _new(Event, (block[7:nl].decode("utf-8", "replace"),
+                            block[nl + 7:].decode("utf-8", "replace"), last_id, None))
+    return None
+
+
+_new = tuple.__new__  # skips the NamedTuple's Python-level __new__ in the hot path
 
 
 class NDJSONDecoder:

@@ -80,15 +80,16 @@ MAX_TOOL_CALLS = 1024  # tool calls in one response
 
 
 class TextBuffer:
-    """Text deltas joined as they arrive (io.StringIO grows one buffer: memory stays about the
-    text's own size, however many pieces it came in), with a bound."""
+    """Text deltas joined as they arrive, with a bound. Kept as UTF-8 in one growing
+    bytearray: about one byte a character for most text, where a str (or StringIO) of text
+    with one emoji in it takes four, so the peak while the final str is made stays near the
+    answer's own size (bench/run.py's memory case measures it). ``surrogatepass`` round-trips
+    the lone surrogates a JSON string may carry."""
 
-    __slots__ = ("_io", "size", "provider")
+    __slots__ = ("_utf8", "size", "provider")
 
     def __init__(self, provider: str, initial: str = "") -> None:
-        import io
-
-        self._io = io.StringIO()
+        self._utf8 = bytearray()
         self.size = 0
         self.provider = provider
         if initial:
@@ -99,10 +100,10 @@ class TextBuffer:
         if self.size > MAX_STREAM_TEXT_CHARS:
             raise ProtocolError(f"stream text over {MAX_STREAM_TEXT_CHARS} characters",
                                 provider=self.provider)
-        self._io.write(text)
+        self._utf8 += text.encode("utf-8", "surrogatepass")
 
     def value(self) -> str:
-        return self._io.getvalue()
+        return self._utf8.decode("utf-8", "surrogatepass")
 
     def __bool__(self) -> bool:
         return self.size > 0
