@@ -577,8 +577,13 @@ class BaseProvider:
             raise
         response.request_id = request_id(http_response)
         self.limiter.settle(estimate, response.usage.get("total_tokens", 0))
+        try:  # an answer that is not the asked-for JSON fails the call, as on a stream
+            self._structured(response, schema)
+        except MissyError as exc:
+            trace.failed(exc)
+            raise
         finished(trace, response)
-        return self._structured(response, schema)
+        return response
 
     def _structured(self, response: CompletionResponse, schema: Mapping[str, Any] | None
                     ) -> CompletionResponse:
