@@ -287,14 +287,16 @@ ACCEPTS: dict[str, dict[str, frozenset[str]]] = {
     "responses": {"user turn": _ALL, "tool result": _ALL},
     "ollama": {"user turn": frozenset({"text", "image"}), "tool result": _TEXT},
 }
-# Documented limits, in base64 bytes: (one part, all parts of the kind in one request), and
-# the number of images one request may carry.
+# Documented limits: (one part, all parts of the kind in one request), and the number of
+# images one request may carry. Anthropic's are on the base64 text (and the 32 MB request);
+# OpenAI's on the file bytes (20 MB an image, 50 MB of images or of files a request).
 LIMITS: dict[str, dict[str, tuple[int, int]]] = {
     "anthropic": {"image": (5 * MB, 32 * MB), "document": (32 * MB, 32 * MB)},
-    "chat": {"image": (50 * MB, 50 * MB), "document": (50 * MB, 50 * MB)},
-    "responses": {"image": (50 * MB, 50 * MB), "document": (50 * MB, 50 * MB)},
+    "chat": {"image": (20 * MB, 50 * MB), "document": (50 * MB, 50 * MB)},
+    "responses": {"image": (20 * MB, 50 * MB), "document": (50 * MB, 50 * MB)},
     "ollama": {},
 }
+LIMITS_ON_BASE64 = frozenset({"anthropic"})
 MAX_IMAGES = {"anthropic": 100, "chat": 500, "responses": 500}
 
 
@@ -364,13 +366,15 @@ class WireParts:
         limit = LIMITS[self.api].get(part.kind)
         if limit is None:
             return
-        size = (len(data) + 2) // 3 * 4
+        encoded = self.api in LIMITS_ON_BASE64
+        size = (len(data) + 2) // 3 * 4 if encoded else len(data)
         total = self.sizes[part.kind] = self.sizes.get(part.kind, 0) + size
         one, every = limit
         if size > one or total > every:
             single = size > one
             which = f"one {part.kind}" if single else f"the {part.kind}s of one request"
             raise UsageError(f"{self.provider}: {API_NAMES[self.api]} takes at most "
-                             f"{(one if single else every) // MB} MB (base64) for {which}; "
+                             f"{(one if single else every) // MB} MB "
+                             f"({'base64' if encoded else 'file bytes'}) for {which}; "
                              f"this is {(size if single else total) / MB:.1f} MB: send a "
                              f"smaller file")

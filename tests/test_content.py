@@ -412,7 +412,13 @@ def test_request_total_at_the_edge() -> None:
         parts.blocks([Image(PNG)], "user turn")
     docs = WireParts("chat", "p")
     docs.blocks([Document(PDF)], "user turn")
-    assert docs.sizes == {"document": (len(PDF) + 2) // 3 * 4}
+    assert docs.sizes == {"document": len(PDF)}  # OpenAI's limits are on the file bytes
+    images = WireParts("chat", "p")
+    images.blocks([Image(PNG + b"\0" * (20 * MB - len(PNG)))], "user turn")  # 20 MB: allowed
+    with pytest.raises(UsageError) as info:
+        images.blocks([Image(PNG + b"\0" * (20 * MB + 1 - len(PNG)))], "user turn")
+    assert str(info.value) == ("p: Chat Completions takes at most 20 MB (file bytes) for one "
+                               "image; this is 20.0 MB: send a smaller file")
 
 
 def test_defaults_and_remaining_messages(tmp_path: Path) -> None:
