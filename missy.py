@@ -71,7 +71,7 @@ def _check_all(registry: ProviderRegistry, timeout: float) -> dict[str, dict[str
     """Probe every enabled provider at once: the total is the slowest probe, not the sum."""
     import threading
 
-    from missy_providers.http import Timeouts
+    from missy_providers.core.http import Timeouts
 
     timeouts = Timeouts(connect=min(timeout, 2.0), read=timeout, total=timeout)
     results: dict[str, dict[str, Any]] = {}
@@ -223,7 +223,7 @@ def cmd_ask(cli: Cli) -> int:
 
 def cmd_models(cli: Cli) -> int:
     """The models each provider lists (its model endpoint, through the policy client)."""
-    from missy_providers.errors import MissyError
+    from missy_providers.core.errors import MissyError
 
     found: dict[str, dict[str, Any]] = {}
     with cli.registry() as registry:
@@ -254,9 +254,9 @@ def cmd_models(cli: Cli) -> int:
 
 
 def cmd_policy_check(cli: Cli) -> int:
-    from missy_providers.http import PolicyHTTPClient
+    from missy_providers.config import http_client
 
-    client = PolicyHTTPClient.from_config(cli.config())
+    client = http_client(cli.config())
     results = [client.explain(url, resolve=cli.args.resolve) for url in cli.args.urls]
     if cli.args.json:
         cli.json({"results": results})
@@ -274,7 +274,7 @@ def cmd_policy_show(cli: Cli) -> int:
 
     config = cli.config()
     shown = network_policy(config).describe()
-    from missy_providers.http import trust_description
+    from missy_providers.core.http import trust_description
 
     net = config.network
     shown["proxy"] = net.proxy or None
@@ -303,7 +303,7 @@ def cmd_policy_show(cli: Cli) -> int:
 
 def cmd_config_check(cli: Cli) -> int:
     from missy_providers.config import config_path, load_config
-    from missy_providers.errors import ConfigError
+    from missy_providers.core.errors import ConfigError
     from missy_providers.preflight import local_file_problems
 
     path = config_path(cli.args.config)
@@ -328,7 +328,7 @@ def cmd_config_init(cli: Cli) -> int:
     from importlib.resources import files
 
     from missy_providers.config import config_path
-    from missy_providers.files import create_private
+    from missy_providers.core.files import create_private
 
     path = config_path(cli.args.path or cli.args.config)
     starter = files("missy_providers").joinpath("starter_config.yaml").read_text("utf-8")
@@ -354,7 +354,7 @@ def cmd_config_init(cli: Cli) -> int:
 
 
 def _usage(message: str) -> Exception:
-    from missy_providers.errors import UsageError
+    from missy_providers.core.errors import UsageError
 
     return UsageError(message)
 
@@ -467,7 +467,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _exit_code(exc: BaseException) -> int:
-    from missy_providers.errors import ConfigError, PolicyViolation, UsageError
+    from missy_providers.core.errors import ConfigError, PolicyViolation, UsageError
 
     if isinstance(exc, (ConfigError, UsageError)):
         return EXIT_USAGE
@@ -487,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("\nmissy: interrupted\n")
         return EXIT_INTERRUPTED
     except Exception as exc:
-        from missy_providers.errors import MissyError
+        from missy_providers.core.errors import MissyError
 
         if not isinstance(exc, MissyError):
             raise

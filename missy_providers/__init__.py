@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from .errors import (
+from .core.errors import (
     AuthenticationError,
     ConfigError,
     ContextLengthError,
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
     from .config import Config, NetworkConfig, ProviderConfig, config_from_dict, load_config
     from .content import Document, Image, Text
-    from .http import PolicyHTTPClient, Timeouts
-    from .policy import Decision, NetworkPolicy
+    from .core.http import PolicyHTTPClient, Timeouts
+    from .core.policy import Decision, NetworkPolicy
     from .providers.anthropic import AnthropicProvider
     from .providers.base import BaseProvider
     from .providers.codex import CodexProvider
@@ -53,8 +53,8 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _LAZY = {
     "Config": "config", "NetworkConfig": "config", "ProviderConfig": "config",
     "config_from_dict": "config", "load_config": "config",
-    "PolicyHTTPClient": "http", "Timeouts": "http",
-    "Decision": "policy", "NetworkPolicy": "policy",
+    "PolicyHTTPClient": "core.http", "Timeouts": "core.http",
+    "Decision": "core.policy", "NetworkPolicy": "core.policy",
     "AnthropicProvider": "providers.anthropic", "BaseProvider": "providers.base",
     "StreamResponse": "providers.streaming", "CodexProvider": "providers.codex",
     "OllamaProvider": "providers.ollama", "OpenAIProvider": "providers.openai",

@@ -14,7 +14,7 @@ import collections
 import contextvars
 import threading
 
-from .wire import CANCEL_SCOPE, CancelScope
+from .core.wire import CANCEL_SCOPE, CancelScope
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:

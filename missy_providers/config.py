@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, at_boundary
-from .headers import header_problems, header_value_problem
+from .core.errors import ConfigError, at_boundary
+from .core.headers import header_problems, header_value_problem
 from .settings import (
     LIBRARY_KEYS,
 )
@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     Check = Callable[[Any], str | None]  # what was expected, or None when the value fits
-    from .policy import NetworkPolicy
+    from .core.http import PolicyHTTPClient
+    from .core.policy import NetworkPolicy
 
 PROVIDER_TYPES = ("anthropic", "openai", "openai-codex", "ollama")
 DEFAULT_BASE_URLS = {
@@ -415,8 +416,8 @@ def _headers(ptype: str, given: Mapping[str, str], env: Mapping[str, str],
 
 
 def _check_url(url: str, problems: _Problems, *path: str) -> None:
-    from .errors import PolicyViolation
-    from .policy import parse_url
+    from .core.errors import PolicyViolation
+    from .core.policy import parse_url
 
     try:
         parse_url(url)
@@ -445,7 +446,7 @@ def _network(data: Any, problems: _Problems) -> NetworkConfig:
 
 
 def _check_network_entries(lists: Mapping[str, tuple[str, ...]], problems: _Problems) -> None:
-    from .policy import parse_cidr, parse_domain_entry, parse_host_entry
+    from .core.policy import parse_cidr, parse_domain_entry, parse_host_entry
 
     parsers: dict[str, Callable[[str], object]] = {
         "allowed_hosts": parse_host_entry, "provider_allowed_hosts": parse_host_entry,
@@ -532,7 +533,7 @@ def network_policy(config: Config) -> NetworkPolicy:
     provider's ``base_url`` and ``token_url`` (pinned to its port), and any
     ``provider_allowed_hosts``. Built here, where the config lives, so that policy.py stays
     pure and knows nothing of the config."""
-    from .policy import NetworkPolicy, parse_url
+    from .core.policy import NetworkPolicy, parse_url
 
     net = config.network
     provider_hosts = {h: "network.provider_allowed_hosts" for h in net.provider_allowed_hosts}
@@ -549,6 +550,20 @@ def network_policy(config: Config) -> NetworkPolicy:
     return NetworkPolicy(default_deny=net.default_deny, allowed_hosts=net.allowed_hosts,
                          allowed_domains=net.allowed_domains, allowed_cidrs=net.allowed_cidrs,
                          provider_hosts=provider_hosts)
+
+
+def http_client(config: Config, **kw: Any) -> PolicyHTTPClient:
+    """The policy-enforcing HTTP client for ``config``: its enforced policy (above), its proxy,
+    trust and audit log. ``kw`` passes other PolicyHTTPClient settings (a resolver, an audit
+    hook)."""
+    from .core.http import PolicyHTTPClient
+
+    net = config.network
+    return PolicyHTTPClient(network_policy(config), proxy=net.proxy, ca_bundle=net.ca_bundle,
+                            audit_log=net.audit_log,
+                            allow_plain_http_proxy=net.allow_plain_http_proxy,
+                            ca_bundle_adds_to_system=net.ca_bundle_adds_to_system,
+                            tls_key_log=net.tls_key_log, **kw)
 
 
 def _check_proxy_allowed(config: Config, problems: _Problems) -> None:

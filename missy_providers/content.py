@@ -13,8 +13,8 @@ import base64
 import re
 from collections.abc import Callable, Sequence
 
-from .errors import UsageError
-from .values import Value
+from .core.errors import UsageError
+from .core.values import Value
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import itertools
 import logging
 import time
 
-from .values import Value
+from .core.values import Value
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:

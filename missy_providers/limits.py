@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .errors import ProviderUnavailable, RateLimitError
+from .core.errors import ProviderUnavailable, RateLimitError
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]

@@ -8,48 +8,12 @@ ConfigError with its key path, so none surfaces later as a traceback.
 
 from __future__ import annotations
 
-import os
-
-from .errors import ConfigError
+from .core.errors import ConfigError
+from .core.files import ca_bundle_problem, writable_file_problem
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
     from .settings import Config
-
-PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
-MAX_BUNDLE_BYTES = 16 * 1024 * 1024
-
-
-def ca_bundle_problem(path: str) -> str | None:
-    """Why ``path`` is not a usable PEM bundle, or None."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(MAX_BUNDLE_BYTES)
-    except FileNotFoundError:
-        return "the CA bundle file does not exist"
-    except IsADirectoryError:
-        return "the CA bundle is a directory; give a PEM file"
-    except OSError as exc:
-        return f"cannot read the CA bundle ({type(exc).__name__})"
-    if PEM_CERTIFICATE not in head:
-        return "the CA bundle holds no PEM certificate ('-----BEGIN CERTIFICATE-----')"
-    return None
-
-
-def writable_file_problem(path: str, what: str) -> str | None:
-    """Why ``path`` cannot be appended to (a missing or read-only directory), or None."""
-    if os.path.isdir(path):
-        return f"the {what} is a directory; give a file path"
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        return f"the {what}'s directory {directory} does not exist"
-    if os.path.exists(path):
-        if not os.access(path, os.W_OK):
-            return f"the {what} is not writable"
-    elif not os.access(directory, os.W_OK | os.X_OK):
-        return f"the {what}'s directory {directory} is not writable"
-    return None
-
 
 def json_file_problem(path: str) -> str | None:
     """Why an existing ``path`` is not a JSON object, or None (a missing file is no problem

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from .config import Config, ProviderConfig, config_from_dict, load_config
-from .errors import (
+from .core.errors import (
     AllProvidersFailed,
     MissyError,
     OverloadedError,
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from .core.http import PolicyHTTPClient
     from .events import Hook
-    from .http import PolicyHTTPClient
     from .keys import KeyRing
     from .providers.base import BaseProvider
     from .types import CompletionResponse, Message, Tool
@@ -59,16 +59,16 @@ class ProviderRegistry:
 
     def __init__(self, config: Config, client: PolicyHTTPClient | None = None,
                  on_event: Hook | None = None) -> None:
-        from .http import PolicyHTTPClient
+        from .config import http_client
         from .keys import KeyRing
 
         self.config = config
-        self.client = client or PolicyHTTPClient.from_config(config)
+        self.client = client or http_client(config)
         self.hooks = Hooks()  # shared by every provider of this registry
         if on_event is not None:
             self.hooks.subscribe(on_event)
         if config.call_log:
-            from .files import JsonlAppender
+            from .core.files import JsonlAppender
 
             log_file = JsonlAppender(config.call_log, ("observability", "call_log"))
             self.hooks.subscribe(lambda event: log_file(event.as_dict()))

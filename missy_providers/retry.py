@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable
 
-from .values import Value
+from .core.values import Value
 
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
 _GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -132,7 +132,7 @@ def is_retryable(exc: BaseException) -> bool:
     connection, reset, timeout waiting for headers) never reached a model; a 408/409/429/5xx/529
     says "try again"; everything else (400, 401, 403, 404, a policy denial, a malformed
     answer) would fail the same way again."""
-    from .errors import ProtocolError, ProviderError, ProviderUnavailable, RequestTimeout
+    from .core.errors import ProtocolError, ProviderError, ProviderUnavailable, RequestTimeout
 
     if not isinstance(exc, ProviderError) or isinstance(exc, ProtocolError):
         return False

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .secret import Secret as Secret
-from .values import Value
+from .core.secret import Secret as Secret
+from .core.values import Value
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:

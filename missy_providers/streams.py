@@ -12,7 +12,7 @@ import json
 from collections import namedtuple
 from itertools import pairwise
 
-from .errors import ProtocolError, excerpt
+from .core.errors import ProtocolError, excerpt
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:

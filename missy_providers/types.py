@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from .content import Part, as_content, joined_text
-from .errors import UsageError
-from .values import Record, Value
+from .core.errors import UsageError
+from .core.values import Record, Value
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def token_count(raw: Mapping[str, Any] | None, *path: str) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or \
             value != value or value in (float("inf"),) or int(value) != value:
-        from .errors import ProtocolError
+        from .core.errors import ProtocolError
 
         raise ProtocolError(f"usage count {'.'.join(path)} is not a whole number >= 0")
     return int(value)

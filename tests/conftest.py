@@ -9,9 +9,9 @@ import pytest
 from loopback import LoopbackServer
 
 from missy_providers.config import config_from_dict
-from missy_providers.errors import ProviderError
-from missy_providers.http import PolicyHTTPClient
-from missy_providers.policy import NetworkPolicy
+from missy_providers.core.errors import ProviderError
+from missy_providers.core.http import PolicyHTTPClient
+from missy_providers.core.policy import NetworkPolicy
 from missy_providers.registry import ProviderRegistry
 
 CANARY = "sk-canary-9f8e7d6c5b4a3210-DO-NOT-LEAK"

@@ -26,11 +26,11 @@ from test_cli_commands import env_without_keys
 
 import missy_providers
 from missy_providers.config import config_from_dict
-from missy_providers.errors import ConfigError, MissyError, PolicyViolation
-from missy_providers.http import PolicyHTTPClient
-from missy_providers.policy import NetworkPolicy
+from missy_providers.core.errors import ConfigError, MissyError, PolicyViolation
+from missy_providers.core.http import PolicyHTTPClient
+from missy_providers.core.policy import NetworkPolicy
+from missy_providers.core.secret import Secret, excerpt, scrub
 from missy_providers.registry import ProviderRegistry
-from missy_providers.secret import Secret, excerpt, scrub
 from missy_providers.types import Message
 
 ROOT = Path(__file__).resolve().parents[1]

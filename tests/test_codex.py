@@ -15,9 +15,9 @@ import pytest
 from loopback import Exchange, LoopbackServer
 
 from missy_providers.config import config_from_dict, network_policy
-from missy_providers.errors import AuthenticationError, PolicyViolation, ProviderError
-from missy_providers.http import PolicyHTTPClient
-from missy_providers.policy import NetworkPolicy
+from missy_providers.core.errors import AuthenticationError, PolicyViolation, ProviderError
+from missy_providers.core.http import PolicyHTTPClient
+from missy_providers.core.policy import NetworkPolicy
 from missy_providers.providers.codex import CodexProvider
 from missy_providers.types import Message, Tool
 

@@ -17,7 +17,7 @@ from missy_providers.config import (
     network_policy,
     ollama_base_url,
 )
-from missy_providers.errors import ConfigError
+from missy_providers.core.errors import ConfigError
 
 
 def one(provider: dict[str, Any], env: dict[str, str] | None = None, **top: Any) -> Any:

@@ -22,7 +22,7 @@ from missy_providers.content import (
     estimate_tokens,
     sniff_media_type,
 )
-from missy_providers.errors import UsageError
+from missy_providers.core.errors import UsageError
 from missy_providers.types import Message, Tool, ToolResult
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24

@@ -12,7 +12,7 @@ from conftest import loopback_provider, sent_body
 from loopback import Exchange, LoopbackServer
 
 from missy_providers.config import config_from_dict
-from missy_providers.errors import ConfigError, StructuredOutputError, UsageError
+from missy_providers.core.errors import ConfigError, StructuredOutputError, UsageError
 from missy_providers.types import Message, Tool
 
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
@@ -241,8 +241,8 @@ def test_tool_choice_refusals(server: LoopbackServer, ptype: str, opts: dict[str
 # --- headers and provider_options -----------------------------------------------------------
 
 def test_configured_and_per_call_headers(server: LoopbackServer) -> None:
-    from missy_providers.http import PolicyHTTPClient
-    from missy_providers.policy import NetworkPolicy
+    from missy_providers.core.http import PolicyHTTPClient
+    from missy_providers.core.policy import NetworkPolicy
     from missy_providers.registry import ProviderRegistry
 
     server.reset(lambda ex: ex.json(400, {"error": {"message": "captured"}}))
@@ -335,8 +335,8 @@ def test_list_models(server: LoopbackServer, ptype: str, path: str,
 
 
 def test_codex_backend_has_no_model_list() -> None:
-    from missy_providers.http import PolicyHTTPClient
-    from missy_providers.policy import NetworkPolicy
+    from missy_providers.core.http import PolicyHTTPClient
+    from missy_providers.core.policy import NetworkPolicy
     from missy_providers.registry import ProviderRegistry
 
     config = config_from_dict({"providers": {"c": {"name": "openai-codex",

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from loopback import Counter, Exchange, LoopbackServer
 
-from missy_providers.config import config_from_dict, network_policy
-from missy_providers.errors import ConfigError, PolicyViolation
-from missy_providers.http import PolicyHTTPClient
-from missy_providers.policy import NetworkPolicy, Target, special_ranges, special_reason
+from missy_providers.config import config_from_dict, http_client, network_policy
+from missy_providers.core.errors import ConfigError, PolicyViolation
+from missy_providers.core.http import PolicyHTTPClient
+from missy_providers.core.policy import NetworkPolicy, Target, special_ranges, special_reason
 
 _SPECIAL_V4, _SPECIAL_V6 = special_ranges()
 
@@ -202,7 +202,7 @@ def test_the_effective_policy_is_one_audit_record_with_origins() -> None:
                       "o": {"name": "ollama", "model": "m"}},
         "network": {"allowed_hosts": ["extra.example"], "allowed_cidrs": ["10.1.0.0/16"]}},
         env={})
-    PolicyHTTPClient.from_config(config, audit=records.append)
+    http_client(config, audit=records.append)
     assert len(records) == 1
     policy = records[0]
     assert policy["event"] == "policy"

@@ -16,10 +16,10 @@ from conftest import CANARY
 from loopback import Exchange, LoopbackServer
 
 from missy_providers.config import config_from_dict
-from missy_providers.errors import AllProvidersFailed, StreamClosed
+from missy_providers.core.errors import AllProvidersFailed, StreamClosed
+from missy_providers.core.http import PolicyHTTPClient
+from missy_providers.core.policy import NetworkPolicy
 from missy_providers.events import CallEvent
-from missy_providers.http import PolicyHTTPClient
-from missy_providers.policy import NetworkPolicy
 from missy_providers.registry import ProviderRegistry
 from missy_providers.types import Message
 
@@ -297,7 +297,7 @@ def test_cancelling_a_task_closes_its_connection_and_frees_the_thread(
 
 
 def test_a_cancelled_scope_refuses_to_start() -> None:
-    from missy_providers.wire import CANCEL_SCOPE, CancelScope
+    from missy_providers.core.wire import CANCEL_SCOPE, CancelScope
 
     scope = CancelScope()
     scope.cancel()

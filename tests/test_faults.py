@@ -16,7 +16,7 @@ from conftest import CANARY
 from loopback import Counter, Exchange, LoopbackServer, wait_until
 
 from missy_providers.config import config_from_dict
-from missy_providers.errors import (
+from missy_providers.core.errors import (
     AllProvidersFailed,
     AuthenticationError,
     ContextLengthError,
@@ -29,9 +29,9 @@ from missy_providers.errors import (
     RateLimitError,
     RequestTimeout,
 )
-from missy_providers.http import PolicyHTTPClient
+from missy_providers.core.http import PolicyHTTPClient
+from missy_providers.core.policy import NetworkPolicy
 from missy_providers.limits import CircuitBreaker, RateLimiter
-from missy_providers.policy import NetworkPolicy
 from missy_providers.providers.base import BaseProvider
 from missy_providers.registry import ProviderRegistry
 from missy_providers.retry import RetryPolicy, is_retryable

@@ -18,7 +18,7 @@ from conftest import CANARY
 from loopback import RawConnection, RawServer
 
 from missy_providers.config import config_from_dict
-from missy_providers.errors import (
+from missy_providers.core.errors import (
     MissyError,
     ProtocolError,
     ProviderError,
@@ -27,9 +27,9 @@ from missy_providers.errors import (
     RequestTimeout,
     StreamClosed,
 )
-from missy_providers.h1 import ResponseReader
-from missy_providers.http import PolicyHTTPClient, Timeouts
-from missy_providers.policy import NetworkPolicy
+from missy_providers.core.h1 import ResponseReader
+from missy_providers.core.http import PolicyHTTPClient, Timeouts
+from missy_providers.core.policy import NetworkPolicy
 from missy_providers.registry import ProviderRegistry
 from missy_providers.types import Message
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import CANARY, loopback_client
 from loopback import CERT, Counter, Exchange, LoopbackServer
 
-from missy_providers.errors import (
+from missy_providers.core.errors import (
     PolicyViolation,
     ProtocolError,
     ProviderUnavailable,
@@ -18,8 +18,8 @@ from missy_providers.errors import (
     RequestTimeout,
     UsageError,
 )
-from missy_providers.http import PolicyHTTPClient, Timeouts
-from missy_providers.policy import NetworkPolicy
+from missy_providers.core.http import PolicyHTTPClient, Timeouts
+from missy_providers.core.policy import NetworkPolicy
 
 
 def ok(ex: Exchange) -> None:

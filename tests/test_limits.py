@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from missy_providers.errors import ProviderUnavailable, RateLimitError
+from missy_providers.core.errors import ProviderUnavailable, RateLimitError
 from missy_providers.limits import CircuitBreaker, RateLimiter, TokenBucket
 
 

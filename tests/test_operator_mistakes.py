@@ -19,9 +19,9 @@ from loopback import LoopbackServer
 from test_cli_commands import OK_BODY, env_without_keys, missy, write_config
 
 from missy_providers.config import config_from_dict
-from missy_providers.errors import ConfigError, UsageError
-from missy_providers.http import PolicyHTTPClient
-from missy_providers.policy import NetworkPolicy
+from missy_providers.core.errors import ConfigError, UsageError
+from missy_providers.core.http import PolicyHTTPClient
+from missy_providers.core.policy import NetworkPolicy
 from missy_providers.providers.anthropic import AnthropicProvider
 from missy_providers.registry import ProviderRegistry
 from missy_providers.types import Message, Tool

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from missy_providers.config import config_from_dict, network_policy
-from missy_providers.policy import NetworkPolicy, parse_domain_entry, parse_host_entry
+from missy_providers.core.policy import NetworkPolicy, parse_domain_entry, parse_host_entry
 
 
 def table_policy() -> NetworkPolicy:

@@ -10,8 +10,8 @@ import ipaddress
 import pytest
 
 from missy_providers.config import config_from_dict, network_policy
-from missy_providers.errors import PolicyViolation
-from missy_providers.policy import (
+from missy_providers.core.errors import PolicyViolation
+from missy_providers.core.policy import (
     Decision,
     HostEntry,
     NetworkPolicy,
@@ -262,7 +262,7 @@ def test_host_entry_messages(text: str, message: str) -> None:
     ("", "empty host"),
 ])
 def test_domain_entry_messages(text: str, message: str) -> None:
-    from missy_providers.policy import parse_domain_entry
+    from missy_providers.core.policy import parse_domain_entry
 
     with pytest.raises(ValueError) as info:
         parse_domain_entry(text)
@@ -291,7 +291,7 @@ def test_ipv4_lookalikes_are_refused(url: str) -> None:
 
 
 def test_not_global_unicast_reason() -> None:
-    from missy_providers.policy import special_reason
+    from missy_providers.core.policy import special_reason
 
     assert special_reason(ipaddress.ip_address("4000::1")) == \
         "not global unicast (outside 2000::/3)"
@@ -321,7 +321,7 @@ def test_plain_domains_are_shown_without_a_wildcard() -> None:
 
 
 def test_target_repr_scrubs_its_path() -> None:
-    from missy_providers.secret import Secret
+    from missy_providers.core.secret import Secret
 
     key = Secret("sk-path-secret-000111222333")
     target = parse_url(f"https://h.example/v1/{key.reveal()}?k=v")

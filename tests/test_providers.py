@@ -11,7 +11,7 @@ from conftest import CANARY
 from loopback import Exchange, LoopbackServer
 
 from missy_providers.config import config_from_dict
-from missy_providers.errors import (
+from missy_providers.core.errors import (
     AuthenticationError,
     ContextLengthError,
     OverloadedError,
@@ -22,8 +22,8 @@ from missy_providers.errors import (
     ToolArgumentsError,
     UsageError,
 )
-from missy_providers.http import PolicyHTTPClient
-from missy_providers.policy import NetworkPolicy
+from missy_providers.core.http import PolicyHTTPClient
+from missy_providers.core.policy import NetworkPolicy
 from missy_providers.providers.base import BaseProvider
 from missy_providers.registry import provider_class
 from missy_providers.types import Message, Tool, ToolResult

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from missy_providers.config import config_from_dict
-from missy_providers.errors import UsageError
+from missy_providers.core.errors import UsageError
 from missy_providers.providers.anthropic import AnthropicProvider
 from missy_providers.providers.ollama import OllamaProvider
 from missy_providers.registry import PROVIDER_CLASSES, ProviderRegistry, provider_class

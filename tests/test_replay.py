@@ -22,14 +22,14 @@ from loopback import Exchange, LoopbackServer
 
 from missy_providers.config import config_from_dict
 from missy_providers.content import Document, Image, Part, Text
-from missy_providers.errors import (
+from missy_providers.core.errors import (
     AuthenticationError,
     ProviderError,
     RateLimitError,
     UsageError,
 )
-from missy_providers.http import PolicyHTTPClient
-from missy_providers.policy import NetworkPolicy
+from missy_providers.core.http import PolicyHTTPClient
+from missy_providers.core.policy import NetworkPolicy
 from missy_providers.providers.base import BaseProvider
 from missy_providers.registry import provider_class
 from missy_providers.types import (

@@ -43,7 +43,7 @@ def test_responses_shapes(server: LoopbackServer) -> None:
 def test_responses_max_output_tokens_minimum(server: LoopbackServer) -> None:
     from conftest import loopback_provider
 
-    from missy_providers.errors import UsageError
+    from missy_providers.core.errors import UsageError
 
     assert sent_body(server, "openai-codex", "hi", max_tokens=16)["max_output_tokens"] == 16
     with pytest.raises(UsageError, match="at least 16"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from missy_providers.errors import (
+from missy_providers.core.errors import (
     AuthenticationError,
     OverloadedError,
     PolicyViolation,

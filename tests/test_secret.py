@@ -9,7 +9,7 @@ import pickle
 
 import pytest
 
-from missy_providers.secret import (
+from missy_providers.core.secret import (
     EXCERPT_CHARS,
     MIN_SECRET_CHARS,
     REDACTED,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from missy_providers.errors import ProtocolError
+from missy_providers.core.errors import ProtocolError
 from missy_providers.streams import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_LINE_BYTES,

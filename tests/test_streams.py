@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from conftest import recorded_exchanges
 
-from missy_providers.errors import ProtocolError
+from missy_providers.core.errors import ProtocolError
 from missy_providers.streams import Event, NDJSONDecoder, SSEDecoder
 
 EXCHANGES = recorded_exchanges()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from missy_providers.config import NetworkConfig, ProviderConfig
-from missy_providers.errors import UsageError
-from missy_providers.http import Timeouts
+from missy_providers.core.errors import UsageError
+from missy_providers.core.http import Timeouts
 from missy_providers.types import (
     CompletionResponse,
     Message,

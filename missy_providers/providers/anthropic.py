@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ..config import Secret
 from ..content import WireParts, cache_control
-from ..errors import ProtocolError
-from ..headers import RedactedHeaders
-from ..jsondata import parse_json
+from ..core.errors import ProtocolError
+from ..core.headers import RedactedHeaders
+from ..core.jsondata import parse_json
 from ..streams import Event
 from ..types import (
     CompletionResponse,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from ..config import KEY_ENV_VARS, ProviderConfig, Secret
 from ..content import CACHE_TTLS, Text
 from ..content import estimate_tokens as content_tokens
-from ..errors import (
+from ..core.errors import (
     AuthenticationError,
     MissyError,
     OverloadedError,
@@ -29,14 +29,14 @@ from ..errors import (
     at_boundary,
     excerpt,
 )
+from ..core.http import PolicyHTTPClient, Response, Timeouts
+from ..core.values import Value
 from ..events import NO_TRACE, Hooks, Trace
-from ..http import PolicyHTTPClient, Response, Timeouts
 from ..keys import KeyRing
 from ..limits import CircuitBreaker, RateLimiter
 from ..retry import RetryPolicy, is_retryable
 from ..streams import NDJSONDecoder, SSEDecoder
 from ..types import CompletionResponse, Message, StreamEvent, Tool, as_messages, as_tools
-from ..values import Value
 from . import controls
 from .error_mapping import classify_error, classify_stream_error, sse_error, str_or_none
 from .streaming import Accumulator, StreamResponse

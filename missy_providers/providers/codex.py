@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 
 from ..config import Secret
 from ..content import WireParts
-from ..errors import AuthenticationError, MissyError, ProtocolError, UsageError
-from ..headers import RedactedHeaders
-from ..http import Response, Timeouts
-from ..jsondata import parse_json
+from ..core.errors import AuthenticationError, MissyError, ProtocolError, UsageError
+from ..core.headers import RedactedHeaders
+from ..core.http import Response, Timeouts
+from ..core.jsondata import parse_json
 from ..streams import Event
 from ..types import (
     CompletionResponse,

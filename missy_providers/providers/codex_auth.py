@@ -15,11 +15,11 @@ import threading
 import time
 
 from ..config import codex_auth_file
-from ..errors import AuthenticationError, MissyError, ProtocolError
-from ..files import PRIVATE_MODE, replace_private
-from ..headers import header_value_problem
-from ..http import PolicyHTTPClient, Timeouts
-from ..secret import Secret
+from ..core.errors import AuthenticationError, MissyError, ProtocolError
+from ..core.files import PRIVATE_MODE, replace_private
+from ..core.headers import header_value_problem
+from ..core.http import PolicyHTTPClient, Timeouts
+from ..core.secret import Secret
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:

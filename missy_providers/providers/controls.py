@@ -14,8 +14,8 @@ import json
 from collections.abc import Mapping, Sequence
 
 from ..content import cache_control
-from ..errors import StructuredOutputError, UsageError
-from ..headers import header_problems
+from ..core.errors import StructuredOutputError, UsageError
+from ..core.headers import header_problems
 from ..settings import LIBRARY_KEYS
 from ..types import Tool
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..errors import (
+from ..core.errors import (
     AuthenticationError,
     ContextLengthError,
     OverloadedError,

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ..config import Secret
 from ..content import WireParts
-from ..errors import ProtocolError, at_boundary
-from ..headers import RedactedHeaders
+from ..core.errors import ProtocolError, at_boundary
+from ..core.headers import RedactedHeaders
 from ..types import (
     CompletionResponse,
     Message,

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 
 from ..config import Secret
 from ..content import WireParts
-from ..errors import ProtocolError
-from ..headers import RedactedHeaders
-from ..jsondata import parse_json
+from ..core.errors import ProtocolError
+from ..core.headers import RedactedHeaders
+from ..core.jsondata import parse_json
 from ..streams import Event
 from ..types import (
     CompletionResponse,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from ..errors import MissyError, ProtocolError
-from ..http import Response
+from ..core.errors import MissyError, ProtocolError
+from ..core.http import Response
 from ..types import CompletionResponse, StreamEvent
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)

@@ -27,7 +27,7 @@ from .errors import (
     UsageError,
     at_boundary,
 )
-from .files import JsonlAppender
+from .files import JsonlAppender, ca_bundle_problem, writable_file_problem
 from .h1 import ResponseReader
 from .headers import (
     CLIENT_OWNED,
@@ -37,7 +37,6 @@ from .headers import (
     header_value_problem,
 )
 from .policy import Decision, NetworkPolicy, Target, parse_ip
-from .preflight import ca_bundle_problem, writable_file_problem
 from .response import Response as Response
 from .wire import (
     CANCEL_SCOPE,
@@ -63,7 +62,6 @@ if TYPE_CHECKING:
     import ssl
     from concurrent.futures import ThreadPoolExecutor
 
-    from .config import Config
 
 log = logging.getLogger(__name__)
 
@@ -231,17 +229,6 @@ class PolicyHTTPClient:
         proxy = f", proxy={shown_url(self._proxy_url)!r}" if self._proxy_url else ""
         return (f"PolicyHTTPClient(default_deny={self.policy.default_deny}{proxy}, "
                 f"idle_connections={self.idle_connections()})")
-
-    @classmethod
-    def from_config(cls, config: Config, **kw: Any) -> PolicyHTTPClient:
-        from .config import network_policy
-
-        net = config.network
-        return cls(network_policy(config), proxy=net.proxy, ca_bundle=net.ca_bundle,
-                   audit_log=net.audit_log,
-                   allow_plain_http_proxy=net.allow_plain_http_proxy,
-                   ca_bundle_adds_to_system=net.ca_bundle_adds_to_system,
-                   tls_key_log=net.tls_key_log, **kw)
 
     # --- policy ---------------------------------------------------------------------------
 
