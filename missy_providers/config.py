@@ -12,10 +12,12 @@ import os
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
+from .core.env import ENVIRONMENT, expand_user, secret_from
 from .core.errors import ConfigError, at_boundary
-from .core.headers import header_problems, header_value_problem
+from .core.headers import header_problems, header_value_problem, held
 from .settings import (
     LIBRARY_KEYS,
+    PROVIDER_HEADERS,
 )
 from .settings import (
     NETWORK_DEFAULTS as NETWORK_DEFAULTS,
@@ -52,8 +54,6 @@ DEFAULT_BASE_URLS = {
     "ollama": "http://localhost:11434",
 }
 KEY_ENV_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
-# OPENAI_API_KEY goes only to OpenAI itself, never to a third-party base_url.
-KEY_ENV_HOSTS = {"anthropic": None, "openai": "api.openai.com"}
 BASE_URL_ENV_VARS = {"openai": "OPENAI_BASE_URL", "ollama": "OLLAMA_HOST"}
 DEFAULT_CONFIG_PATH = "~/.missy/config.yaml"
 DEFAULT_CODEX_TOKEN_URL = "https://auth.openai.com/oauth/token"  # noqa: S105 (a URL)
@@ -222,27 +222,53 @@ class Unset(str):
     __slots__ = ()
 
 
-def _resolve_env_ref(value: str, env: Mapping[str, str], problems: _Problems,
-                     *path: str) -> str | Unset | None:
-    """``$VAR`` / ``${VAR}`` -> the variable's value; :class:`Unset` (the name) when the
-    variable is not set; None (and a problem) when the reference itself is malformed."""
+def _env_name(value: str) -> str | None:
+    """The variable a ``$VAR`` / ``${VAR}`` reference names, or None for a literal."""
     if not value.startswith("$"):
-        return value
-    name = value[2:-1] if value.startswith("${") and value.endswith("}") else value[1:]
-    if not name.isidentifier():
+        return None
+    return value[2:-1] if value.startswith("${") and value.endswith("}") else value[1:]
+
+
+def _credential(value: str, env: Mapping[str, str], problems: _Problems, *path: str
+                ) -> Secret | Unset | None:
+    """A credential as written in the config: a literal, or a ``$VAR`` read from the
+    environment (bound to its vendor's host when it is a vendor key variable). :class:`Unset`
+    (the name) when the variable is not set; None (and a problem) when the reference itself is
+    malformed or the value cannot be a header value."""
+    name = _env_name(value)
+    if name is None:
+        secret: Secret | None = Secret(value, origin="config")
+    elif not name.isidentifier():
         # Never quote it: a key pasted where a variable name was meant lands here.
         problems.add("starts with '$' but is not a valid $VAR reference (value not shown); "
                      "write $NAME or ${NAME} with a variable name", *path)
         return None
-    resolved = env.get(name, "")
-    return resolved if resolved else Unset(name)
+    else:
+        secret = secret_from(env, name)
+        if secret is None:
+            return Unset(name)
+    assert secret is not None
+    problem = header_value_problem(secret)
+    if problem:
+        problems.add(problem, *path)
+        return None
+    return secret
+
+
+def _bound_elsewhere(secret: Secret, base_url: str) -> str | None:
+    """Why a credential bound to one host cannot be configured for this base_url."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    if secret.only_host is None or host == secret.only_host:
+        return None
+    return (f"{secret.origin[1:]} is sent only to {secret.only_host}, and this base_url is "
+            f"another host: reference another variable for it")
 
 
 def codex_auth_file(env: Mapping[str, str] | None = None) -> str:
     """Where the Codex CLI keeps its tokens: ``$CODEX_HOME/auth.json``, else ~/.codex."""
-    env = os.environ if env is None else env
+    env = ENVIRONMENT if env is None else env
     home = env.get("CODEX_HOME") or os.path.join("~", ".codex")
-    return os.path.join(os.path.expanduser(home), "auth.json")
+    return os.path.join(expand_user(home), "auth.json")
 
 
 def ollama_base_url(value: str) -> str:
@@ -288,36 +314,34 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
                   env: Mapping[str, str], problems: _Problems,
                   *path: str) -> tuple[tuple[Secret, ...], str]:
     """The key ring and a description of where its first key came from (never the key)."""
-    ring: list[str] = []
+    ring: list[Secret] = []
     source = "none"
     unset: list[str] = []
 
     def add(ref: str, *key_path: str) -> bool:
-        key = _resolve_env_ref(ref, env, problems, *path, *key_path)
+        key = _credential(ref, env, problems, *path, *key_path)
         if isinstance(key, Unset):
             unset.append(key)
             return False
         if key is None:
             return False
-        problem = header_value_problem(key, credential=True)
-        if problem:
-            problems.add(problem, *path, *key_path)
+        if why := _bound_elsewhere(key, base_url):
+            problems.add(why, *path, *key_path)
             return False
-        if key not in ring:
+        if not any(key.same_value(k) for k in ring):
             ring.append(key)
         return True
 
+    var = KEY_ENV_VARS.get(ptype)
     if "api_key" in good:
         raw = good["api_key"]
-        var = KEY_ENV_VARS.get(ptype)
-        if var and raw in (f"${var}", f"${{{var}}}") and not _env_key_may_go(ptype, base_url):
-            problems.add(f"{var} is sent only to {KEY_ENV_HOSTS[ptype]}, and this base_url is "
-                         f"another host: reference another variable for it", *path, "api_key")
-        elif add(raw, "api_key"):
+        if add(raw, "api_key"):
             source = f"env {raw.strip('${}')}" if raw.startswith("$") else "config"
-    elif KEY_ENV_VARS.get(ptype):
-        var = KEY_ENV_VARS[ptype]
-        if env.get(var) and _env_key_may_go(ptype, base_url) and add(f"${var}", f"${var}"):
+    elif var and env.get(var):
+        implicit = secret_from(env, var)
+        # The provider's usual variable, used implicitly: only where it may go.
+        if implicit is not None and _bound_elsewhere(implicit, base_url) is None \
+                and add(f"${var}", f"${var}"):
             source = f"env {var}"
     listed = good.get("api_keys", [])
     for i, ref in enumerate(listed):
@@ -326,14 +350,7 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
         source = f"{len(ring)} keys" if len(ring) != 1 else "config"
     if not ring and unset:
         source = f"unset ${unset[0]}"
-    return tuple(Secret(k) for k in ring), source
-
-
-def _env_key_may_go(ptype: str, base_url: str) -> bool:
-    """The provider's usual key variable goes only to its own vendor's host (OPENAI_API_KEY:
-    api.openai.com), whether it is used implicitly or written as $VAR."""
-    only_host = KEY_ENV_HOSTS.get(ptype)
-    return only_host is None or (urlsplit(base_url).hostname or "").lower() == only_host
+    return tuple(ring), source
 
 
 _RESILIENCE_KEYS = ("requests_per_minute", "tokens_per_minute", "max_wait_seconds",
@@ -372,7 +389,8 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
                                           else "")
     if "token_url" in good:
         _check_url(good["token_url"], problems, *path, "token_url")
-    headers = _headers(ptype, good.get("headers") or {}, env, problems, *path, "headers")
+    headers = _headers(ptype, good.get("headers") or {}, base_url, env, problems, *path,
+                       "headers")
     options = good.get("options") or {}
     for key in options:
         if key in LIBRARY_KEYS[ptype]:
@@ -390,28 +408,34 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
         total_timeout=float(good.get("total_timeout", 600.0)),
         max_retries=good.get("max_retries", 2),
         organization=good.get("organization", ""), project=good.get("project", ""),
-        auth_file=(os.path.expanduser(good.get("auth_file") or codex_auth_file(env))
+        auth_file=(expand_user(good.get("auth_file") or codex_auth_file(env))
                    if ptype == "openai-codex" else ""), token_url=token_url,
         headers=headers, options=tuple(options.items()),
         **{k: good[k] for k in _RESILIENCE_KEYS if k in good},
     )
 
 
-def _headers(ptype: str, given: Mapping[str, str], env: Mapping[str, str],
+def _headers(ptype: str, given: Mapping[str, str], base_url: str, env: Mapping[str, str],
              problems: _Problems, *path: str) -> tuple[tuple[str, str | Secret], ...]:
     """Configured headers: a ``$VAR`` value is read from the environment and held as a
-    Secret; the client's own and the provider's auth headers are refused."""
+    Secret, and so is the literal value of a header whose name says it carries a credential;
+    the client's own and the provider's auth headers are refused."""
     out: list[tuple[str, str | Secret]] = []
     for name, raw in given.items():
-        value = _resolve_env_ref(raw, env, problems, *path, name)
+        for _, why in header_problems({name: raw if _env_name(raw) is None else "x"},
+                                      PROVIDER_HEADERS.get(ptype, frozenset())):
+            problems.add(why, *path, name)
+        if _env_name(raw) is None:
+            out.append((name, held(name, raw, f"config header {name}")))
+            continue
+        value = _credential(raw, env, problems, *path, name)
         if isinstance(value, Unset):
             problems.add(f"${value} is not set", *path, name)
-            continue
-        if value is None:
-            continue
-        for _, why in header_problems({name: value}, ptype):
-            problems.add(why, *path, name)
-        out.append((name, Secret(value) if raw.startswith("$") else value))
+        elif value is not None:
+            if bound := _bound_elsewhere(value, base_url):
+                problems.add(bound, *path, name)
+            else:
+                out.append((name, value))
     return tuple(out)
 
 
@@ -464,7 +488,7 @@ def _check_network_entries(lists: Mapping[str, tuple[str, ...]], problems: _Prob
 def config_from_dict(data: Any, *, source: str = "<dict>",
                      env: Mapping[str, str] | None = None) -> Config:
     """Validate a config mapping. Raises one ConfigError carrying every problem found."""
-    env = os.environ if env is None else env
+    env = ENVIRONMENT if env is None else env
     problems = _Problems(source)
     if data is None:
         data = {}
@@ -589,8 +613,8 @@ def _check_proxy_allowed(config: Config, problems: _Problems) -> None:
 
 def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """The file to read: ``explicit`` (``--config``), then ``MISSY_CONFIG``, then the default."""
-    env = os.environ if env is None else env
-    return os.path.expanduser(explicit or env.get("MISSY_CONFIG") or DEFAULT_CONFIG_PATH)
+    env = ENVIRONMENT if env is None else env
+    return expand_user(explicit or env.get("MISSY_CONFIG") or DEFAULT_CONFIG_PATH)
 
 
 def read_config_file(path: str, *, explicit: bool = True) -> Any:
@@ -642,6 +666,6 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
     """Load and validate the config file (see :func:`config_path` for which one)."""
     given = os.fspath(path) if path else None
     resolved = config_path(given, env)
-    explicit = bool(given or (os.environ if env is None else env).get("MISSY_CONFIG"))
+    explicit = bool(given or (ENVIRONMENT if env is None else env).get("MISSY_CONFIG"))
     return config_from_dict(read_config_file(resolved, explicit=explicit), source=resolved,
                             env=env)

@@ -3,15 +3,17 @@
 A hook (any callable taking a CallEvent) sees what each call did: which provider and model,
 each attempt (the key's index in the ring, never the key) and why it was retried, rotations,
 fallbacks, the first token, and how it ended. Never prompt or answer text, never a header
-value. A hook that raises is logged and ignored. With no hook, nothing is built.
+value. A hook that raises is logged and ignored, except a required one (the call log): a call
+whose events cannot be recorded fails (fail closed). With no hook, nothing is built.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
+import os
 import time
 
+from .core.secret import get_logger
 from .core.values import Value
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
     Hook = Callable[["CallEvent"], None]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Every event type and the fields it carries (checked when emitted: a typo fails loudly).
 EVENT_FIELDS: dict[str, frozenset[str]] = {
@@ -35,30 +37,32 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
                                 "stop_reason", "request_id"}),
     "call_failed": frozenset({"latency_ms", "error_type", "status", "attempts"}),
 }
-_call_ids = itertools.count(1)
 
 
 class CallEvent(Value):
-    """``type`` (a key of EVENT_FIELDS), the call it belongs to, the provider, when (epoch
-    seconds), and the type's fields."""
+    """``type`` (a key of EVENT_FIELDS), the call it belongs to (``run`` names the registry's
+    run, unique across processes, and ``call_id`` counts calls within it), the provider, when
+    (epoch seconds), and the type's fields."""
 
-    __slots__ = ("type", "call_id", "provider", "time", "fields")
+    __slots__ = ("type", "call_id", "provider", "time", "fields", "run")
     type: str
     call_id: int
     provider: str
     time: float
     fields: dict[str, Any]
+    run: str
 
     def __init__(self, type: str, call_id: int, provider: str, time: float,
-                 fields: dict[str, Any]) -> None:
-        self._set(type=type, call_id=call_id, provider=provider, time=time, fields=fields)
+                 fields: dict[str, Any], run: str = "") -> None:
+        self._set(type=type, call_id=call_id, provider=provider, time=time, fields=fields,
+                  run=run)
 
     def __hash__(self) -> int:
-        return hash((self.type, self.call_id, self.time))
+        return hash((self.type, self.run, self.call_id, self.time))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "call_id": self.call_id, "provider": self.provider,
-                "time": self.time, **self.fields}
+        return {"type": self.type, "run": self.run, "call_id": self.call_id,
+                "provider": self.provider, "time": self.time, **self.fields}
 
     def line(self) -> str:
         """One short line for a terminal (``missy ask -v``)."""
@@ -67,19 +71,28 @@ class CallEvent(Value):
 
 
 class Hooks:
-    """The hooks a registry and its providers share; subscribing one reaches every call."""
+    """The hooks a registry and its providers share; subscribing one reaches every call.
+    ``run`` is random per Hooks (per registry): call logs written by many processes, or by
+    many registries, tell their calls apart by (run, call_id)."""
 
-    __slots__ = ("_hooks",)
+    __slots__ = ("_hooks", "_required", "run", "_ids")
 
     def __init__(self) -> None:
         self._hooks: tuple[Hook, ...] = ()
+        self._required: frozenset[int] = frozenset()
+        self.run = os.urandom(6).hex()
+        self._ids = itertools.count(1)
 
-    def subscribe(self, hook: Hook) -> Callable[[], None]:
-        """Add ``hook``; returns a function that removes it."""
+    def subscribe(self, hook: Hook, *, required: bool = False) -> Callable[[], None]:
+        """Add ``hook``; returns a function that removes it. A ``required`` hook's failure
+        fails the call (the call log: nothing is sent, or returned, unrecorded)."""
         self._hooks = (*self._hooks, hook)
+        if required:
+            self._required = self._required | {id(hook)}
 
         def unsubscribe() -> None:
             self._hooks = tuple(h for h in self._hooks if h is not hook)
+            self._required = self._required - {id(hook)}
 
         return unsubscribe
 
@@ -88,17 +101,21 @@ class Hooks:
 
     def trace(self, provider: str) -> Trace:
         """A trace for one call: a real one only when someone listens."""
-        return Trace(self._hooks, provider) if self._hooks else NO_TRACE
+        if not self._hooks:
+            return NO_TRACE
+        return Trace(self._hooks, provider, self.run, next(self._ids), self._required)
 
 
 class Trace:
     """The events of one call."""
 
-    __slots__ = ("hooks", "provider", "call_id", "started", "attempts", "first_token")
+    __slots__ = ("hooks", "provider", "run", "call_id", "required", "started", "attempts",
+                 "first_token")
 
-    def __init__(self, hooks: tuple[Hook, ...], provider: str) -> None:
-        self.hooks, self.provider = hooks, provider
-        self.call_id = next(_call_ids) if hooks else 0
+    def __init__(self, hooks: tuple[Hook, ...], provider: str, run: str = "",
+                 call_id: int = 0, required: frozenset[int] = frozenset()) -> None:
+        self.hooks, self.provider, self.run, self.call_id = hooks, provider, run, call_id
+        self.required = required
         self.started = time.monotonic()
         self.attempts = 0
         self.first_token = False
@@ -115,12 +132,16 @@ class Trace:
         expected = EVENT_FIELDS[type]
         if set(fields) != expected:
             raise TypeError(f"{type} takes {sorted(expected)}, got {sorted(fields)}")
-        event = CallEvent(type, self.call_id, provider or self.provider, time.time(), fields)
+        event = CallEvent(type, self.call_id, provider or self.provider, time.time(), fields,
+                          self.run)
         for hook in self.hooks:
             try:
                 hook(event)
-            except Exception:  # a hook never breaks the call it watches
-                log.exception("call event hook %r raised; ignored", hook)
+            except Exception as exc:  # a hook never breaks the call it watches...
+                if id(hook) in self.required:  # ...unless the call must be recorded
+                    raise
+                log.warning("call event hook %r raised %s; ignored", hook,
+                            f"{exc.__class__.__name__}: {exc}")
 
     def failed(self, exc: BaseException) -> None:
         self.emit("call_failed", latency_ms=self.elapsed_ms(), error_type=type(exc).__name__,

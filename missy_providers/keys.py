@@ -1,41 +1,83 @@
-"""KeyRing: one provider's API keys, rotated round robin, shared by the registry and provider."""
+"""KeyRing: one provider's API keys, shared by the registry and the provider.
+
+The ring has a current key; calls use it. Only a key's own failure moves a call to another
+key: a 401 or 403 (the key is refused) or a 429 (the key is out of rate). A key the server
+refused is skipped by every call for ``cooldown`` seconds while another key is usable, so a
+revoked key is not tried again on the next call, or on a retry after an unrelated failure.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
-from .config import Secret
+from .core.secret import Secret
+
+KEY_COOLDOWN_SECONDS = 600.0  # a refused key is skipped this long while another key is usable
 
 
 class KeyRing:
-    """The keys of one provider, rotated round robin. Thread-safe; never shows a key."""
+    """The keys of one provider. Thread-safe; never shows a key."""
 
-    def __init__(self, keys: Sequence[Secret] = ()) -> None:
+    def __init__(self, keys: Sequence[Secret] = (), cooldown: float = KEY_COOLDOWN_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._keys = tuple(keys)
         self._index = 0
+        self._refused: dict[int, float] = {}  # index -> when its cool-down ends
+        self._cooldown, self._clock = cooldown, clock
         self._lock = threading.Lock()
 
-    def current(self) -> Secret | None:
+    def pick(self, avoid: frozenset[int] | set[int] = frozenset()) -> int | None:
+        """The index a call should use: the current key, else the next one round the ring,
+        skipping ``avoid`` (this call's refused or rate-limited keys) and, while another key is
+        usable, keys in their cool-down. None when every key is in ``avoid``. With no keys, 0
+        (and :meth:`key_at` gives None)."""
+        count = len(self._keys)
+        if count == 0:
+            return 0
         with self._lock:
-            return self._keys[self._index] if self._keys else None
+            now = self._clock()
+            order = [(self._index + i) % count for i in range(count)]
+            allowed = [i for i in order if i not in avoid]
+            fresh = [i for i in allowed if self._refused.get(i, 0.0) <= now]
+        if fresh:
+            return fresh[0]
+        return allowed[0] if allowed else None
+
+    def current(self) -> Secret | None:
+        """The key the next call would start with."""
+        index = self.pick()
+        return self.key_at(index) if index is not None else None
+
+    def refused(self, index: int) -> None:
+        """The server refused key ``index`` (401/403): skip it for the cool-down."""
+        with self._lock:
+            self._refused[index] = self._clock() + self._cooldown
+
+    def move_to(self, index: int, *, from_index: int) -> None:
+        """Make ``index`` the current key, unless another thread already moved the ring off
+        ``from_index`` (two callers that saw the same key fail must not skip the good one)."""
+        with self._lock:
+            if self._index == from_index:
+                self._index = index % max(1, len(self._keys))
 
     def rotate(self) -> int:
-        """Move to the next key (a no-op with fewer than two); returns the new index."""
+        """Move to the next key, round robin (a no-op with fewer than two); returns the new
+        index."""
         with self._lock:
             if len(self._keys) > 1:
                 self._index = (self._index + 1) % len(self._keys)
             return self._index
 
-    def advance_from(self, index: int) -> None:
-        """Rotate past ``index`` unless another thread already has: two callers that both saw
-        the same key fail must not skip the good key after it."""
-        with self._lock:
-            if self._index == index and len(self._keys) > 1:
-                self._index = (index + 1) % len(self._keys)
-
     def key_at(self, index: int) -> Secret | None:
         return self._keys[index % len(self._keys)] if self._keys else None
+
+    def cooling(self) -> list[int]:
+        """Indexes of keys in their cool-down now."""
+        with self._lock:
+            now = self._clock()
+            return sorted(i for i, until in self._refused.items() if until > now)
 
     @property
     def index(self) -> int:

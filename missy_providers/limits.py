@@ -11,6 +11,10 @@ from collections.abc import Callable
 
 from .core.errors import ProviderUnavailable, RateLimitError
 
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from .core.wire import CallBudget
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
@@ -59,8 +63,10 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.requests is not None or self.tokens is not None
 
-    def acquire(self, estimated_tokens: int) -> None:
-        """Wait (up to max_wait_seconds) for one request and the estimated prompt tokens."""
+    def acquire(self, estimated_tokens: int, budget: CallBudget | None = None,
+                sleep: Sleep | None = None) -> None:
+        """Wait (up to max_wait_seconds, and never past ``budget``'s deadline: the wait is
+        part of the call) for one request and the estimated prompt tokens."""
         if not self.enabled:
             return
         with self._lock:  # callers queue here in arrival order
@@ -72,7 +78,10 @@ class RateLimiter:
                     f"max_wait_seconds={self.max_wait:g} (requests_per_minute/"
                     "tokens_per_minute in the provider's config)", provider=self.provider,
                     retry_after=wait)
-            if wait > 0:
+            if budget is not None:
+                budget.wait(wait, sleep or self._sleep, self.provider,
+                            "waiting for the client-side rate limit")
+            elif wait > 0:
                 self._sleep(wait)
             if self.requests:
                 self.requests.take(1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 from collections.abc import Mapping, Sequence
 
@@ -18,10 +17,11 @@ from .core.errors import (
     UsageError,
     at_boundary,
 )
+from .core.secret import get_logger
 from .events import Hooks
 from .router import TIERS, ModelRouter
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # What makes a fallback chain move on: the provider is down, overloaded, out of rate even after
 # its retries, or too slow. Not a bad key, a too-long prompt or a policy denial: those would

@@ -62,6 +62,16 @@ LIBRARY_KEYS = {
     "ollama": frozenset({"model", "messages", "stream", "tools", "think", "format"}),
 }
 
+# Headers a caller may not set per provider type: the credential and protocol headers the
+# provider itself sends (the client's framing headers are refused for every provider).
+PROVIDER_HEADERS = {
+    "anthropic": frozenset({"x-api-key", "anthropic-version", "authorization"}),
+    "openai": frozenset({"authorization", "openai-organization", "openai-project"}),
+    "openai-codex": frozenset({"authorization", "chatgpt-account-id", "openai-beta",
+                               "originator", "session_id"}),
+    "ollama": frozenset({"authorization"}),
+}
+
 PROVIDER_DEFAULTS: dict[str, Any] = {
     "keys": (), "key_source": "none", "enabled": True, "fast_model": "", "premium_model": "",
     "timeout": 60.0, "total_timeout": 600.0, "max_retries": 2, "organization": "",

@@ -24,7 +24,8 @@ FORBIDDEN_ATTRIBUTES = {("os", "system"), ("os", "popen"), ("os", "execv"), ("os
 IMPORT_TIME_CALLS = {"frozenset", "set", "dict", "tuple", "range", "map", "chr", "namedtuple",
                      "getLogger", "Timeouts", "NullHandler", "addHandler", "dataclass", "field",
                      "NetworkPolicy", "compile", "WeakSet",
-                     "JSONEncoder", "count", "Trace", "ContextVar",
+                     "JSONEncoder", "count", "Trace", "ContextVar", "get_logger",
+                     "ProcessEnvironment",
                      "object"}  # re.compile (the builtin is forbidden above)
 
 

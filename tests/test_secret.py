@@ -71,14 +71,16 @@ def test_excerpt() -> None:
     assert excerpt("a" * 200) == "a" * 200
     assert excerpt("a" * 201) == "a" * 200 + "..."
     assert excerpt("x" * 10, limit=9) == "x" * 9 + "..."
-    assert excerpt("bell\x07 esc\x1b[2J del\x7f nbsp\xa0 c1\x9b") == \
-        "bell\\x07 esc\\x1b[2J del\\x7f nbsp\xa0 c1\\x9b"
+    assert excerpt("bell\x07 esc\x1b[2J del\x7f nbsp\xa0 c1\x9b rlo\u202e") == \
+        "bell\\x07 esc\\x1b[2J del\\x7f nbsp\xa0 c1\\x9b rlo\\u202e"
     assert excerpt(b"caf\xc3\xa9 \xff") == "café \ufffd"
     secret = Secret("straddling-the-cut-0123456789")
     text = "x" * 190 + secret.reveal()  # the secret crosses the 200th character
     assert excerpt(text) == "x" * 190 + REDACTED
     far = "y" * 5000 + secret.reveal()
-    assert excerpt(far, limit=10000) == "y" * 4096  # only the first 4096 characters are read
+    # Scrubbed over max(4096, 2 x limit) characters, so a secret inside what is shown is found.
+    assert excerpt(far, limit=10000) == "y" * 5000 + REDACTED
+    assert excerpt(far, limit=4000) == "y" * 4000 + "..."
 
 
 def test_pickling_message() -> None:

@@ -1,17 +1,17 @@
 """The one exception hierarchy of missy-providers.
 
 Every error carries enough context to act on (provider, config key path, HTTP status) and never a
-secret: every MissyError is scrubbed when it is built (see MissyError), and messages are built by
-us, never by formatting request headers.
+secret: every MissyError is sanitized when it is built (see MissyError), and messages are built
+by us, never by formatting request headers.
 """
 
 from __future__ import annotations
 
 import functools
 
+from .secret import MAX_MESSAGE_CHARS, sanitize, scrub
 from .secret import REDACTED as REDACTED
 from .secret import excerpt as excerpt
-from .secret import scrub
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -22,11 +22,18 @@ if TYPE_CHECKING:
     R = TypeVar("R")
 
 
-def _scrubbed(value: Any) -> Any:
+# Attributes that hold a model's own text for the caller to inspect (a malformed JSON answer):
+# scrubbed of secrets, but kept whole, line breaks and all.
+_RAW_ATTRIBUTES = frozenset({"raw"})
+
+
+def _sanitized(value: Any) -> Any:
+    """Every string in a message or attribute: secrets scrubbed, control and invisible
+    characters escaped, bounded (whatever text a call site put in it)."""
     if isinstance(value, str):
-        return scrub(value)
+        return sanitize(value, MAX_MESSAGE_CHARS)
     if isinstance(value, tuple):
-        return tuple(_scrubbed(v) for v in value)
+        return tuple(_sanitized(v) for v in value)
     return value
 
 
@@ -59,20 +66,31 @@ class MissyError(Exception):
     """Base of every error this package raises on purpose.
 
     The error boundary: its args and every string attribute set on it pass through
-    :func:`~missy_providers.secret.scrub` (every live Secret, plus key-shaped patterns), so no
-    call site scrubs by hand; a cause or context that is not a MissyError is not shown to
-    ``traceback`` or error trackers (it may hold the raw text we scrubbed)."""
+    :func:`~missy_providers.core.secret.sanitize` (every live Secret in each encoding and
+    key-shaped patterns scrubbed, control characters escaped, at most MAX_MESSAGE_CHARS), so
+    no call site sanitizes by hand; a cause or context that is not a MissyError is not shown
+    to ``traceback`` or error trackers (it may hold the raw text we scrubbed).
+
+    ``failure`` names the class of failure in one word, for code that decides what to do next
+    (rotate a key, fall back, give up): ``auth``, ``rate_limit``, ``timeout``,
+    ``content_policy``, ``unavailable``, ``invalid_request``, ``protocol``, ``policy``,
+    ``config``, ``usage``."""
 
     partial: Any = None  # a stream's CompletionResponse of what arrived before it failed
     should_retry: bool | None = None  # the server's `x-should-retry`, or our own verdict
+    failure = "invalid_request"
 
     def __init__(self, *args: Any) -> None:
-        super().__init__(*_scrubbed(args))
+        super().__init__(*_sanitized(args))
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "args":
-            value = _scrubbed(tuple(value))
-        super().__setattr__(name, _scrubbed(value))
+            value = _sanitized(tuple(value))
+        elif name in _RAW_ATTRIBUTES:
+            value = scrub(value) if isinstance(value, str) else value
+        else:
+            value = _sanitized(value)
+        super().__setattr__(name, value)
 
     @property
     def __cause__(self) -> BaseException | None:
@@ -96,6 +114,8 @@ class MissyError(Exception):
 class UsageError(MissyError, ValueError):
     """The caller used the API wrongly (an unknown provider name, a malformed message)."""
 
+    failure = "usage"
+
 
 class ConfigError(MissyError, ValueError):
     """A config value is missing, malformed or of the wrong type.
@@ -103,6 +123,8 @@ class ConfigError(MissyError, ValueError):
     ``path`` is the key path (``("providers", "fast", "model")``), ``source`` the file (or
     ``<dict>``). ``problems`` holds every problem found when a whole file was validated.
     """
+
+    failure = "config"
 
     def __init__(
         self,
@@ -121,6 +143,8 @@ class ConfigError(MissyError, ValueError):
 
 class PolicyViolation(MissyError, PermissionError):
     """The network policy refused a URL or a resolved address; nothing was sent."""
+
+    failure = "policy"
 
     def __init__(self, message: str, decision: Any = None) -> None:
         super().__init__(message)
@@ -151,9 +175,13 @@ class ProviderError(MissyError):
 class AuthenticationError(ProviderError):
     """The server refused the credentials (401/403), or none were configured."""
 
+    failure = "auth"
+
 
 class RateLimitError(ProviderError):
     """429: ``retry_after`` is the server's advice in seconds, when it gave one."""
+
+    failure = "rate_limit"
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
@@ -163,6 +191,8 @@ class RateLimitError(ProviderError):
 class OverloadedError(ProviderError):
     """The provider is overloaded (Anthropic 529, or an ``overloaded_error`` inside a stream)."""
 
+    failure = "unavailable"
+
 
 class ContextLengthError(ProviderError):
     """The conversation does not fit the model's context window; shorten it."""
@@ -170,6 +200,8 @@ class ContextLengthError(ProviderError):
 
 class ProviderUnavailable(ProviderError):
     """The provider could not be reached or answered with a server error (5xx)."""
+
+    failure = "unavailable"
 
 
 class AllProvidersFailed(ProviderUnavailable):
@@ -182,6 +214,8 @@ class AllProvidersFailed(ProviderUnavailable):
 
 class ProtocolError(ProviderError):
     """The server sent something that is not the protocol: bad framing, bad JSON, over a limit."""
+
+    failure = "protocol"
 
 
 class ToolArgumentsError(ProtocolError):
@@ -213,6 +247,30 @@ class StreamClosed(ProviderError):
     """The response was closed (by the caller, possibly from another thread) while it was
     being read; what arrived before is on ``.partial`` when the provider could build it."""
 
+    failure = "cancelled"
+
 
 class RequestTimeout(ProviderError, TimeoutError):
-    """Connect, read (between bytes) or overall deadline passed."""
+    """Timed out: connect, read (between bytes) or the call's overall deadline passed."""
+
+    failure = "timeout"
+
+
+class ContentRefused(ProviderError):
+    """The model declined to answer (a refusal or a content filter); ``response`` is the
+    CompletionResponse that says so (its ``refusal`` holds the category and explanation the
+    API gave). Raised only when the caller asks for it (``raise_on_refusal=True``, or
+    ``response.raise_for_refusal()``)."""
+
+    failure = "content_policy"
+
+    def __init__(self, message: str, *, response: Any = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.response = response
+
+
+class CallBudgetExceeded(ProviderError):
+    """The call has used every send its budget allows (keys, retries, a token refresh and
+    fallbacks included, docs/AUDIT.md question 9): the core refuses to send again."""
+
+    failure = "unavailable"

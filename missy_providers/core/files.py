@@ -1,14 +1,18 @@
-"""Every file the package writes goes through here: created 0600, never through a symlink.
+"""Every file and directory the package creates or writes goes through here: files 0600,
+directories 0700, never through a symlink; a write that fails is an error, never skipped.
 
 The writers: the audit log and the call log (appended), ``missy config init`` (created,
-exclusively unless forced) and the Codex ``auth.json`` (replaced atomically). A log or a
+exclusively unless forced), the Codex ``auth.json`` (replaced atomically) and the TLS key log
+(created here, then appended to by OpenSSL, only with ``network.tls_key_log``). A log or a
 config may hold hosts, paths and keys, so nobody but the owner may read them, and a symlink
-planted at the path cannot redirect the write.
+planted at the path cannot redirect the write. Also here: the checks of files a config names.
 """
 
 from __future__ import annotations
 
 import os
+
+from .secret import Secret
 
 PRIVATE_MODE = 0o600
 PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
@@ -63,6 +67,21 @@ def append_private(path: str, text: str) -> None:
         os.close(fd)
 
 
+def ensure_private(path: str) -> None:
+    """Create ``path`` 0600 if it does not exist (never through a symlink); an existing file
+    is tightened to 0600."""
+    fd = _open_private(path, os.O_APPEND | os.O_CREAT)
+    try:
+        os.fchmod(fd, PRIVATE_MODE)
+    finally:
+        os.close(fd)
+
+
+def make_private_dir(path: str) -> None:
+    """Create directory ``path`` (and its parents) 0700 if missing."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+
+
 def create_private(path: str, text: str, *, overwrite: bool = False) -> None:
     """Write a new file 0600; an existing one is an error (FileExistsError) unless
     ``overwrite``, and then it is truncated in place, its mode tightened to 0600."""
@@ -72,6 +91,21 @@ def create_private(path: str, text: str, *, overwrite: bool = False) -> None:
         os.write(fd, text.encode("utf-8"))
     finally:
         os.close(fd)
+
+
+def write_json_private(path: str, data: object) -> None:
+    """Replace the JSON file ``path`` with ``data`` (see :func:`replace_private`), its
+    directory made 0700 if missing. Secrets in ``data`` are revealed here, into the file (a
+    refreshed login token written back for the tool that owns it)."""
+    import json
+
+    def reveal(value: object) -> str:
+        if isinstance(value, Secret):
+            return value.reveal()
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    make_private_dir(os.path.dirname(os.path.abspath(path)))
+    replace_private(path, json.dumps(data, indent=2, default=reveal))
 
 
 def replace_private(path: str, text: str) -> None:

@@ -1,13 +1,18 @@
-"""HTTP header names and values: what may go on the wire, checked before anything is sent.
+"""Request headers, and the one credential door.
 
-Pure and shared: the config checks keys and configured headers with these when it is loaded
-(so a bad key is a ConfigError naming its key path, not a traceback from ``http.client``), and
-:mod:`missy_providers.http` checks every request's headers with the same functions.
+What may be a header name or value is checked here, for configured headers when a config is
+loaded and for every request before it is framed. Credentials reach a request only as
+:class:`~missy_providers.core.secret.Secret` values (alone, or as a :class:`Credential` with its
+scheme): providers *declare* how theirs is presented, and only the core puts the value into the
+request's bytes, after :func:`check_credentials` has applied the same rules to every one of
+them, whatever header or body field carries it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from .secret import Secret, scrub
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -17,7 +22,7 @@ if TYPE_CHECKING:
 TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # RFC 9110 section 5.5: a field value is visible characters, SP, HTAB and obs-text (0x80-0xFF).
-# Everything else, and anything past Latin-1 (http.client encodes values as Latin-1), is refused.
+# Everything else, and anything past Latin-1 (values are encoded as Latin-1), is refused.
 _VALUE_CHARS = frozenset(map(chr, range(0x20, 0x7F))) | frozenset("\t") | \
     frozenset(map(chr, range(0x80, 0x100)))
 # Credentials must be plain printable ASCII: a key with a stray byte (a pasted zero-width space,
@@ -27,20 +32,37 @@ _CREDENTIAL_CHARS = frozenset(map(chr, range(0x21, 0x7F)))
 # RFC 9112 section 6). A caller who could set them could smuggle a second request.
 CLIENT_OWNED = frozenset({"host", "content-length", "transfer-encoding", "connection", "te",
                           "trailer", "upgrade", "expect", "keep-alive", "proxy-connection",
-                          "proxy-authorization"})
-# Headers whose value is a credential: never shown, in a repr or anywhere else.
+                          "proxy-authorization", "accept-encoding"})
+# Headers whose value is a credential, by name; and the words that make any other header name
+# one (``X-Auth-Token``, ``X-Goog-Api-Key``, ``Ocp-Apim-Subscription-Key``).
 CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization",
                                 "chatgpt-account-id", "api-key", "x-goog-api-key", "cookie"})
+_CREDENTIAL_WORDS = ("auth", "key", "token", "secret", "passw", "cookie", "signature",
+                     "credential")
 
-# Headers a caller may not set per provider type: the credential and protocol headers the
-# provider itself sends (the client's framing headers are refused for every provider).
-PROVIDER_HEADERS = {
-    "anthropic": frozenset({"x-api-key", "anthropic-version", "authorization"}),
-    "openai": frozenset({"authorization", "openai-organization", "openai-project"}),
-    "openai-codex": frozenset({"authorization", "chatgpt-account-id", "openai-beta",
-                               "originator", "session_id"}),
-    "ollama": frozenset({"authorization"}),
-}
+
+def is_credential_header(name: str) -> bool:
+    """Whether a header of this name carries a credential: its value is held as a Secret and
+    the credential rules apply to it."""
+    lowered = name.lower()
+    return lowered in CREDENTIAL_HEADERS or any(w in lowered for w in _CREDENTIAL_WORDS)
+
+
+class Credential:
+    """How a provider presents a secret in a header: ``scheme`` (``Bearer``) before it, or the
+    value alone. Revealed only when the core frames the request."""
+
+    __slots__ = ("secret", "scheme")
+
+    def __init__(self, secret: Secret, scheme: str = "") -> None:
+        self.secret, self.scheme = secret, scheme
+
+    def render(self) -> str:
+        value = self.secret.reveal()
+        return f"{self.scheme} {value}" if self.scheme else value
+
+    def __repr__(self) -> str:
+        return f"Credential({self.scheme or 'value'} ***)"
 
 
 def header_name_problem(name: object) -> str | None:
@@ -55,7 +77,11 @@ def header_name_problem(name: object) -> str | None:
 
 def header_value_problem(value: object, *, credential: bool = False) -> str | None:
     """Why ``value`` cannot be sent as a header value, or None. The value is never quoted:
-    it may be a key."""
+    it may be a key. A Secret or a Credential is checked as a credential."""
+    if isinstance(value, Credential):
+        value, credential = value.secret, True
+    if isinstance(value, Secret):
+        value, credential = value.reveal(), True
     if not isinstance(value, str):
         return f"a header value must be a string, got {type(value).__name__}"
     allowed = _CREDENTIAL_CHARS if credential else _VALUE_CHARS
@@ -67,19 +93,29 @@ def header_value_problem(value: object, *, credential: bool = False) -> str | No
             f"(U+{ord(value[col]):04X}; value not shown)")
 
 
-def header_problems(headers: Mapping[str, Any], ptype: str) -> list[tuple[str, str]]:
-    """(header, why) for each header a caller may not send to a provider of ``ptype``."""
-    owned = CLIENT_OWNED | PROVIDER_HEADERS.get(ptype, frozenset())
+def header_problems(headers: Mapping[str, Any], reserved: frozenset[str] = frozenset()
+                    ) -> list[tuple[str, str]]:
+    """(header, why) for each header a caller may not send: a bad name or value, one the
+    client frames itself, or one in ``reserved`` (what the provider itself sends)."""
+    owned = CLIENT_OWNED | reserved
     problems = []
     for name, value in headers.items():
         why = header_name_problem(name)
         if why is None and name.lower() in owned:
             why = "set by the client itself, it cannot be overridden"
-        if why is None and not hasattr(value, "reveal"):
+        if why is None:
             why = header_value_problem(value)
         if why is not None:
             problems.append((str(name)[:60], why))
     return problems
+
+
+def held(name: str, value: str | Secret, origin: str) -> str | Secret:
+    """A configured or per-call header value as it is kept: a credential-like header's
+    literal value becomes a Secret (scrubbed from every error, hidden in every repr)."""
+    if isinstance(value, str) and is_credential_header(name):
+        return Secret(value, origin=origin)
+    return value
 
 
 class RedactedHeaders(dict[str, str]):
@@ -89,10 +125,45 @@ class RedactedHeaders(dict[str, str]):
     __slots__ = ()
 
     def __repr__(self) -> str:
-        from .secret import scrub  # a configured header may hold a Secret's value too
-
-        shown = {k: ("[REDACTED]" if k.lower() in CREDENTIAL_HEADERS else v)
-                 for k, v in self.items()}
+        shown = {k: ("[REDACTED]" if is_credential_header(k) else v) for k, v in self.items()}
         return scrub(f"RedactedHeaders({shown!r})")
 
     __str__ = __repr__
+
+
+def credentials_in(headers: Mapping[str, Any]) -> list[Secret]:
+    """Every credential in a request's headers: Secrets, Credentials, and the literal value of
+    a header whose name says it carries one."""
+    found: list[Secret] = []
+    for name, value in headers.items():
+        if isinstance(value, Credential):
+            found.append(value.secret)
+        elif isinstance(value, Secret):
+            found.append(value)
+        elif is_credential_header(name):
+            found.append(Secret(str(value), origin=f"header {name}"))
+    return found
+
+
+def rendered(value: Any) -> str:
+    """A header value as it goes on the wire (the one place a header secret is revealed)."""
+    if isinstance(value, Credential):
+        return value.render()
+    if isinstance(value, Secret):
+        return value.reveal()
+    return str(value)
+
+
+def credential_problem(secrets: list[Secret], host: str, plain_http: bool,
+                       stays_local: bool, allow_plain_http: bool) -> str | None:
+    """Why these credentials may not go in this request, or None. By what they are, not by
+    the header that carries them: a Secret bound to one host (``$OPENAI_API_KEY``) goes only
+    there; no credential crosses a network in clear text unless the provider says
+    ``allow_plain_http``."""
+    for secret in secrets:
+        if secret.only_host is not None and host != secret.only_host:
+            return (f"{secret.origin or 'a credential'} is sent only to {secret.only_host}, "
+                    f"not to {host}; reference another variable for this provider")
+    if secrets and plain_http and not stays_local and not allow_plain_http:
+        return "refusing to send a credential in clear text over http://"
+    return None

@@ -10,11 +10,11 @@ the audit hook.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 
+from .env import ENVIRONMENT
 from .errors import (
     ConfigError,
     PolicyViolation,
@@ -27,25 +27,28 @@ from .errors import (
     UsageError,
     at_boundary,
 )
-from .files import JsonlAppender, ca_bundle_problem, writable_file_problem
+from .files import JsonlAppender, ca_bundle_problem, ensure_private, writable_file_problem
 from .h1 import ResponseReader
 from .headers import (
     CLIENT_OWNED,
-    CREDENTIAL_HEADERS,
     RedactedHeaders,
+    credential_problem,
+    credentials_in,
     header_name_problem,
     header_value_problem,
 )
 from .policy import Decision, NetworkPolicy, Target, parse_ip
 from .response import Response as Response
+from .secret import get_logger
 from .wire import (
     CANCEL_SCOPE,
     METHODS,
+    CallBudget,
     CancelScope,
     DeadlinePassed,
     Payload,
     all_loopback,
-    encode_json,
+    encode_body,
     frame_request,
     redirect_origin,
     shown_url,
@@ -63,7 +66,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 USER_AGENT = "missy-providers/0.1"
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
@@ -356,29 +359,34 @@ class PolicyHTTPClient:
                 raise ConfigError(f"cannot load the CA bundle ({type(exc).__name__})",
                                   ("network", "ca_bundle")) from None
             if self._tls_key_log:
-                import os
-
-                keylog = os.environ.get("SSLKEYLOGFILE", "")
+                keylog = ENVIRONMENT.get("SSLKEYLOGFILE", "")
                 if keylog:
                     log.warning("network.tls_key_log is on: TLS session keys are written to "
                                 "%s (debugging only; anyone who reads it can decrypt the "
                                 "traffic, keys included)", keylog)
+                    # Created here, 0600 and not through a symlink, before OpenSSL appends.
+                    try:
+                        ensure_private(keylog)
+                    except OSError as exc:
+                        raise ConfigError(f"cannot create the TLS key log SSLKEYLOGFILE "
+                                          f"({type(exc).__name__})", ("network", "tls_key_log")
+                                          ) from None
                     ctx.keylog_filename = keylog
             self._ssl_context = ctx
         return self._ssl_context
 
     def _connect(self, target: Target, address: str, key: tuple[Any, ...],
-                 timeouts: Timeouts, deadline: float, provider: str) -> Connection:
+                 timeouts: Timeouts, budget: CallBudget, provider: str) -> Connection:
         """A new connection to the checked ``address`` (or through the checked proxy), TLS
         verified for the checked name. The connect and the TLS handshake are each bounded by
         the connect timeout and the overall deadline (CPython keeps one deadline across a
         handshake's reads)."""
         import socket
 
+        deadline = budget.deadline
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise RequestTimeout(f"overall deadline of {timeouts.total:g}s passed before "
-                                 f"connecting to {target.authority}", provider=provider)
+            raise budget.expired(provider, f"before connecting to {target.authority}")
         limit = min(timeouts.connect, remaining)
         proxy = key[4]
         port = proxy.port if proxy is not None else target.port
@@ -395,8 +403,7 @@ class PolicyHTTPClient:
             sock.settimeout(timeouts.read)
         except DeadlinePassed:
             sock.close()
-            raise RequestTimeout(f"overall deadline of {timeouts.total:g}s passed while "
-                                 f"connecting to {target.authority}", provider=provider) from None
+            raise budget.expired(provider, f"while connecting to {target.authority}") from None
         except BaseException:
             sock.close()
             raise
@@ -472,10 +479,14 @@ class PolicyHTTPClient:
 
     # --- requests -------------------------------------------------------------------------
 
-    def _headers(self, headers: Mapping[str, str] | None, has_json: bool) -> RedactedHeaders:
+    def _headers(self, headers: Mapping[str, object] | None, has_json: bool
+                 ) -> RedactedHeaders:
         """The request's headers: ours, then the caller's (checked: token names, values that
-        can go on the wire, nothing that frames or routes the request)."""
-        out = RedactedHeaders({"User-Agent": self._user_agent, "Accept": "application/json"})
+        can go on the wire, nothing that frames or routes the request). Values may be Secrets
+        or Credentials: they stay so until the request is framed."""
+        out = RedactedHeaders({"User-Agent": self._user_agent, "Accept": "application/json",
+                               # A body we could not read must never be what a proxy chose.
+                               "Accept-Encoding": "identity"})
         if has_json:
             out["Content-Type"] = "application/json"
         for name, value in (headers or {}).items():
@@ -490,7 +501,7 @@ class PolicyHTTPClient:
                                  "URL and body, and cannot be given")
             for existing in [k for k in out if k.lower() == lname]:
                 del out[existing]
-            out[name] = value
+            out[name] = value  # type: ignore[assignment]
         return out
 
     @at_boundary
@@ -499,43 +510,53 @@ class PolicyHTTPClient:
         method: str,
         url: str,
         *,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, object] | None = None,
         json: Any = None,
         body: bytes | None = None,
         timeout: Timeouts | float | None = None,
         stream: bool = False,
         provider: str = "",
         allow_plain_http: bool = False,
-        carries_credential: bool | None = None,
+        budget: CallBudget | None = None,
     ) -> Response:
         """Send one request through the policy. Non-streamed bodies are read (bounded) before
         returning; with ``stream=True`` the caller reads :meth:`Response.iter_raw` and closes.
         Status codes are not errors here (providers map them); a 3xx raises RedirectRefused.
 
-        A credential (an auth header, or ``carries_credential`` for one in the body) is never
-        sent over plain ``http://`` to an address that is not loopback, unless
+        ``budget`` is the call this request belongs to: it is counted as one send, refused
+        past the call's deadline or its number of sends, and every phase ends by the deadline
+        (without one, the request is a call of its own: one send within ``timeout``'s total).
+
+        Every credential (a Secret or Credential in a header value, a credential-like header,
+        a Secret in the JSON body) is checked by what it is: one bound to a host goes only
+        there, and none goes over plain ``http://`` to an address that is not loopback unless
         ``allow_plain_http`` (the provider's ``allow_plain_http`` config key)."""
         if method not in METHODS:
             raise UsageError(f"method {method!r}"[:60] + f" is not one of {', '.join(METHODS)}")
         timeouts = Timeouts.of(timeout)
-        deadline = time.monotonic() + timeouts.total
+        if budget is None:
+            budget = CallBudget(timeouts.total, 1, "the request's total timeout")
         target = self._decide(method, url)
         all_headers = self._headers(headers, json is not None)
-        payload = Payload(encode_json(json).encode() if json is not None else body)
+        data, body_secrets = encode_body(json) if json is not None else (body, [])
+        payload = Payload(data)
         proxy = self._proxy_route(provider)
         if proxy is not None:
             proxy_target, addresses = proxy  # the proxy resolves the target; see docs/AUDIT.md
         else:
             proxy_target, addresses = None, self._addresses(method, target, provider)
-        if target.scheme == "http" and not allow_plain_http:
-            credential = carries_credential if carries_credential is not None else \
-                any(name.lower() in CREDENTIAL_HEADERS for name in all_headers)
-            if credential and not all_loopback(target, addresses, proxy_target):
+        secrets = credentials_in(all_headers) + body_secrets
+        if secrets:
+            plain = target.scheme == "http"
+            problem = credential_problem(
+                secrets, target.host, plain,
+                plain and all_loopback(target, addresses, proxy_target), allow_plain_http)
+            if problem:
                 where = f"providers.{provider}.allow_plain_http" if provider else \
                     "allow_plain_http"
-                raise PolicyViolation(f"{provider or 'request'}: refusing to send a credential "
-                                      f"in clear text over http:// to {target.authority}; use "
-                                      f"https:// or set {where}: true")
+                fix = f"; use https:// or set {where}: true" if "clear text" in problem else ""
+                raise PolicyViolation(f"{provider or 'request'}: {problem} to "
+                                      f"{target.authority}{fix}")
         path = target.path
         if proxy_target is not None and target.scheme == "http":
             if not self.allow_plain_http_proxy:
@@ -544,10 +565,11 @@ class PolicyHTTPClient:
                                       "the proxy in the clear; use https:// or set "
                                       "network.allow_plain_http_proxy: true")
             path = f"http://{target.authority}{target.path}"  # absolute-form for a proxy
+        budget.take_send(provider)
         started = time.monotonic()
         data = frame_request(method, target, path, payload, all_headers)
         response = self._exchange(method, target, addresses, proxy_target, data, timeouts,
-                                  deadline, provider)
+                                  budget, provider)
         log.debug("%s %s -> %d in %.0f ms", method, response.url, response.status,
                   (time.monotonic() - started) * 1000)
         if response.status in _REDIRECTS:
@@ -561,7 +583,7 @@ class PolicyHTTPClient:
         return response
 
     def _exchange(self, method: str, target: Target, addresses: list[str],
-                  proxy: Target | None, data: bytes, timeouts: Timeouts, deadline: float,
+                  proxy: Target | None, data: bytes, timeouts: Timeouts, budget: CallBudget,
                   provider: str) -> Response:
         """Send ``data`` once and read the response head. The request is sent again only
         when the server cannot have received it: a connect that failed (the next address is
@@ -577,7 +599,7 @@ class PolicyHTTPClient:
             for reused in ((True, False) if conn is not None else (False,)):
                 if not reused:
                     try:
-                        conn = self._connect(target, address, key, timeouts, deadline,
+                        conn = self._connect(target, address, key, timeouts, budget,
                                              provider)
                     except ProviderError:
                         raise
@@ -587,8 +609,9 @@ class PolicyHTTPClient:
                             provider=provider)
                         break
                     except TimeoutError:
-                        last_error = RequestTimeout(f"connecting to {target.authority} "
-                                                    f"({address}) timed out", provider=provider)
+                        last_error = RequestTimeout(f"timed out connecting to "
+                                                    f"{target.authority} ({address})",
+                                                    provider=provider)
                         break
                     except OSError as exc:
                         last_error = _connect_error(exc, target, address, provider)
@@ -599,13 +622,17 @@ class PolicyHTTPClient:
                     conn.close()
                     raise StreamClosed("the call was cancelled", provider=provider)
                 conn.scope = scope
-                conn.arm(deadline, timeouts.read)
+                conn.arm(budget.deadline, timeouts.read)
                 try:
                     conn.sendall(data)
-                except (DeadlinePassed, TimeoutError):
+                except DeadlinePassed:
                     conn.close()
-                    raise RequestTimeout(f"could not send the request to {target.authority} "
-                                         "in time", provider=provider) from None
+                    raise budget.expired(provider, f"sending to {target.authority}") from None
+                except TimeoutError:
+                    conn.close()
+                    raise RequestTimeout(f"timed out sending the request to {target.authority}"
+                                         f" (nothing accepted for {timeouts.read:g}s: the read "
+                                         "timeout, `timeout`)", provider=provider) from None
                 except OSError as exc:
                     conn.close()
                     if reused:
@@ -614,12 +641,12 @@ class PolicyHTTPClient:
                                               f"while the request was sent "
                                               f"({type(exc).__name__})", provider=provider
                                               ) from None
-                return self._read_head(conn, method, target, timeouts, provider)
+                return self._read_head(conn, method, target, timeouts, budget, provider)
         assert last_error is not None
         raise last_error
 
     def _read_head(self, conn: Connection, method: str, target: Target, timeouts: Timeouts,
-                   provider: str) -> Response:
+                   budget: CallBudget, provider: str) -> Response:
         reader = ResponseReader(method)
         first = b""
         try:
@@ -636,12 +663,16 @@ class PolicyHTTPClient:
                 first = reader.feed(data)
         except DeadlinePassed:
             conn.close()
-            raise RequestTimeout(f"overall deadline of {timeouts.total:g}s passed waiting for "
-                                 f"{target.authority}", provider=provider) from None
+            raise budget.expired(provider, f"waiting for {target.authority} to answer"
+                                 ) from None
         except TimeoutError:
             conn.close()
-            raise RequestTimeout(f"{target.authority} did not answer within {timeouts.read:g}s",
-                                 provider=provider) from None
+            if time.monotonic() >= budget.deadline:
+                raise budget.expired(provider, f"waiting for {target.authority} to answer"
+                                     ) from None
+            raise RequestTimeout(f"timed out: {target.authority} sent nothing for "
+                                 f"{timeouts.read:g}s (the read timeout, `timeout`, between "
+                                 "bytes; raise it for slow models)", provider=provider) from None
         except ProtocolError as exc:
             conn.close()
             raise ProtocolError(f"{target.authority} sent a malformed HTTP response: "
@@ -656,7 +687,7 @@ class PolicyHTTPClient:
             raise ProviderUnavailable(f"{target.authority} closed the connection before "
                                       f"answering ({type(exc).__name__})", provider=provider
                                       ) from None
-        return Response(self, conn, reader, first, target, timeouts, provider)
+        return Response(self, conn, reader, first, target, timeouts, budget, provider)
 
 
 def _load_system_store(ctx: ssl.SSLContext) -> None:

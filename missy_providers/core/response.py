@@ -1,16 +1,17 @@
 """Response: one HTTP response as the caller reads it, body decoded by the sans-IO reader
-(:mod:`missy_providers.h1`) from a connection of :mod:`missy_providers.http`."""
+(:mod:`missy_providers.core.h1`) from a connection of :mod:`missy_providers.core.http`; and
+JSON from a server, parsed in one place with one error mapping."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 
-from .errors import ProtocolError, ProviderUnavailable, RequestTimeout, StreamClosed
+from .errors import ProtocolError, ProviderUnavailable, RequestTimeout, StreamClosed, excerpt
 from .h1 import ResponseReader
-from .jsondata import parse_json
-from .wire import DeadlinePassed, Timeouts
+from .wire import CallBudget, DeadlinePassed, Timeouts
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -26,14 +27,15 @@ class Response:
     from another thread: a read blocked in :meth:`iter_raw` then ends with StreamClosed."""
 
     def __init__(self, client: PolicyHTTPClient, conn: Connection, reader: ResponseReader,
-                 first: bytes, target: Target, timeouts: Timeouts, provider: str) -> None:
+                 first: bytes, target: Target, timeouts: Timeouts, budget: CallBudget,
+                 provider: str) -> None:
         head = reader.head
         assert head is not None
         self.status, self.reason, self.headers = head.status, head.reason, head
         self.url = f"{target.scheme}://{target.authority}{target.log_path}"
         self._client, self._conn, self._reader = client, conn, reader
         self._first = first  # body bytes that arrived with the head
-        self._timeouts, self._provider = timeouts, provider
+        self._timeouts, self._budget, self._provider = timeouts, budget, provider
         self._body: bytes | None = None
         self._closed = False
         self._reader_thread: int | None = None  # the thread inside iter_raw, if any
@@ -78,8 +80,10 @@ class Response:
         except TimeoutError:
             if time.monotonic() >= self._conn.deadline:
                 raise self._deadline_passed() from None
-            raise RequestTimeout(f"no data from {self.url} for {self._timeouts.read:g}s "
-                                 "(read timeout)", provider=self._provider) from None
+            raise RequestTimeout(f"timed out: no data from {self.url} for "
+                                 f"{self._timeouts.read:g}s (the read timeout, `timeout`, "
+                                 "between bytes; raise it for slow models)",
+                                 provider=self._provider) from None
         except OSError as exc:
             if self._conn.closed_by_caller:
                 raise StreamClosed("the stream was closed while it was being read",
@@ -89,8 +93,7 @@ class Response:
                                       ) from None
 
     def _deadline_passed(self) -> RequestTimeout:
-        return RequestTimeout(f"overall deadline of {self._timeouts.total:g}s passed while "
-                              f"reading {self.url}", provider=self._provider)
+        return self._budget.expired(self._provider, f"while reading {self.url}")
 
     def iter_raw(self) -> Iterator[bytes]:
         """Body bytes as they arrive from the socket: no read-ahead beyond one network read."""
@@ -155,3 +158,16 @@ class Response:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def parse_json(data: bytes | str, what: str, provider: str = "") -> Any:
+    """``data`` as JSON; ProtocolError (naming ``what``) when it is not. A hostile body can be
+    malformed, nested deeply enough to exhaust the parser's recursion, or hold numbers too long
+    for ``int()``: each is a ProtocolError quoting (sanitized, bounded) only its start."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers malformed JSON and integers past the int-string limit.
+        kind = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
+        raise ProtocolError(f"{what} is {kind}: '{excerpt(data, 60)}'", provider=provider
+                            ) from None

@@ -1,18 +1,24 @@
-"""Secret, and the one scrubber every error passes through.
+"""Secret, and the one sanitizer for everything a server or a model says.
 
 Every credential the package holds is a :class:`Secret`: config keys, env keys, key rings,
-Codex OAuth tokens. Each live Secret is remembered in a weak set on the class itself, so the
-scrubber can replace every known value without any module holding a plain list of keys (a
-repr of the set shows ``Secret('***')`` objects; a Secret that nothing uses any more drops
-out). A pattern pass catches key- and token-shaped strings the package never held (a server
-echoing some other credential).
+configured credential headers, Codex OAuth tokens, AWS keys. Each live Secret is remembered in
+a weak set on the class (process-wide state, listed in docs/AUDIT.md), so the scrubber can
+replace every known value without any module holding a plain list of keys; a Secret that
+nothing uses any more drops out. A pattern pass catches key- and token-shaped strings the
+package never held (a server echoing some other credential).
+
+Text from outside (a reason phrase, an error body, a model's answer, a model name) reaches an
+exception, a log record or the terminal only through :func:`sanitize` (bounded, secrets
+scrubbed in every encoding, every control character escaped) or :func:`for_terminal`.
 """
 
 from __future__ import annotations
 
+import base64
+import logging
 import re
 import weakref
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -30,19 +36,45 @@ _TOKEN_PATTERNS = re.compile(
 
 
 class Secret:
-    """A credential. Its repr and str never show the value; :meth:`reveal` is called only where
-    a request header is built."""
+    """A credential. Its repr and str never show the value; :meth:`reveal` is called only by
+    the trusted core, where a request's bytes are framed, a request is signed or a token file
+    is written (tests/test_invariants.py holds every call to it inside ``core/``).
 
-    __slots__ = ("_value", "__weakref__")
+    ``origin`` says where it came from, for display (``env OPENAI_API_KEY``, ``config``);
+    ``only_host``, when set, is the one host it may be sent to (the core refuses any other)."""
+
+    __slots__ = ("_value", "_forms", "origin", "only_host", "__weakref__")
     _live: ClassVar[weakref.WeakSet[Secret]] = weakref.WeakSet()
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, *, origin: str = "", only_host: str | None = None) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"a Secret holds a str, got {type(value).__name__}")
         self._value = value
+        self._forms: tuple[str, ...] | None = None
+        self.origin, self.only_host = origin, only_host
         if len(value) >= MIN_SECRET_CHARS:
             Secret._live.add(self)
 
     def reveal(self) -> str:
         return self._value
+
+    def same_value(self, other: Secret) -> bool:
+        """Whether two Secrets hold the same credential (compared in constant time)."""
+        import hmac
+
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def jwt_claims(self) -> dict[str, object]:
+        """The claims of a JWT held here, unverified (a login token's expiry and account);
+        {} when it is not a JWT."""
+        import json
+
+        try:
+            payload = self._value.split(".")[1]
+            data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (IndexError, ValueError, RecursionError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     # Compared and hashed by identity: the weak set must hold every live Secret, even two
     # with the same value (one may die while the other lives on).
@@ -55,41 +87,111 @@ class Secret:
     def __reduce__(self) -> str:  # never pickled with its value
         raise TypeError("a Secret cannot be pickled")
 
-
-def _forms(value: str) -> set[str]:
-    """The ways a server may echo a value back: as sent, percent-encoded, JSON-escaped."""
-    return {value, quote(value, safe=""), value.replace("\\", "\\\\").replace('"', '\\"'),
-            value.replace("/", "\\/")}
+    def forms(self) -> tuple[str, ...]:
+        """Every way a server may echo the value back, longest first: as sent,
+        percent-encoded, form-encoded, JSON-escaped, and base64 at each of the three
+        alignments it can have inside a longer base64 text (``Basic user:key``)."""
+        if self._forms is None:
+            value = self._value
+            json = value.replace("\\", "\\\\").replace('"', '\\"')
+            found = {value, quote(value, safe=""), quote(value), quote_plus(value), json,
+                     json.replace("/", "\\/"), value.replace("/", "\\/")}
+            raw = value.encode("utf-8", "surrogatepass")
+            for offset in range(3):
+                encoded = base64.b64encode(b"\0" * offset + raw).decode("ascii")
+                # Only the characters that depend on the value's bytes alone.
+                middle = encoded[4 if offset else 0:(offset + len(raw)) // 3 * 4]
+                if len(middle) >= MIN_SECRET_CHARS:
+                    found |= {middle, middle.replace("+", "-").replace("/", "_")}
+            self._forms = tuple(sorted(found, key=len, reverse=True))
+        return self._forms
 
 
 def scrub(text: str) -> str:
-    """``text`` with every live Secret's value, and everything shaped like a key or bearer
-    token, replaced by ``[REDACTED]``."""
+    """``text`` with every live Secret, in each of its forms, and everything shaped like a key
+    or bearer token, replaced by ``[REDACTED]``. Every form of every secret is replaced
+    whatever else matched first (longest forms first, so a form that contains another is
+    replaced whole)."""
     if not text:
         return text
     for secret in list(Secret._live):
-        value = secret._value
-        if value in text:
-            text = text.replace(value, REDACTED)
-        else:
-            for form in _forms(value):
-                if form in text:
-                    text = text.replace(form, REDACTED)
+        for form in secret.forms():
+            if form in text:
+                text = text.replace(form, REDACTED)
     return _TOKEN_PATTERNS.sub(REDACTED, text)
 
 
-# C0 and C1 controls and DEL, shown escaped: a server must not be able to move an operator's
-# cursor, clear their terminal or forge a log line.
-_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+# Escaped wherever outside text is shown: C0 and C1 controls and DEL (a server must not move an
+# operator's cursor, ring their bell, clear their terminal or start a second log line), and the
+# invisible characters that reorder or split what is displayed: bidi embeddings, overrides and
+# isolates (CVE-2021-42574, "Trojan Source"), line and paragraph separators, BOM.
+_INVISIBLE = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A),
+              0x2028, 0x2029, 0xFEFF)
+_CONTROLS = (*range(0x20), *range(0x7F, 0xA0))
+_ESCAPES = {**{c: f"\\x{c:02x}" for c in _CONTROLS},
+            **{c: f"\\u{c:04x}" for c in _INVISIBLE}}
+# Model output on a terminal keeps its line breaks (LF) and tabs.
+_TERMINAL_ESCAPES = {**{c: f"\\x{c:02x}" for c in _CONTROLS if c not in (0x09, 0x0A)},
+                     **{c: f"\\u{c:04x}" for c in _INVISIBLE}}
 EXCERPT_CHARS = 200
+MAX_MESSAGE_CHARS = 2000  # an error message or log value, whole (several quoted excerpts)
 # Scrubbed over a wider window than shown, so a secret straddling the cut is still found whole.
 _SCRUB_WINDOW = 4096
 
 
-def excerpt(text: str | bytes, limit: int = EXCERPT_CHARS) -> str:
-    """A server-supplied text safe to quote in a message: scrubbed, control characters
-    escaped, at most ``limit`` characters (then ``...``)."""
+def sanitize(text: str | bytes, limit: int = EXCERPT_CHARS) -> str:
+    """Outside text made safe to quote in a message or a log record: decoded, every secret
+    scrubbed, every control and invisible character escaped, at most ``limit`` characters
+    (then ``...``)."""
     if isinstance(text, bytes):
         text = text[:_SCRUB_WINDOW].decode("utf-8", "replace")
-    shown = scrub(text[:_SCRUB_WINDOW]).translate(_CONTROL_ESCAPES)
+    window = max(_SCRUB_WINDOW, 2 * limit)
+    shown = scrub(text[:window]).translate(_ESCAPES)
     return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+excerpt = sanitize  # the name the callers that quote a server's words use
+
+
+def for_terminal(text: str) -> str:
+    """Model or server text for an operator's terminal: secrets scrubbed, control sequences
+    neutralised (ESC, BEL, CR, C1, bidi overrides escaped), line breaks and tabs kept.
+    Unbounded: this is the answer itself."""
+    return scrub(text).translate(_TERMINAL_ESCAPES)
+
+
+def _safe_arg(value: object) -> object:
+    if isinstance(value, (int, float)) or value is None:
+        return value
+    return sanitize(str(value), MAX_MESSAGE_CHARS)
+
+
+class SafeLogger:
+    """The package's loggers: every argument of a record is sanitized before the record is
+    made (a server's reason phrase with a bare CR cannot forge a second log line, a key it
+    echoes is scrubbed). Messages are constant strings of ours; only arguments vary."""
+
+    __slots__ = ("_log",)
+
+    def __init__(self, name: str) -> None:
+        self._log = logging.getLogger(name)
+
+    def debug(self, msg: str, *args: object) -> None:
+        if self._log.isEnabledFor(logging.DEBUG):
+            self._log.debug(msg, *map(_safe_arg, args))
+
+    def info(self, msg: str, *args: object) -> None:
+        if self._log.isEnabledFor(logging.INFO):
+            self._log.info(msg, *map(_safe_arg, args))
+
+    def warning(self, msg: str, *args: object) -> None:
+        if self._log.isEnabledFor(logging.WARNING):
+            self._log.warning(msg, *map(_safe_arg, args))
+
+    def error(self, msg: str, *args: object) -> None:
+        if self._log.isEnabledFor(logging.ERROR):
+            self._log.error(msg, *map(_safe_arg, args))
+
+
+def get_logger(name: str) -> SafeLogger:
+    return SafeLogger(name)

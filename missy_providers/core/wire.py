@@ -1,13 +1,17 @@
-"""What one HTTP exchange is, without sockets: timeouts, the request's bytes, and what of a URL
-or a trust setting may be shown. Pure; :mod:`missy_providers.http` sends what this frames."""
+"""What one HTTP exchange is, without sockets: timeouts, a call's budget, the request's bytes,
+and what of a URL or a trust setting may be shown. :mod:`missy_providers.core.http` sends what
+this frames, within the budget this counts."""
 
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 
-from .errors import UsageError
+from .errors import CallBudgetExceeded, RequestTimeout, UsageError
+from .headers import rendered
 from .policy import DEFAULT_PORTS, Target, parse_ip
 from .secret import Secret
 from .values import Value
@@ -49,6 +53,74 @@ class DeadlinePassed(Exception):
     """Internal: the overall deadline passed before a read or write began."""
 
 
+class CallBudget:
+    """One call's bound, carried with each of its requests and enforced by the client: one
+    deadline for everything the call does (rate-limit waits, backoff sleeps, every request's
+    connect, TLS, send and read, a token refresh, fallbacks to other providers) and one most
+    number of sends. Past either, the core sends nothing more. Thread-safe.
+
+    ``limit`` names what set the deadline, for the error that says it passed."""
+
+    __slots__ = ("total", "deadline", "max_sends", "sends", "refreshes", "limit", "_lock")
+
+    def __init__(self, total: float, max_sends: int, limit: str = "total_timeout") -> None:
+        if not isinstance(total, (int, float)) or isinstance(total, bool) or total <= 0:
+            raise UsageError(f"a call's total time must be a number > 0, got {total!r}")
+        if not isinstance(max_sends, int) or max_sends < 1:
+            raise UsageError(f"a call's sends must be a whole number >= 1, got {max_sends!r}")
+        self.total, self.max_sends, self.limit = float(total), max_sends, limit
+        self.deadline = time.monotonic() + self.total
+        self.sends = self.refreshes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def sends_for(keys: int, max_retries: int, token_refresh: bool = False) -> int:
+        """The most requests one provider sends in one call: each of its keys once (a 401,
+        403 or 429 moves to the next key; no key counts as one), then ``max_retries`` retries,
+        and where a login token can be refreshed, the refresh and one re-send after it."""
+        return max(1, keys) + max_retries + (2 if token_refresh else 0)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def expired(self, provider: str, doing: str) -> RequestTimeout:
+        return RequestTimeout(f"timed out: the call's deadline passed {doing} ({self.limit} "
+                              f"{self.total:g}s for the whole call; raise it to allow more)",
+                              provider=provider)
+
+    def take_send(self, provider: str) -> None:
+        """Count one request about to be sent; refuse it past the deadline or the count."""
+        with self._lock:
+            if self.sends >= self.max_sends:
+                raise CallBudgetExceeded(f"this call has sent its {self.max_sends} request(s): "
+                                         "no more are allowed (docs/AUDIT.md question 9)",
+                                         provider=provider)
+            if self.deadline <= time.monotonic():
+                raise self.expired(provider, "before the next request")
+            self.sends += 1
+
+    def take_refresh(self) -> bool:
+        """Whether this call may refresh a login token now (once per call)."""
+        with self._lock:
+            if self.refreshes:
+                return False
+            self.refreshes += 1
+            return True
+
+    def wait(self, seconds: float, sleep: Callable[[float], None], provider: str,
+             doing: str) -> None:
+        """Sleep ``seconds`` unless that would pass the deadline (then a RequestTimeout now,
+        rather than a sleep that ends too late)."""
+        if seconds > self.remaining():
+            raise self.expired(provider, f"{doing} (a wait of {seconds:.1f}s)")
+        if seconds > 0:
+            sleep(seconds)
+
+    def __repr__(self) -> str:
+        return (f"CallBudget({self.limit}={self.total:g}s, remaining={self.remaining():.1f}s, "
+                f"sends={self.sends}/{self.max_sends})")
+
+
 
 def trust_description(ca_bundle: str, adds_to_system: bool) -> str:
     """What TLS certificates are checked against, in words (audit record, policy show)."""
@@ -68,13 +140,14 @@ def all_loopback(target: Target, addresses: list[str], proxy: Target | None) -> 
 
 
 def frame_request(method: str, target: Target, path: str, payload: Payload,
-                   headers: Mapping[str, str]) -> bytes:
+                  headers: Mapping[str, object]) -> bytes:
     """The request's bytes. Method, path, Host and Content-Length come only from here; the
     path passed the policy's URL grammar and the headers were checked (no CR, LF or NUL)."""
     host = target.authority if target.port != DEFAULT_PORTS[target.scheme] else \
         target.authority.rpartition(":")[0]
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
+    # The one place a header's secret is revealed: into the bytes about to be sent.
+    lines += [f"{name}: {rendered(value)}" for name, value in headers.items()]
     body = payload.data
     if body is not None or method == "POST":
         lines.append(f"Content-Length: {0 if body is None else len(body)}")
@@ -95,14 +168,38 @@ class Payload:
         return f"<{0 if self.data is None else len(self.data)} bytes>"
 
 
-def reveal_secret(value: object) -> str:
+class _SecretInBody(Exception):
+    """Internal: the body holds a Secret; it is encoded again, revealing and recording it."""
+
+
+def _plain(value: object) -> str:
     if isinstance(value, Secret):
-        return value.reveal()  # a credential in a body (OAuth refresh): revealed on the wire only
+        raise _SecretInBody
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-encode_json = jsonlib.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
-                                   default=reveal_secret).encode
+_encode_plain = jsonlib.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
+                                    default=_plain).encode
+
+
+def encode_body(value: object) -> tuple[bytes, list[Secret]]:
+    """A JSON body's bytes, and every Secret in it (an OAuth refresh token): revealed here,
+    into the bytes about to be sent, and returned so the credential rules apply to them."""
+    try:
+        return _encode_plain(value).encode(), []
+    except _SecretInBody:
+        pass
+    found: list[Secret] = []
+
+    def reveal(item: object) -> str:
+        if isinstance(item, Secret):
+            found.append(item)
+            return item.reveal()
+        raise TypeError(f"{type(item).__name__} is not JSON serializable")
+
+    text = jsonlib.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=reveal
+                               ).encode(value)
+    return text.encode(), found
 
 
 def redirect_origin(location: str, target: Target) -> str:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..config import Secret
 from ..content import WireParts, cache_control
 from ..core.errors import ProtocolError
-from ..core.headers import RedactedHeaders
-from ..core.jsondata import parse_json
+from ..core.response import parse_json
 from ..streams import Event
 from ..types import (
     CompletionResponse,
@@ -120,11 +118,10 @@ class AnthropicProvider(BaseProvider):
         base = self.config.base_url
         return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
 
-    def auth_headers(self, key: Secret | None) -> dict[str, str]:
-        headers = RedactedHeaders({"anthropic-version": API_VERSION})
-        if key is not None:
-            headers["x-api-key"] = key.reveal()
-        return headers
+    auth_header, auth_scheme = "x-api-key", ""
+
+    def protocol_headers(self) -> dict[str, Any]:
+        return {"anthropic-version": API_VERSION}
 
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
         return [{"name": t.name, "description": t.description,

@@ -8,7 +8,6 @@ key handling are written once, here.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -29,8 +28,11 @@ from ..core.errors import (
     at_boundary,
     excerpt,
 )
+from ..core.headers import Credential
 from ..core.http import PolicyHTTPClient, Response, Timeouts
+from ..core.secret import get_logger
 from ..core.values import Value
+from ..core.wire import CallBudget
 from ..events import NO_TRACE, Hooks, Trace
 from ..keys import KeyRing
 from ..limits import CircuitBreaker, RateLimiter
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
 
     from ..aio import AsyncStream
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # A server's own error message is shown in full up to this length (a raw body excerpt: 200).
 MAX_SERVER_MESSAGE_CHARS = 500
@@ -116,22 +118,27 @@ OPTION_CHECKS: dict[str, Callable[[Any], str | None]] = {
 
 
 class Outgoing(Value):
-    """One logical request: its body, its extra headers (config ``headers`` and the call's,
-    checked), this call's limits, and its trace (call events)."""
+    """One logical request: its method, URL and body, its extra headers (config ``headers``
+    and the call's, checked), this call's limits and budget, and its trace (call events)."""
 
-    __slots__ = ("body", "stream", "timeouts", "max_retries", "trace", "headers")
-    body: dict[str, Any]
+    __slots__ = ("body", "stream", "timeouts", "max_retries", "trace", "headers", "budget",
+                 "method", "url")
+    body: dict[str, Any] | None
     stream: bool
     timeouts: Timeouts
     max_retries: int
     trace: Trace
     headers: Mapping[str, Any]
+    budget: CallBudget
+    method: str
+    url: str
 
-    def __init__(self, body: dict[str, Any], stream: bool, timeouts: Timeouts,
-                 max_retries: int, trace: Trace = NO_TRACE,
-                 headers: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, body: dict[str, Any] | None, stream: bool, timeouts: Timeouts,
+                 max_retries: int, budget: CallBudget, trace: Trace = NO_TRACE,
+                 headers: Mapping[str, Any] | None = None, method: str = "POST",
+                 url: str = "") -> None:
         self._set(body=body, stream=stream, timeouts=timeouts, max_retries=max_retries,
-                  trace=trace, headers=headers or {})
+                  trace=trace, headers=headers or {}, budget=budget, method=method, url=url)
 
 
 def finished(trace: Trace, response: CompletionResponse) -> None:
@@ -224,6 +231,10 @@ class BaseProvider:
     always_streams: ClassVar[bool] = False  # the backend accepts only streamed requests
     probe_path: ClassVar[str | None] = None  # GET path under base_url for a live check
     extra_options: ClassVar[frozenset[str]] = frozenset()  # options beyond OPTIONS
+    # How the key is presented: the core puts it into this header, after the scheme.
+    auth_header: ClassVar[str] = "Authorization"
+    auth_scheme: ClassVar[str] = "Bearer"
+    refreshes_tokens: ClassVar[bool] = False  # a login token that a 401 refreshes (Codex)
 
     def __init__(self, config: ProviderConfig, client: PolicyHTTPClient,
                  keys: KeyRing | None = None, hooks: Hooks | None = None) -> None:
@@ -310,33 +321,32 @@ class BaseProvider:
 
     def probe(self, timeout: Timeouts = AVAILABILITY_TIMEOUT) -> Probe:
         """A live check through the policy client: is the service reachable and are the
-        credentials accepted? Never raises; the reason says what failed."""
+        credentials accepted? The same key choice as a call (a refused key rotates to the
+        next). Never raises; the reason says what failed."""
         if not self.has_credentials():
             return Probe(False, self.missing_credentials())
         if self.probe_path is None:
             return Probe(True, "credentials present (this API has no cheap live check)")
         started = time.monotonic()
         try:
-            with self.client.request("GET", self.config.base_url + self.probe_path,
-                                     headers=self.auth_headers(self.keys.current()),
-                                     timeout=timeout, provider=self.name,
-                                     allow_plain_http=self.config.allow_plain_http
-                                     ) as response:
-                ms = (time.monotonic() - started) * 1000
-                if response.status == 200:
-                    return Probe(True, "OK", ms, self.models_from(response.json()))
-                if response.status in (401, 403):
-                    return Probe(False, f"auth failed (HTTP {response.status})", ms)
-                return Probe(False, f"HTTP {response.status} from {self.probe_path}", ms)
+            data = self._get_json(self.probe_path, timeout)
         except PolicyViolation as exc:
             return Probe(False, f"refused by policy: {exc}")
+        except AuthenticationError as exc:
+            ms = (time.monotonic() - started) * 1000
+            return Probe(False, f"auth failed (HTTP {exc.status})" if exc.status else str(exc),
+                         ms)
         except MissyError as exc:
+            if isinstance(exc, ProviderError) and exc.status is not None:
+                return Probe(False, f"HTTP {exc.status} from {self.probe_path}",
+                             (time.monotonic() - started) * 1000)
             return Probe(False, f"unreachable: {exc}")
+        return Probe(True, "OK", (time.monotonic() - started) * 1000, self.models_from(data))
 
     @at_boundary
     def list_models(self) -> list[str]:
         """The model names the provider offers (``GET`` its model list through the policy
-        client); a UsageError for an API without one."""
+        client, with the same key choice as a call); a UsageError for an API without one."""
         path = self.models_path
         if path is None:
             raise UsageError(f"{self.name}: {self.provider_type} has no endpoint that lists "
@@ -347,16 +357,13 @@ class BaseProvider:
     def models_path(self) -> str | None:
         return self.probe_path
 
-    def _get_json(self, path: str) -> Any:
-        key = self.keys.current()
-        if self.needs_key and key is None:
-            raise AuthenticationError(self.missing_credentials(), provider=self.name)
-        with self.client.request("GET", self.config.base_url + path,
-                                 headers=self.auth_headers(key), timeout=AVAILABILITY_TIMEOUT,
-                                 provider=self.name,
-                                 allow_plain_http=self.config.allow_plain_http) as response:
-            if response.status != 200:
-                raise self.error_from(response)
+    def _get_json(self, path: str, timeout: Timeouts = AVAILABILITY_TIMEOUT) -> Any:
+        """A GET under base_url, as one call: the ring's key (rotating on 401/403/429 like a
+        completion), within its own budget; a JSON object or a typed error."""
+        budget = self._budget(timeout.total, 0, "the live check's timeout")
+        call = Outgoing(None, False, timeout, 0, budget, method="GET",
+                        url=self.config.base_url + path)
+        with self._send_with_retries(call) as response:
             data = response.json()
         if not isinstance(data, Mapping):
             raise ProtocolError(f"{path} answer is not a JSON object", provider=self.name)
@@ -392,7 +399,16 @@ class BaseProvider:
     def endpoint(self) -> str:
         raise NotImplementedError
 
-    def auth_headers(self, key: Secret | None) -> dict[str, str]:
+    def auth_headers(self, key: Secret | None) -> dict[str, Any]:
+        """The headers that authenticate a request: the key, as a Credential the core reveals
+        only when it frames the request, plus the API's protocol headers."""
+        headers = self.protocol_headers()
+        if key is not None:
+            headers[self.auth_header] = Credential(key, self.auth_scheme)
+        return headers
+
+    def protocol_headers(self) -> dict[str, Any]:
+        """Headers every request of this API carries (a version, an organization)."""
         return {}
 
     def build_body(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
@@ -438,16 +454,18 @@ class BaseProvider:
         """One HTTP exchange with one key; an error status becomes its typed error."""
         if self.needs_key and key is None:
             raise AuthenticationError(self.missing_credentials(), provider=self.name)
-        return self._post(call, self.auth_headers(key))
+        return self._exchange(call, self.auth_headers(key))
 
-    def _post(self, call: Outgoing, headers: dict[str, str]) -> Response:
-        for name, value in call.headers.items():  # none of them can be an auth header
-            headers[name] = value.reveal() if isinstance(value, Secret) else value
-        headers["Accept"] = ACCEPT[self.stream_format] if call.stream else "application/json"
-        response = self.client.request("POST", self.endpoint(), headers=headers,
-                                       json=call.body, timeout=call.timeouts, stream=True,
-                                       provider=self.name,
-                                       allow_plain_http=self.config.allow_plain_http)
+    def _exchange(self, call: Outgoing, headers: dict[str, Any]) -> Response:
+        headers.update(call.headers)  # checked: none of them can be an auth header
+        if call.method == "POST":
+            headers["Accept"] = ACCEPT[self.stream_format] if call.stream else \
+                "application/json"
+        response = self.client.request(call.method, call.url or self.endpoint(),
+                                       headers=headers, json=call.body, timeout=call.timeouts,
+                                       stream=True, provider=self.name,
+                                       allow_plain_http=self.config.allow_plain_http,
+                                       budget=call.budget)
         if response.status >= 400:
             raise self.error_from(response)
         if not call.stream:
@@ -460,12 +478,26 @@ class BaseProvider:
                 raise
         return response
 
+    def _budget(self, total: float, max_retries: int, limit: str = "total_timeout"
+                ) -> CallBudget:
+        """A budget for one call to this provider alone (the registry makes one for a
+        fallback chain): its total time, and its sends by the formula of
+        :meth:`CallBudget.sends_for`."""
+        return CallBudget(total, CallBudget.sends_for(len(self.keys), max_retries,
+                                                      self.refreshes_tokens), limit)
+
+    def sends_allowed(self, max_retries: int | None = None) -> int:
+        """The most requests one call to this provider may send (docs/AUDIT.md question 9)."""
+        retries = self.config.max_retries if max_retries is None else max_retries
+        return CallBudget.sends_for(len(self.keys), retries, self.refreshes_tokens)
+
     def _send(self, call: Outgoing, estimated_tokens: int = 0) -> Response:
-        """One logical request: circuit breaker and rate limits first, then attempts with
-        retries and key rotation (the only place the package retries)."""
+        """One logical request: circuit breaker and rate limits first (the limiter's wait is
+        part of the call's deadline), then attempts with retries and key rotation (the only
+        place the package retries)."""
         self.breaker.before_call()
         try:
-            self.limiter.acquire(estimated_tokens)
+            self.limiter.acquire(estimated_tokens, call.budget, self.sleep)
             response = self._send_with_retries(call)
         except BREAKER_FAILURES:
             self.breaker.record_failure()
@@ -477,20 +509,18 @@ class BaseProvider:
         return response
 
     def _send_with_retries(self, call: Outgoing) -> Response:
+        """Attempts until one succeeds. Only a key's own failure moves to another key: a
+        401/403 (the key is refused: not used again in this call, and skipped by later calls
+        for the ring's cool-down) or a 429 (out of rate); each key at most once, at once,
+        without using a retry. Any other retryable failure is retried with the same key,
+        after a backoff that must end before the call's deadline. The core counts every
+        send against the call's budget and refuses one past it."""
         policy = RetryPolicy(max_retries=call.max_retries)
-        deadline = time.monotonic() + call.timeouts.total
-        tried: set[int] = set()
+        avoid: set[int] = set()
         retries = 0
-
-        def key_index() -> int:
-            """The ring's key, unless this call already used it (the ring is shared)."""
-            index = self.keys.index
-            if index in tried:
-                index = next((i for i in range(len(self.keys)) if i not in tried), index)
-            return index
-
+        index = self.keys.pick()
+        assert index is not None
         while True:
-            index = key_index()
             trace = call.trace
             if trace:
                 trace.attempts += 1
@@ -499,28 +529,33 @@ class BaseProvider:
             try:
                 return self._attempt(call, self.keys.key_at(index))
             except ProviderError as exc:
-                tried.add(index)
-                if exc.status in (401, 429) and len(tried) < len(self.keys):
-                    # Another key may not share this one's limit or fate: try it at once.
-                    self.keys.advance_from(index)
-                    log.warning("%s: HTTP %s with key #%d; rotating to the next key",
-                                self.name, exc.status, index)
-                    trace.emit("key_rotated", from_index=index, to_index=key_index(),
-                               why=f"HTTP {exc.status}")
-                    continue
+                if exc.status in (401, 403, 429) and len(self.keys) > 1:
+                    if exc.status != 429:
+                        self.keys.refused(index)
+                    avoid.add(index)
+                    following = self.keys.pick(avoid)
+                    if following is not None:
+                        # Another key may not share this one's fate or limit: try it at once.
+                        self.keys.move_to(following, from_index=index)
+                        log.warning("%s: HTTP %s with key #%d; rotating to key #%d",
+                                    self.name, exc.status, index, following)
+                        trace.emit("key_rotated", from_index=index, to_index=following,
+                                   why=f"HTTP {exc.status}")
+                        index = following
+                        continue
                 if retries >= policy.max_retries or not is_retryable(exc):
                     raise
                 import random  # on the retry path only
 
                 delay = policy.delay(retries, getattr(exc, "retry_after", None),
                                      random.random())  # noqa: S311 (jitter, not crypto)
-                if delay is None or time.monotonic() + delay > deadline:
-                    raise
+                if delay is None or delay > call.budget.remaining():
+                    raise  # the server's own error says more than "out of time"
                 log.info("%s: %s; retry %d of %d in %.2fs", self.name, type(exc).__name__,
                          retries + 1, policy.max_retries, delay)
                 trace.emit("retry", reason=f"HTTP {exc.status}" if exc.status else
                            type(exc).__name__, wait_s=round(delay, 3))
-                self.sleep(delay)
+                call.budget.wait(delay, self.sleep, self.name, "backing off before a retry")
                 retries += 1
 
     def _checked(self, messages: object, tools: object, opts: Mapping[str, Any]
@@ -529,23 +564,32 @@ class BaseProvider:
         self._check_opts(opts)
         return as_messages(messages), None if tools is None else as_tools(tools)
 
-    def _outgoing(self, messages: list[Message], tools: list[Tool] | None,
-                  opts: dict[str, Any], stream: bool, trace: Trace) -> Outgoing:
-        """The request body and this call's limits (per-call options over the config)."""
+    def call_limits(self, opts: dict[str, Any]) -> tuple[Timeouts, int]:
+        """This call's timeouts and retries (per-call options over the config), taken out of
+        ``opts``."""
         limits = {k: opts.pop(k) for k in CALL_LIMITS if k in opts}
         timeouts = self.timeouts
         if "timeout" in limits or "total_timeout" in limits:
             read = float(limits.get("timeout", timeouts.read))
             timeouts = Timeouts(connect=min(timeouts.connect, read), read=read,
                                 total=float(limits.get("total_timeout", timeouts.total)))
+        return timeouts, int(limits.get("max_retries", self.config.max_retries))
+
+    def _outgoing(self, messages: list[Message], tools: list[Tool] | None,
+                  opts: dict[str, Any], stream: bool, trace: Trace,
+                  budget: CallBudget | None = None) -> Outgoing:
+        """The request body and this call's limits and budget (a fallback chain's, or this
+        call's own: it starts now, before any rate-limit wait)."""
+        timeouts, max_retries = self.call_limits(opts)
+        if budget is None:
+            budget = self._budget(timeouts.total, max_retries)
         headers = {**dict(self.config.headers), **opts.pop("headers", {})}
         extra = controls.layered(dict(self.config.options), opts.pop("provider_options", {}))
         body = self.build_body(messages, tools, opts, stream=stream)
         controls.CONTROLS[self.provider_type](body, opts, tools, self.name)
         controls.merge_options(body, extra, self.provider_type, self.name,
                                "provider_options")
-        return Outgoing(body, stream, timeouts,
-                        int(limits.get("max_retries", self.config.max_retries)), trace,
+        return Outgoing(body, stream, timeouts, max_retries, budget, trace,
                         controls.checked_headers(headers, self.provider_type, self.name))
 
     def _parsed(self, data: Any) -> CompletionResponse:
@@ -559,16 +603,17 @@ class BaseProvider:
 
     def _complete(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                   opts: dict[str, Any], trace: Trace | None = None,
-                  tier: str | None = None) -> CompletionResponse:
+                  tier: str | None = None, budget: CallBudget | None = None
+                  ) -> CompletionResponse:
         trace = self.hooks.trace(self.name) if trace is None else trace
         messages, tools = self._checked(messages, tools, opts)
         if self.always_streams:
-            return self._stream(messages, tools, opts, trace, tier).response
+            return self._stream(messages, tools, opts, trace, tier, budget).response
         schema = opts.get("schema")
         trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
                    stream=False)
         try:
-            call = self._outgoing(messages, tools, opts, False, trace)
+            call = self._outgoing(messages, tools, opts, False, trace, budget)
             estimate = estimate_tokens(messages)
             http_response = self._send(call, estimate)
             response = self._parsed(http_response.json())
@@ -594,14 +639,14 @@ class BaseProvider:
 
     def _stream(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                 opts: dict[str, Any], trace: Trace | None = None,
-                tier: str | None = None) -> StreamResponse:
+                tier: str | None = None, budget: CallBudget | None = None) -> StreamResponse:
         trace = self.hooks.trace(self.name) if trace is None else trace
         messages, tools = self._checked(messages, tools, opts)
         schema = opts.get("schema")
         trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
                    stream=True)
         try:
-            call = self._outgoing(messages, tools, opts, True, trace)
+            call = self._outgoing(messages, tools, opts, True, trace, budget)
             estimate = estimate_tokens(messages)
             response = self._send(call, estimate)
         except MissyError as exc:

@@ -15,10 +15,11 @@ from urllib.parse import urlsplit
 
 from ..config import Secret
 from ..content import WireParts
+from ..core.env import expand_user
 from ..core.errors import AuthenticationError, MissyError, ProtocolError, UsageError
-from ..core.headers import RedactedHeaders
+from ..core.headers import Credential
 from ..core.http import Response, Timeouts
-from ..core.jsondata import parse_json
+from ..core.response import parse_json
 from ..streams import Event
 from ..types import (
     CompletionResponse,
@@ -121,10 +122,15 @@ class CodexProvider(BaseProvider):
     provider_type = "openai-codex"
     extra_options = frozenset({"prompt_cache_key", "reasoning_summary"})
 
+    @property
+    def refreshes_tokens(self) -> bool:  # type: ignore[override]
+        """With the ChatGPT login (no api_key), a 401 refreshes the token once a call."""
+        return self.keys.current() is None
+
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.session_id = os.urandom(16).hex()
-        path = os.path.expanduser(self.config.auth_file) if self.config.auth_file \
+        path = expand_user(self.config.auth_file) if self.config.auth_file \
             else default_auth_file()
         self.credentials = CodexCredentials(path, self.config.token_url, self.client, self.name)
 
@@ -166,22 +172,24 @@ class CodexProvider(BaseProvider):
             return self.config.key_source
         return f"auth.json ({self.credentials.path})" if self.credentials.exists() else "none"
 
+    def protocol_headers(self) -> dict[str, Any]:
+        return {"OpenAI-Beta": "responses=experimental", "originator": ORIGINATOR,
+                "session_id": self.session_id}
+
     def _attempt(self, call: Outgoing, key: Secret | None) -> Response:
         """With an api_key: one plain attempt. With the ChatGPT login: on a 401, refresh once
-        (unless another caller already did) and send again; a second 401 means the login
-        itself is no longer valid."""
-        headers = RedactedHeaders({"OpenAI-Beta": "responses=experimental",
-                                   "originator": ORIGINATOR, "session_id": self.session_id})
+        in the call (unless another caller already did) and send again; a second 401 means
+        the login itself is no longer valid."""
         if key is not None:
-            headers["Authorization"] = f"Bearer {key.reveal()}"
-            return self._post(call, headers)
+            return self._exchange(call, self.auth_headers(key))
         for attempt in (1, 2):
-            token, account = self.credentials.current()
-            headers["Authorization"] = f"Bearer {token.reveal()}"
+            token, account = self.credentials.current(call.budget)
+            headers = self.protocol_headers()
+            headers["Authorization"] = Credential(token, "Bearer")
             if account:
                 headers["chatgpt-account-id"] = account
             try:
-                return self._post(call, headers)
+                return self._exchange(call, headers)
             except AuthenticationError as exc:
                 if exc.status != 401:
                     raise
@@ -189,7 +197,7 @@ class CodexProvider(BaseProvider):
                     raise AuthenticationError(f"ChatGPT refused the refreshed token; "
                                               f"{LOGIN_HINT}", provider=self.name,
                                               status=401) from None
-                self.credentials.refresh_after_401(token)
+                self.credentials.refresh_after_401(token, call.budget)
         raise AssertionError("unreachable")
 
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:

@@ -1,31 +1,31 @@
 """The Codex CLI's ChatGPT OAuth tokens (``$CODEX_HOME/auth.json``): read, refresh, write back.
 
-The file is written through :mod:`missy_providers.files` (0600, atomic). The refresh
-goes through the policy client like every other request. Refresh tokens rotate: the one just
-used is dead, so the new tokens are written back atomically (temp file + rename, same mode).
+Every token is a Secret from the moment it is read. The refresh goes through the policy client
+like every other request, within the call's budget (at most one refresh a call); refresh
+tokens rotate (the one just used is dead), so the new tokens are written back atomically by
+the core (:func:`missy_providers.core.files.write_json_private`: 0600, temp file + rename).
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import logging
 import os
 import threading
 import time
 
 from ..config import codex_auth_file
 from ..core.errors import AuthenticationError, MissyError, ProtocolError
-from ..core.files import PRIVATE_MODE, replace_private
+from ..core.files import PRIVATE_MODE, write_json_private
 from ..core.headers import header_value_problem
 from ..core.http import PolicyHTTPClient, Timeouts
-from ..core.secret import Secret
+from ..core.secret import Secret, get_logger
+from ..core.wire import CallBudget
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
     from typing import Any
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"  # the Codex CLI's public OAuth client id
 REFRESH_MARGIN_SECONDS = 300  # refresh an access token this long before its `exp`
@@ -36,16 +36,6 @@ TOKEN_FIELDS = ("id_token", "access_token", "refresh_token")
 
 def default_auth_file() -> str:
     return codex_auth_file()
-
-
-def jwt_claims(token: str) -> dict[str, Any]:
-    """The payload of a JWT, unverified (we only read our own token's expiry and account)."""
-    try:
-        payload = token.split(".")[1]
-        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 class CodexCredentials:
@@ -92,7 +82,7 @@ class CodexCredentials:
                 if problem := header_value_problem(value, credential=True):
                     raise AuthenticationError(f"{self.path}: tokens.{name}: {problem}; "
                                               f"{LOGIN_HINT}", provider=self.provider)
-                value = Secret(value)
+                value = Secret(value, origin=f"{self.path} tokens.{name}")
             held[name] = value
         return held
 
@@ -104,48 +94,54 @@ class CodexCredentials:
         if not self._tokens or mtime != self._loaded_mtime:
             self._load()
 
-    def current(self) -> tuple[Secret, str]:
-        """(access token, account id), refreshed first when it expires within the margin."""
+    def current(self, budget: CallBudget | None = None) -> tuple[Secret, str]:
+        """(access token, account id), refreshed first when it expires within the margin
+        (the refresh counts against ``budget``, the call's)."""
         with self._lock:
             self._reload_if_changed()
-            exp = jwt_claims(self._tokens["access_token"].reveal()).get("exp")
+            exp = self._tokens["access_token"].jwt_claims().get("exp")
             if isinstance(exp, (int, float)) and exp - time.time() < REFRESH_MARGIN_SECONDS:
-                self._refresh_locked()
+                self._refresh_locked(budget)
             return self._tokens["access_token"], self._account_id()
 
     def _account_id(self) -> str:
         account = self._tokens.get("account_id")
         if not account:
             for token in (self._tokens.get("id_token"), self._tokens.get("access_token")):
-                text = token.reveal() if isinstance(token, Secret) else ""
-                claim = jwt_claims(text).get(ACCOUNT_CLAIM) or {}
+                claims = token.jwt_claims() if isinstance(token, Secret) else {}
+                claim = claims.get(ACCOUNT_CLAIM) or {}
                 account = claim.get("chatgpt_account_id") if isinstance(claim, dict) else None
                 if account:
                     break
         return str(account or "")
 
-    def refresh_after_401(self, rejected_token: Secret) -> None:
+    def refresh_after_401(self, rejected_token: Secret, budget: CallBudget | None = None
+                          ) -> None:
         """The server refused ``rejected_token``. If another thread or process has already
-        replaced it, use theirs; otherwise refresh once."""
+        replaced it, use theirs; otherwise refresh (once in a call: a second 401 in the same
+        call means the login itself is no longer valid)."""
         with self._lock:
             self._reload_if_changed()
             current = self._tokens.get("access_token")
-            if isinstance(current, Secret) and current.reveal() != rejected_token.reveal():
+            if isinstance(current, Secret) and not current.same_value(rejected_token):
                 return
-            self._refresh_locked()
+            self._refresh_locked(budget)
 
-    def _refresh_locked(self) -> None:
+    def _refresh_locked(self, budget: CallBudget | None) -> None:
         refresh_token = self._tokens.get("refresh_token")
         if not refresh_token:
             raise AuthenticationError(f"the access token expired and {self.path} has no "
                                       f"refresh token; {LOGIN_HINT}", provider=self.provider)
-        # The Secret itself goes in the body: the client reveals it only when it encodes.
+        if budget is not None and not budget.take_refresh():
+            raise AuthenticationError(f"ChatGPT refused the token refreshed earlier in this "
+                                      f"call; {LOGIN_HINT}", provider=self.provider, status=401)
+        # The Secret itself goes in the body: the core reveals it only when it encodes.
         body = {"client_id": CLIENT_ID, "grant_type": "refresh_token",
                 "refresh_token": refresh_token}
         log.info("%s: refreshing the ChatGPT access token", self.provider)
         with self.client.request("POST", self.token_url, json=body,
                                  timeout=Timeouts(connect=10, read=30, total=60),
-                                 provider=self.provider, carries_credential=True) as response:
+                                 provider=self.provider, budget=budget) as response:
             try:
                 data = response.json()
             except MissyError:
@@ -183,9 +179,7 @@ class CodexCredentials:
         if mode & 0o077:
             log.warning("%s was readable by others (mode %o); it is written back as 0600",
                         self.path, mode)
-        data["tokens"] = {k: v.reveal() if isinstance(v, Secret) else v
-                          for k, v in self._tokens.items()}
+        data["tokens"] = dict(self._tokens)  # Secrets: revealed by the core, into the file
         data["last_refresh"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
-        replace_private(self.path, json.dumps(data, indent=2))
+        write_json_private(self.path, data)
         self._loaded_mtime = os.stat(self.path).st_mtime

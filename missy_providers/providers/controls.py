@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 
 from ..content import cache_control
 from ..core.errors import StructuredOutputError, UsageError
-from ..core.headers import header_problems
-from ..settings import LIBRARY_KEYS
+from ..core.headers import header_problems, held
+from ..settings import LIBRARY_KEYS, PROVIDER_HEADERS
 from ..types import Tool
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -65,11 +65,13 @@ def bool_problem(v: Any) -> str | None:
 # --- headers and provider_options: the one door ---------------------------------------------
 
 def checked_headers(headers: Mapping[str, Any], ptype: str, provider: str) -> dict[str, Any]:
-    problems = header_problems(headers, ptype)
+    """The call's extra headers, checked; a credential-like header's literal value is held as
+    a Secret (the credential rules then apply to it)."""
+    problems = header_problems(headers, PROVIDER_HEADERS.get(ptype, frozenset()))
     if problems:
         name, why = problems[0]
         raise UsageError(f"{provider}: header {name!r}: {why}")
-    return dict(headers)
+    return {name: held(name, value, f"header {name}") for name, value in headers.items()}
 
 
 def layered(config: Mapping[str, Any], call: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..config import Secret
 from ..content import WireParts
 from ..core.errors import ProtocolError, at_boundary
-from ..core.headers import RedactedHeaders
 from ..types import (
     CompletionResponse,
     Message,
@@ -63,12 +61,6 @@ class OllamaProvider(BaseProvider):
 
     def endpoint(self) -> str:
         return f"{self.config.base_url}/api/chat"
-
-    def auth_headers(self, key: Secret | None) -> dict[str, str]:
-        headers = RedactedHeaders({})
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key.reveal()}"
-        return headers
 
     @at_boundary
     def running_models(self) -> list[str]:

@@ -8,11 +8,9 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from ..config import Secret
 from ..content import WireParts
 from ..core.errors import ProtocolError
-from ..core.headers import RedactedHeaders
-from ..core.jsondata import parse_json
+from ..core.response import parse_json
 from ..streams import Event
 from ..types import (
     CompletionResponse,
@@ -126,10 +124,8 @@ class OpenAIProvider(BaseProvider):
     def endpoint(self) -> str:
         return f"{self.config.base_url}/chat/completions"
 
-    def auth_headers(self, key: Secret | None) -> dict[str, str]:
-        headers = RedactedHeaders({})
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key.reveal()}"
+    def protocol_headers(self) -> dict[str, Any]:
+        headers: dict[str, Any] = {}
         if self.config.organization:
             headers["OpenAI-Organization"] = self.config.organization
         if self.config.project:
