@@ -1,7 +1,9 @@
 """The missy command line (``python -m missy ...`` or the ``missy`` console script).
 
 Output formatting only; everything it shows comes from missy_providers. It never prints a
-secret, and it prints no colour codes (so NO_COLOR and pipes need nothing special).
+secret, and it prints no colour codes (so NO_COLOR and pipes need nothing special); what a
+server or a model said reaches the terminal with its control sequences neutralised (ESC, BEL,
+CR, C1 and bidi overrides shown escaped; ``--raw`` prints a model's text as it came).
 
 Exit codes: 0 ok, 1 provider or runtime error, 2 usage or config error, 3 policy denial,
 130 interrupted.
@@ -31,10 +33,31 @@ TIER_CHOICES = ("fast", "primary", "premium", "auto")
 
 class Cli:
     def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+        from missy_providers.core.secret import for_terminal
+
         self.args, self.out, self.err = args, out, err
+        self.shown = (lambda text: text) if getattr(args, "raw", False) else for_terminal
+        self.midline = False  # stdout holds a started line (a streamed answer)
+
+    def write(self, text: str) -> None:
+        """Text from a server or a model, on stdout, neutralised for the terminal."""
+        if text:
+            self.out.write(self.shown(text))
+            self.midline = not text.endswith("\n")
 
     def print(self, text: str = "") -> None:
-        self.out.write(text + "\n")
+        self.write(text + "\n")
+
+    def note(self, text: str) -> None:
+        """One line on stderr (neutralised like everything shown); a streamed answer's line is
+        ended first, so the note starts a line of its own."""
+        if self.midline:
+            self.out.write("\n")
+            self.out.flush()
+            self.midline = False
+        from missy_providers.core.secret import for_terminal
+
+        self.err.write(for_terminal(text.rstrip("\n")) + "\n")
 
     def json(self, data: Any) -> None:
         self.out.write(json.dumps(data, indent=2) + "\n")
@@ -159,7 +182,7 @@ def cmd_ask(cli: Cli) -> int:
         prompt = " ".join(args.prompt)
     else:
         if sys.stdin.isatty():
-            cli.err.write("missy: reading the prompt from stdin (end it with Ctrl-D)\n")
+            cli.note("missy: reading the prompt from stdin (end it with Ctrl-D)")
         prompt = sys.stdin.read()
     if not prompt.strip():
         raise _usage("nothing to ask: give a PROMPT or pipe one on stdin")
@@ -167,7 +190,7 @@ def cmd_ask(cli: Cli) -> int:
     with cli.registry() as registry:
         if args.verbose:  # every call event, one short line each
             def show(event: CallEvent) -> None:
-                cli.err.write(f"missy: event {event.line()}\n")
+                cli.note(f"missy: event {event.line()}")
 
             registry.subscribe(show)
         provider = registry.get(args.provider)
@@ -190,16 +213,14 @@ def cmd_ask(cli: Cli) -> int:
                 cli.print(response.content)
         else:
             stream = provider.stream(messages, **opts)
-            wrote = False
             try:
                 for text in stream:
-                    cli.out.write(text)
+                    cli.write(text)
                     cli.out.flush()
-                    wrote = True
                 response = stream.response
             finally:
                 stream.close()  # on Ctrl-C too: the connection is closed, not left half-read
-                if wrote:  # a cut stream's partial text ends its line before the error
+                if cli.midline:  # the answer (or a cut stream's partial text) ends its line
                     cli.print()
     if args.json:
         cli.json({"content": response.content, "model": response.model,
@@ -209,12 +230,12 @@ def cmd_ask(cli: Cli) -> int:
                   "finish_reason": response.finish_reason})
     if args.verbose:
         u = response.usage
-        cli.err.write(f"usage: prompt {u['prompt_tokens']} (cached {u['cached_prompt_tokens']}, "
-                      f"cache write {u['cache_write_tokens']}), completion "
-                      f"{u['completion_tokens']} (reasoning {u['reasoning_tokens']}), total "
-                      f"{u['total_tokens']} tokens; finish: {response.finish_reason}"
-                      f"{f' ({response.stop_reason})' if response.stop_reason else ''}; model: "
-                      f"{response.model}\n")
+        cli.note(f"usage: prompt {u['prompt_tokens']} (cached {u['cached_prompt_tokens']}, "
+                 f"cache write {u['cache_write_tokens']}), completion "
+                 f"{u['completion_tokens']} (reasoning {u['reasoning_tokens']}), total "
+                 f"{u['total_tokens']} tokens; finish: {response.finish_reason}"
+                 f"{f' ({response.stop_reason})' if response.stop_reason else ''}; model: "
+                 f"{response.model}")
     return EXIT_OK
 
 
@@ -246,7 +267,7 @@ def cmd_models(cli: Cli) -> int:
             for model in result.get("models", []):
                 cli.print(f"{name}\t{model}")
             if "error" in result:
-                cli.err.write(f"missy: {name}: {result['error']}\n")
+                cli.note(f"missy: {name}: {result['error']}")
     return EXIT_OK if all("models" in r for r in found.values()) else EXIT_RUNTIME
 
 
@@ -314,27 +335,29 @@ def cmd_config_check(cli: Cli) -> int:
         problems = list(exc.problems)
     if problems:
         for problem in problems:
-            cli.err.write(f"{problem}\n")
-        cli.err.write(f"{len(problems)} problem(s) in {path}\n")
+            cli.note(f"{problem}")
+        cli.note(f"{len(problems)} problem(s) in {path}")
         return EXIT_USAGE
     for note in config.notes:
-        cli.err.write(f"note: {note}\n")
+        cli.note(f"note: {note}")
     enabled = sum(p.enabled for p in config.providers.values())
     cli.print(f"{path}: ok ({len(config.providers)} providers, {enabled} enabled)")
     return EXIT_OK
 
 
 def cmd_config_init(cli: Cli) -> int:
-    from importlib.resources import files
-
-    from missy_providers.config import config_path
-    from missy_providers.core.files import create_private
+    import missy_providers
+    from missy_providers.config import DEFAULT_CONFIG_PATH, config_path
+    from missy_providers.core.env import expand_user
+    from missy_providers.core.files import create_private, make_private_dir
 
     path = config_path(cli.args.path or cli.args.config)
-    starter = files("missy_providers").joinpath("starter_config.yaml").read_text("utf-8")
+    starter_file = os.path.join(os.path.dirname(missy_providers.__file__), "starter_config.yaml")
+    with open(starter_file, encoding="utf-8") as f:
+        starter = f.read()
     directory = os.path.dirname(os.path.abspath(path))
-    if path == os.path.expanduser("~/.missy/config.yaml"):
-        os.makedirs(directory, mode=0o700, exist_ok=True)  # the default place: made for you
+    if path == expand_user(DEFAULT_CONFIG_PATH):
+        make_private_dir(directory)  # the default place: made for you
     if os.path.isdir(path):
         raise _usage(f"{path} is a directory; give a file path")
     try:
@@ -381,6 +404,9 @@ def _global_options(defaults: bool) -> argparse.ArgumentParser:
     copy sets defaults: a subcommand's copy must not overwrite what was given before it."""
     keep: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
     common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--raw", action="store_true",
+                        help="print a model's text as it came (control sequences and all)",
+                        **keep)
     common.add_argument("--config", metavar="FILE",
                         help="config file (default: $MISSY_CONFIG, then ~/.missy/config.yaml)",
                         **keep)
@@ -480,8 +506,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="missy: %(levelname)s: %(name)s: %(message)s")
     run: Callable[[Cli], int] = args.run
     started = time.monotonic()
+    cli = Cli(args, sys.stdout, sys.stderr)
     try:
-        return run(Cli(args, sys.stdout, sys.stderr))
+        return run(cli)
     except KeyboardInterrupt:
         sys.stdout.flush()
         sys.stderr.write("\nmissy: interrupted\n")
@@ -495,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"missy: {type(exc).__name__}: {exc}\n")
+        cli.note(f"missy: {type(exc).__name__}: {exc}")
         return _exit_code(exc)
     finally:
         logging.getLogger("missy").debug("done in %.0f ms", (time.monotonic() - started) * 1000)

@@ -6,7 +6,6 @@ stays cheap and opens no socket and reads no file.
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 from .core.errors import (
@@ -83,9 +82,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'missy_providers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+    from .core.env import load_own
+
+    return load_own(module, name)
 
 
 def __dir__() -> list[str]:

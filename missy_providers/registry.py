@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping, Sequence
 
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .core.http import PolicyHTTPClient
+    from .core.wire import CallBudget
     from .events import Hook
     from .keys import KeyRing
     from .providers.base import BaseProvider
@@ -41,16 +41,18 @@ if TYPE_CHECKING:
 
 # The one table from provider type to class, imported only when such a provider is enabled.
 PROVIDER_CLASSES = {
-    "anthropic": "missy_providers.providers.anthropic:AnthropicProvider",
-    "openai": "missy_providers.providers.openai:OpenAIProvider",
-    "openai-codex": "missy_providers.providers.codex:CodexProvider",
-    "ollama": "missy_providers.providers.ollama:OllamaProvider",
+    "anthropic": "providers.anthropic:AnthropicProvider",
+    "openai": "providers.openai:OpenAIProvider",
+    "openai-codex": "providers.codex:CodexProvider",
+    "ollama": "providers.ollama:OllamaProvider",
 }
 
 
 def provider_class(provider_type: str) -> type[BaseProvider]:
+    from .core.env import load_own
+
     module_name, _, class_name = PROVIDER_CLASSES[provider_type].partition(":")
-    cls: type[BaseProvider] = getattr(importlib.import_module(module_name), class_name)
+    cls: type[BaseProvider] = load_own(module_name, class_name)  # type: ignore[assignment]
     return cls
 
 
@@ -68,10 +70,14 @@ class ProviderRegistry:
         if on_event is not None:
             self.hooks.subscribe(on_event)
         if config.call_log:
-            from .core.files import JsonlAppender
+            from .core.errors import ConfigError
+            from .core.files import JsonlAppender, writable_file_problem
 
+            if problem := writable_file_problem(config.call_log, "call log"):
+                raise ConfigError(problem, ("observability", "call_log"), config.source)
             log_file = JsonlAppender(config.call_log, ("observability", "call_log"))
-            self.hooks.subscribe(lambda event: log_file(event.as_dict()))
+            # Required: a call whose events cannot be written fails (nothing unrecorded).
+            self.hooks.subscribe(lambda event: log_file(event.as_dict()), required=True)
         self._keys: dict[str, KeyRing] = {}
         self._providers: dict[str, BaseProvider] = {}
         for name, pconf in config.providers.items():
@@ -199,6 +205,7 @@ class ProviderRegistry:
         router = router or ModelRouter()
         errors: list[MissyError] = []
         order = self.fallback_order(providers)
+        budget = self._chain_budget(order, opts)
         for position, name in enumerate(order):
             provider = self.get(name)
             if not provider.has_credentials():
@@ -213,7 +220,7 @@ class ProviderRegistry:
             trace = self.hooks.trace(name)
             try:
                 return provider._complete(messages, tools or None, call_opts, trace,
-                                          chosen_tier)
+                                          chosen_tier, budget)
             except FALLBACK_ERRORS as exc:
                 log.warning("%s failed (%s); trying the next provider", name, exc)
                 errors.append(exc)
@@ -222,6 +229,16 @@ class ProviderRegistry:
                                error_type=type(exc).__name__)
         summary = "; ".join(str(e) for e in errors) or "no provider to try"
         raise AllProvidersFailed(f"every provider failed: {summary}", errors=tuple(errors))
+
+    def _chain_budget(self, order: Sequence[str], opts: Mapping[str, Any]) -> CallBudget:
+        """One budget for the whole chain: one deadline (the call's ``total_timeout``, else
+        the first provider's), and the sum of each provider's sends."""
+        from .core.wire import CallBudget
+
+        first = self.get(order[0]) if order else self.default
+        total = opts.get("total_timeout", first.config.total_timeout)
+        return CallBudget.for_call(total, [self.get(n).send_plan(opts.get("max_retries"))
+                                           for n in order])
 
     async def acomplete(self, messages: Sequence[Message], **kw: Any) -> CompletionResponse:
         """:meth:`complete` (same fallback and tiers) for asyncio, on the client's pool."""

@@ -57,7 +57,7 @@ def _http_date(text: str, now: float) -> float | None:
 
     try:
         return _seconds_until(parsedate_to_datetime(text), now)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # any date a server can write
         return None
 
 
@@ -66,7 +66,7 @@ def _rfc3339(text: str, now: float) -> float | None:
 
     try:
         return _seconds_until(datetime.fromisoformat(text.replace("Z", "+00:00")), now)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 

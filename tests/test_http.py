@@ -182,7 +182,7 @@ def test_overall_deadline(server: LoopbackServer, client: PolicyHTTPClient) -> N
     r = client.request("GET", server.url + "/", stream=True,
                        timeout=Timeouts(connect=1, read=1, total=0.5))
     started = time.monotonic()
-    with pytest.raises(RequestTimeout, match="deadline passed .* total timeout 0.5s"):
+    with pytest.raises(RequestTimeout, match=r"deadline passed .* total timeout 0\.5s"):
         for _ in r.iter_raw():
             pass
     assert time.monotonic() - started < 1.5

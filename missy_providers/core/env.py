@@ -1,9 +1,11 @@
-"""The process environment: the one place the package reads it.
+"""What the process takes from outside its own code: environment variables, the home
+directory, and the package's own modules loaded on first use. The one place for each.
 
 Every variable read goes through :class:`ProcessEnvironment` (a read-only mapping over
 ``os.environ``), and ``~`` in a path is expanded here (that reads ``HOME``). Which variables
 are read, and what each one can change, is docs/AUDIT.md question 8; the variables whose
-values are credentials bound to one vendor's host are :data:`VENDOR_KEY_HOSTS`.
+values are credentials bound to one vendor's host are :data:`VENDOR_KEY_HOSTS`. The only
+dynamic import is :func:`load_own`, of the package's own modules.
 """
 
 from __future__ import annotations
@@ -58,3 +60,17 @@ def secret_from(env: Mapping[str, str], name: str) -> Secret | None:
 def expand_user(path: str) -> str:
     """``~`` at the start of ``path`` expanded (from ``HOME``, or the password database)."""
     return os.path.expanduser(path)
+
+
+PACKAGE = "missy_providers"
+
+
+def load_own(module: str, name: str) -> object:
+    """``name`` from the package's own ``module`` (``providers.openai``): a provider class or
+    a public name imported on first use, so that import stays cheap. Nothing outside the
+    package can be named."""
+    import importlib
+
+    if not module.replace(".", "").replace("_", "").isalnum() or module.startswith("."):
+        raise ValueError(f"not a module of {PACKAGE}: {module!r}")
+    return getattr(importlib.import_module(f"{PACKAGE}.{module}"), name)

@@ -154,16 +154,11 @@ def rendered(value: Any) -> str:
     return str(value)
 
 
-def credential_problem(secrets: list[Secret], host: str, plain_http: bool,
-                       stays_local: bool, allow_plain_http: bool) -> str | None:
-    """Why these credentials may not go in this request, or None. By what they are, not by
-    the header that carries them: a Secret bound to one host (``$OPENAI_API_KEY``) goes only
-    there; no credential crosses a network in clear text unless the provider says
-    ``allow_plain_http``."""
+def bound_elsewhere(secrets: list[Secret], host: str) -> str | None:
+    """Why one of these credentials may not go to ``host``, or None: a Secret bound to one
+    host (``$OPENAI_API_KEY``: api.openai.com) goes only there, whatever carries it."""
     for secret in secrets:
         if secret.only_host is not None and host != secret.only_host:
             return (f"{secret.origin or 'a credential'} is sent only to {secret.only_host}, "
                     f"not to {host}; reference another variable for this provider")
-    if secrets and plain_http and not stays_local and not allow_plain_http:
-        return "refusing to send a credential in clear text over http://"
     return None

@@ -32,7 +32,7 @@ from .h1 import ResponseReader
 from .headers import (
     CLIENT_OWNED,
     RedactedHeaders,
-    credential_problem,
+    bound_elsewhere,
     credentials_in,
     header_name_problem,
     header_value_problem,
@@ -540,23 +540,20 @@ class PolicyHTTPClient:
         all_headers = self._headers(headers, json is not None)
         data, body_secrets = encode_body(json) if json is not None else (body, [])
         payload = Payload(data)
+        secrets = credentials_in(all_headers) + body_secrets
+        if problem := bound_elsewhere(secrets, target.host):
+            raise PolicyViolation(f"{provider or 'request'}: {problem}")
         proxy = self._proxy_route(provider)
         if proxy is not None:
             proxy_target, addresses = proxy  # the proxy resolves the target; see docs/AUDIT.md
         else:
             proxy_target, addresses = None, self._addresses(method, target, provider)
-        secrets = credentials_in(all_headers) + body_secrets
-        if secrets:
-            plain = target.scheme == "http"
-            problem = credential_problem(
-                secrets, target.host, plain,
-                plain and all_loopback(target, addresses, proxy_target), allow_plain_http)
-            if problem:
-                where = f"providers.{provider}.allow_plain_http" if provider else \
-                    "allow_plain_http"
-                fix = f"; use https:// or set {where}: true" if "clear text" in problem else ""
-                raise PolicyViolation(f"{provider or 'request'}: {problem} to "
-                                      f"{target.authority}{fix}")
+        if secrets and target.scheme == "http" and not allow_plain_http and \
+                not all_loopback(target, addresses, proxy_target):
+            where = f"providers.{provider}.allow_plain_http" if provider else "allow_plain_http"
+            raise PolicyViolation(f"{provider or 'request'}: refusing to send a credential in "
+                                  f"clear text over http:// to {target.authority}; use "
+                                  f"https:// or set {where}: true")
         path = target.path
         if proxy_target is not None and target.scheme == "http":
             if not self.allow_plain_http_proxy:

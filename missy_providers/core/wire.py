@@ -7,7 +7,7 @@ from __future__ import annotations
 import json as jsonlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 
 from .errors import CallBudgetExceeded, RequestTimeout, UsageError
@@ -72,6 +72,14 @@ class CallBudget:
         self.deadline = time.monotonic() + self.total
         self.sends = self.refreshes = 0
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_call(cls, total: float, providers: Sequence[tuple[int, int, bool]],
+                 limit: str = "total_timeout") -> CallBudget:
+        """The budget of one call to ``providers`` (one, or a fallback chain in order), each
+        given as (its keys, its max_retries, whether it refreshes a login token): ``total``
+        seconds, and the sum of :meth:`sends_for` over them."""
+        return cls(total, max(1, sum(cls.sends_for(*p) for p in providers)), limit)
 
     @staticmethod
     def sends_for(keys: int, max_retries: int, token_refresh: bool = False) -> int:

@@ -483,13 +483,13 @@ class BaseProvider:
         """A budget for one call to this provider alone (the registry makes one for a
         fallback chain): its total time, and its sends by the formula of
         :meth:`CallBudget.sends_for`."""
-        return CallBudget(total, CallBudget.sends_for(len(self.keys), max_retries,
-                                                      self.refreshes_tokens), limit)
+        return CallBudget.for_call(total, [self.send_plan(max_retries)], limit)
 
-    def sends_allowed(self, max_retries: int | None = None) -> int:
-        """The most requests one call to this provider may send (docs/AUDIT.md question 9)."""
+    def send_plan(self, max_retries: int | None = None) -> tuple[int, int, bool]:
+        """What bounds this provider's sends in one call (CallBudget.for_call): its keys, its
+        retries (this call's, else the config's), whether it refreshes a login token."""
         retries = self.config.max_retries if max_retries is None else max_retries
-        return CallBudget.sends_for(len(self.keys), retries, self.refreshes_tokens)
+        return len(self.keys), retries, self.refreshes_tokens
 
     def _send(self, call: Outgoing, estimated_tokens: int = 0) -> Response:
         """One logical request: circuit breaker and rate limits first (the limiter's wait is

@@ -1,0 +1,213 @@
+"""The trusted core, derived from the code: which modules hold which power, by reading the AST.
+
+A module holds a power when it can open sockets or TLS, reveal a secret, read the environment,
+create or write files, import dynamically, decide egress, or count a call's sends and deadline.
+The core is every module that holds one, plus every module of the package they import (so the
+core can be audited without reading anything else). Names are followed through aliases
+(``import os as o``, ``from os import environ as e``); a name computed at run time
+(``getattr(x, name)``) is itself flagged outside the core.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "missy_providers"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+SOURCES = [*MODULES, ROOT / "missy.py"]
+
+NETWORK_MODULES = frozenset({"socket", "ssl", "select", "selectors", "http.client",
+                             "http.server", "urllib.request", "ftplib", "smtplib", "poplib",
+                             "imaplib", "nntplib", "telnetlib", "socketserver", "xmlrpc",
+                             "multiprocessing", "webbrowser"})
+# asyncio may be imported (the facade runs calls on threads), never asked to connect.
+SOCKET_METHODS = frozenset({"create_connection", "open_connection", "start_server",
+                            "create_server", "create_datagram_endpoint", "sock_connect",
+                            "create_unix_connection", "open_unix_connection",
+                            "create_unix_server", "start_tls", "socketpair", "fromfd"})
+ENV_NAMES = frozenset({"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv",
+                       "expanduser", "expandvars"})
+SECRET_NAMES = frozenset({"reveal", "_value", "render"})
+# Names that create, change or remove files whatever object they are called on ...
+WRITE_CALLS = frozenset({"makedirs", "mkdir", "chmod", "fchmod", "lchmod", "chown",
+                         "fchown", "rename", "renames", "removedirs", "unlink", "rmdir",
+                         "symlink", "symlink_to", "hardlink_to", "write_text", "write_bytes",
+                         "touch", "mkstemp", "mkdtemp", "NamedTemporaryFile", "TemporaryFile",
+                         "SpooledTemporaryFile", "TemporaryDirectory", "fdopen", "copyfile",
+                         "copytree", "rmtree", "mkfifo", "mknod", "utime", "keylog_filename"})
+# ... and names that do so only on a module (``str.replace``, ``list.remove`` are harmless).
+OS_ONLY_WRITE = frozenset({"open", "write", "replace", "pwrite", "writev", "remove", "copy",
+                           "copy2", "move", "link", "truncate", "ftruncate"})
+IMPORT_MODULES = frozenset({"importlib", "runpy", "pkgutil", "zipimport", "imp"})
+IMPORT_NAMES = frozenset({"__import__", "import_module", "spec_from_file_location",
+                          "module_from_spec", "exec_module", "load_module", "find_spec",
+                          "find_module", "meta_path", "path_hooks"})
+# Counting a call's sends and time: only the core counts, and a budget is made only by the
+# core's own formula (CallBudget.for_call, for_chain), never with a number of one's own.
+BUDGET_COUNTERS = frozenset({"take_send", "sends", "max_sends", "deadline", "refreshes"})
+REFLECTION = frozenset({"getattr", "setattr", "delattr", "__getattribute__", "vars"})
+WRITE_MODES = set("wax+")
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+class _Aliases(ast.NodeVisitor):
+    """Local names bound to a module (``import os as o``) or to a name from one (``from os
+    import environ as e``)."""
+
+    def __init__(self) -> None:
+        self.modules: dict[str, str] = {}  # local name -> module
+        self.names: dict[str, tuple[str, str]] = {}  # local name -> (module, name)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.modules[alias.asname or alias.name.split(".")[0]] = \
+                alias.name if alias.asname else alias.name.split(".")[0]
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level == 0 and node.module:
+            for alias in node.names:
+                self.names[alias.asname or alias.name] = (node.module, alias.name)
+
+
+def imported_modules(tree: ast.AST) -> list[tuple[str, ast.AST]]:
+    out: list[tuple[str, ast.AST]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, node) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.append((node.module, node))
+            out += [(f"{node.module}.{a.name}", node) for a in node.names]
+    return out
+
+
+def _mode(node: ast.Call, index: int) -> str:
+    arg = node.args[index] if len(node.args) > index else next(
+        (k.value for k in node.keywords if k.arg == "mode"), None)
+    if arg is None:
+        return "r"
+    return str(arg.value) if isinstance(arg, ast.Constant) else "w"  # computed: assume writes
+
+
+def powers(path: Path) -> dict[str, list[int]]:
+    """Each power ``path`` holds, with the lines that show it."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    aliases = _Aliases()
+    aliases.visit(tree)
+    found: dict[str, list[int]] = {}
+
+    def flag(power: str, node: ast.AST) -> None:
+        found.setdefault(power, []).append(getattr(node, "lineno", 0))
+
+    def module_of(node: ast.AST) -> str:
+        if isinstance(node, ast.Name):
+            return aliases.modules.get(node.id, "")
+        if isinstance(node, ast.Attribute):  # os.path
+            base = module_of(node.value)
+            return f"{base}.{node.attr}" if base else ""
+        return ""
+
+    for name, node in imported_modules(tree):
+        top = name.split(".")[0]
+        if name in NETWORK_MODULES or top in ("socket", "ssl", "select", "selectors") or \
+                name.startswith(("http.client", "urllib.request", "xmlrpc")):
+            flag("network", node)
+        if top in IMPORT_MODULES and not name.startswith("importlib.resources"):
+            flag("dynamic import", node)
+        leaf = name.rpartition(".")[2]
+        if leaf in ENV_NAMES and name.startswith(("os", "posix")):
+            flag("environment", node)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Attribute, ast.Name)):
+            attr = node.attr if isinstance(node, ast.Attribute) else node.id
+            if attr in ENV_NAMES:
+                flag("environment", node)
+            if attr in SECRET_NAMES and isinstance(node, ast.Attribute):
+                flag("secret", node)
+            if attr in IMPORT_NAMES:
+                flag("dynamic import", node)
+            if attr in SOCKET_METHODS and isinstance(node, ast.Attribute):
+                flag("network", node)
+            if attr in WRITE_CALLS and isinstance(node, ast.Attribute):
+                flag("files", node)
+            if attr in BUDGET_COUNTERS and isinstance(node, ast.Attribute) and \
+                    (attr == "take_send" or isinstance(node.ctx, (ast.Store, ast.Del))):
+                flag("budget", node)
+            if attr == "Decision":
+                flag("egress", node)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            # getattr(x, "reveal"): the name, spelled as a string, is the same power.
+            for names, power in ((SECRET_NAMES, "secret"), (IMPORT_NAMES, "dynamic import"),
+                                 (ENV_NAMES, "environment")):
+                if node.value in names:
+                    flag(power, node)
+        if isinstance(node, ast.Attribute) and node.attr in OS_ONLY_WRITE and \
+                module_of(node.value) in ("os", "posix", "shutil", "io"):
+            if node.attr != "open" or module_of(node.value) in ("os", "posix"):
+                flag("files", node)
+        if isinstance(node, ast.Name) and node.id in aliases.names:
+            module, name = aliases.names[node.id]
+            if module in ("os", "posix", "shutil", "tempfile") and \
+                    name in WRITE_CALLS | OS_ONLY_WRITE:
+                flag("files", node)
+        if isinstance(node, ast.Call):
+            func = node.func
+            fname = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if fname == "open" and (isinstance(func, ast.Name) or
+                                    module_of(func.value) in ("io", "builtins")):
+                if WRITE_MODES & set(_mode(node, 1)):
+                    flag("files", node)
+            elif fname == "open" and isinstance(func, ast.Attribute):  # Path(...).open("w")
+                if WRITE_MODES & set(_mode(node, 0)):
+                    flag("files", node)
+            if fname in REFLECTION and len(node.args) >= 2 and \
+                    not isinstance(node.args[1], ast.Constant):
+                flag("reflection", node)
+            if fname == "sleep" and isinstance(func, ast.Attribute) and \
+                    module_of(func.value) == "time":
+                flag("budget", node)
+            if fname == "CallBudget":
+                flag("budget", node)
+    return found
+
+
+def package_imports(path: Path) -> set[Path]:
+    """The package's own modules that ``path`` imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[Path] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = path.parent
+            for _ in range(node.level - 1):
+                base = base.parent
+            parts = node.module.split(".") if node.module else []
+            target = base.joinpath(*parts)
+            candidates = [target.with_suffix(".py"), target / "__init__.py"]
+            if not node.module:
+                candidates = [base / f"{a.name}.py" for a in node.names]
+            else:
+                candidates += [target / f"{a.name}.py" for a in node.names]
+            out |= {c for c in candidates if c.exists()}
+    return out
+
+
+def derived_core() -> dict[Path, dict[str, list[int]]]:
+    """The core: modules that hold a power, closed under the package imports they make.
+    Each with its powers (empty for a module in it only because the core imports it)."""
+    held = {m: p for m in MODULES if (p := powers(m))}
+    core = dict(held)
+    todo = list(held)
+    while todo:
+        for imported in package_imports(todo.pop()):
+            if imported not in core:
+                core[imported] = held.get(imported, {})
+                todo.append(imported)
+    return core
+
+
+def line_count(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines())

@@ -1,0 +1,499 @@
+"""What an independent audit found, each finding as a test of its class (docs/AUDIT.md):
+one call budget (deadline and sends, fallbacks and token refreshes included), one credential
+door (every Secret by what it is, not by the header that carries it), one sanitizer for server
+text, files made by the core only, and the small things (a Retry-After date past year 9999,
+Accept-Encoding)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from conftest import CANARY
+from loopback import Exchange, LoopbackServer, RawConnection, RawServer
+
+from missy_providers.config import config_from_dict
+from missy_providers.core.errors import (
+    AllProvidersFailed,
+    AuthenticationError,
+    CallBudgetExceeded,
+    ConfigError,
+    MissyError,
+    PolicyViolation,
+    ProviderError,
+    RequestTimeout,
+)
+from missy_providers.core.headers import Credential
+from missy_providers.core.http import PolicyHTTPClient, Timeouts
+from missy_providers.core.policy import NetworkPolicy
+from missy_providers.core.secret import REDACTED, Secret, for_terminal, sanitize, scrub
+from missy_providers.core.wire import CallBudget
+from missy_providers.registry import ProviderRegistry
+from missy_providers.retry import retry_after_seconds
+from missy_providers.types import Message
+
+ROOT = Path(__file__).resolve().parents[1]
+HI = [Message("user", "hi")]
+CONTROLS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))] + ["\u202e", "\u2066"]
+
+
+def loopback_http() -> PolicyHTTPClient:
+    return PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]))
+
+
+def registry(providers: dict[str, Any], **top: Any) -> ProviderRegistry:
+    config = config_from_dict({"providers": providers, **top}, env={"TOKEN": "tok-12345678"})
+    return ProviderRegistry(config, loopback_http())
+
+
+def no_sleep(reg: ProviderRegistry) -> None:
+    for name in reg.names():
+        reg.get(name).sleep = lambda s: None
+
+
+# --- one call budget ------------------------------------------------------------------------
+
+
+def test_total_timeout_bounds_the_call_across_keys_retries_and_fallback() -> None:
+    """total_timeout=2 with three keys, retries and a fallback provider, against a server
+    that never answers: one deadline for all of it."""
+    server = LoopbackServer()
+    server.reset(lambda ex: time.sleep(5))
+    try:
+        base = server.url + "/v1"
+        reg = registry({
+            "a": {"name": "openai", "model": "m", "base_url": base, "max_retries": 2,
+                  "api_keys": ["sk-one-12345678", "sk-two-12345678", "sk-three-1234567"]},
+            "b": {"name": "openai", "model": "m", "base_url": base, "max_retries": 2}},
+            fallback=["a", "b"])
+        started = time.monotonic()
+        with pytest.raises(MissyError) as info:
+            reg.complete(HI, total_timeout=2)
+        took = time.monotonic() - started
+    finally:
+        server.stop()
+    assert took < 2.5, took
+    assert "deadline passed" in str(info.value) and "total_timeout 2s" in str(info.value)
+
+
+def test_the_rate_limiters_wait_is_part_of_the_deadline() -> None:
+    server = LoopbackServer()
+    server.reset(lambda ex: ex.json(200, {"choices": [{"message": {"content": "ok"}}]}))
+    try:
+        reg = registry({"a": {"name": "openai", "model": "m", "base_url": server.url + "/v1",
+                              "requests_per_minute": 1, "max_wait_seconds": 120}})
+        provider = reg.get("a")
+        provider.complete(HI)  # the one request of the minute; the next waits ~60 s
+        slept: list[float] = []
+        provider.sleep = slept.append
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout, match="waiting for the client-side rate limit"):
+            provider.complete(HI, total_timeout=1)
+        assert time.monotonic() - started < 0.5 and slept == []  # refused, not slept
+    finally:
+        server.stop()
+    assert len(server.requests) == 1
+
+
+STATUS_SCRIPTS = {
+    # (keys, max_retries, the server's answers in order) -> the sends expected
+    "no key, 503 always": ([], 2, [503], 3),
+    "two keys, 503 always: same key retried": (["sk-a-12345678", "sk-b-12345678"], 2, [503], 3),
+    "two keys, 429 always: each key once, then retries": (
+        ["sk-a-12345678", "sk-b-12345678"], 2, [429], 4),
+    "two keys, 401 always: each key once, no retry": (
+        ["sk-a-12345678", "sk-b-12345678"], 2, [401], 2),
+    "503 then 200": (["sk-a-12345678"], 2, [503, 200], 2),
+}
+
+
+@pytest.mark.parametrize("case", STATUS_SCRIPTS)
+def test_sends_are_counted_and_never_past_the_formula(case: str) -> None:
+    keys, retries, answers, expected = STATUS_SCRIPTS[case]
+    served = iter(answers * 10 if len(answers) == 1 else answers)
+
+    def handler(ex: Exchange) -> None:
+        status = next(served)
+        body = {"choices": [{"message": {"content": "ok"}}]} if status == 200 else \
+            {"error": {"message": f"status {status}"}}
+        ex.json(status, body, [("retry-after", "0")] if status == 429 else [])
+
+    server = LoopbackServer()
+    server.reset(handler)
+    try:
+        settings: dict[str, Any] = {"name": "openai", "model": "m", "max_retries": retries,
+                                    "base_url": server.url + "/v1"}
+        if keys:
+            settings["api_keys"] = keys
+        reg = registry({"p": settings})
+        no_sleep(reg)
+        provider = reg.get("p")
+        try:
+            provider.complete(HI)
+        except ProviderError:
+            pass
+    finally:
+        server.stop()
+    assert len(server.requests) == expected
+    assert expected <= CallBudget.sends_for(len(keys), retries)
+    assert provider.send_plan() == (len(keys), retries, False)
+
+
+def test_a_fallback_chain_shares_one_send_budget() -> None:
+    server = LoopbackServer()
+    server.reset(lambda ex: ex.json(503, {"error": {"message": "down"}}))
+    try:
+        base = server.url + "/v1"
+        reg = registry({"a": {"name": "openai", "model": "m", "base_url": base,
+                              "max_retries": 1, "api_keys": ["sk-a-12345678", "sk-b-12345678"]},
+                        "b": {"name": "openai", "model": "m", "base_url": base,
+                              "max_retries": 1}}, fallback=["a", "b"])
+        no_sleep(reg)
+        with pytest.raises(AllProvidersFailed):
+            reg.complete(HI)
+    finally:
+        server.stop()
+    # a: key #0 and one retry (503 is not the key's fault); b: one send and one retry.
+    assert len(server.requests) == 4
+    assert 4 <= CallBudget.sends_for(2, 1) + CallBudget.sends_for(0, 1)
+
+
+def test_the_core_refuses_a_send_past_the_budget() -> None:
+    server = LoopbackServer()
+    server.reset(lambda ex: ex.json(200, {}))
+    try:
+        http = loopback_http()
+        budget = CallBudget(10, 1)
+        http.request("GET", server.url + "/", budget=budget).close()
+        with pytest.raises(CallBudgetExceeded, match="has sent its 1 request"):
+            http.request("GET", server.url + "/", budget=budget)
+        expired = CallBudget(0.05, 5)
+        time.sleep(0.1)
+        with pytest.raises(RequestTimeout, match="deadline passed before the next request"):
+            http.request("GET", server.url + "/", budget=expired)
+    finally:
+        server.stop()
+    assert len(server.requests) == 1
+
+
+def test_codex_refreshes_the_token_at_most_once_a_call(tmp_path: Path) -> None:
+    """A ChatGPT backend that refuses every token: one refresh, two sends, then the error."""
+    auth = tmp_path / "auth.json"
+    auth.write_text(json.dumps({"tokens": {"access_token": "at-old-123456789",
+                                           "refresh_token": "rt-old-123456789"}}))
+    refreshes: list[int] = []
+
+    def handler(ex: Exchange) -> None:
+        if ex.req.path == "/oauth/token":
+            refreshes.append(1)
+            ex.json(200, {"access_token": f"at-new-{len(refreshes)}-12345678",
+                          "refresh_token": f"rt-new-{len(refreshes)}-12345678"})
+        else:
+            ex.json(401, {"error": {"message": "token expired"}})
+
+    server = LoopbackServer()
+    server.reset(handler)
+    try:
+        reg = registry({"codex": {"name": "openai-codex", "model": "m", "max_retries": 2,
+                                  "base_url": server.url + "/backend-api/codex",
+                                  "token_url": server.url + "/oauth/token",
+                                  "auth_file": str(auth)}})
+        no_sleep(reg)
+        provider = reg.get("codex")
+        with pytest.raises(AuthenticationError):
+            provider.complete(HI)
+    finally:
+        server.stop()
+    posts = [r for r in server.requests if r.path != "/oauth/token"]
+    assert refreshes == [1] and len(posts) == 2
+    assert len(server.requests) <= CallBudget.sends_for(*provider.send_plan())
+    assert stat.S_IMODE(os.stat(auth).st_mode) == 0o600
+
+
+# --- one credential door ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_socket(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Fails any attempt to open a connection: a refusal must come before one."""
+    opened: list[Any] = []
+
+    def refuse(*args: Any, **kw: Any) -> None:
+        opened.append(args)
+        raise AssertionError("a socket was opened")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return opened
+
+
+def documentation_host_client() -> PolicyHTTPClient:
+    """gateway.example resolves to 192.0.2.10 (a documentation address, never reached)."""
+    return PolicyHTTPClient(NetworkPolicy(allowed_hosts=["gateway.example"],
+                                          allowed_cidrs=["192.0.2.0/24"]),
+                            resolver=lambda host, port: ["192.0.2.10"])
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-Auth-Token": Secret("tok-12345678", origin="$TOKEN")},   # a $VAR header
+    {"X-Auth-Token": "literal-token-1234"},                       # a literal, by its name
+    {"X-Goog-Api-Key": "literal-key-12345"},
+    {"Authorization": Credential(Secret("sk-key-12345678"), "Bearer")},
+    {"Ocp-Apim-Subscription-Key": "abcdef123456"},
+], ids=["secret", "x-auth-token", "goog", "credential", "apim"])
+def test_no_credential_in_clear_text_to_a_remote_host(headers: dict[str, Any],
+                                                      no_socket: list[Any]) -> None:
+    http = documentation_host_client()
+    with pytest.raises(PolicyViolation, match="clear text over http://"):
+        http.request("GET", "http://gateway.example/v1/models", headers=headers)
+    assert no_socket == []
+
+
+def test_a_configured_header_credential_to_a_remote_plain_http_host(no_socket: list[Any]
+                                                                     ) -> None:
+    config = config_from_dict({"providers": {"gw": {
+        "name": "openai", "model": "m", "base_url": "http://gateway.example/v1",
+        "headers": {"X-Auth-Token": "$TOKEN"}}},
+        "network": {"allowed_cidrs": ["192.0.2.0/24"]}}, env={"TOKEN": "tok-12345678"})
+    http = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["gateway.example"],
+                                          allowed_cidrs=["192.0.2.0/24"]),
+                            resolver=lambda host, port: ["192.0.2.10"])
+    provider = ProviderRegistry(config, http).get("gw")
+    with pytest.raises(PolicyViolation, match="allow_plain_http"):
+        provider.complete(HI)
+    assert no_socket == []
+
+
+@pytest.mark.parametrize("settings, where", [
+    ({"api_key": "$OPENAI_API_KEY"}, "api_key"),
+    ({"api_keys": ["$OPENAI_API_KEY"]}, "api_keys.0"),
+    ({"api_keys": ["sk-own-12345678", "${OPENAI_API_KEY}"]}, "api_keys.1"),
+    ({"headers": {"X-Key": "$OPENAI_API_KEY"}}, "headers.X-Key"),
+])
+def test_openai_api_key_goes_only_to_openai_however_referenced(settings: dict[str, Any],
+                                                               where: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"providers": {"other": {
+            "name": "openai", "model": "m", "base_url": "https://llm.example.com/v1",
+            **settings}}}, env={"OPENAI_API_KEY": "sk-openai-12345678"})
+    assert any(p.path == ("providers", "other", *where.split("."))
+               and "sent only to api.openai.com" in p.msg for p in info.value.problems)
+
+
+def test_a_host_bound_secret_is_refused_by_the_core_itself(no_socket: list[Any]) -> None:
+    """Past the config check too: the core refuses a bound Secret to another host, in a
+    header or in a body."""
+    bound = Secret("sk-openai-12345678", origin="$OPENAI_API_KEY", only_host="api.openai.com")
+    http = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["llm.example.com"]),
+                            resolver=lambda host, port: ["203.0.113.5"])
+    for kw in ({"headers": {"X-Key": bound}}, {"json": {"token": bound}},
+               {"headers": {"Authorization": Credential(bound, "Bearer")}}):
+        with pytest.raises(PolicyViolation, match=r"sent only to api\.openai\.com"):
+            http.request("POST", "https://llm.example.com/v1/x", **kw)
+    assert no_socket == []
+
+
+def test_literal_credential_headers_are_secrets_in_every_repr() -> None:
+    config = config_from_dict({"providers": {"az": {
+        "name": "openai", "model": "m", "base_url": "https://x.example.com/v1",
+        "headers": {"api-key": "literal-azure-key-123", "X-Trace": "visible"}}}}, env={})
+    shown = repr(config.providers["az"])
+    assert "literal-azure-key-123" not in shown and "visible" in shown
+    with pytest.raises(ProviderError) as info:
+        raise ProviderError("echo literal-azure-key-123")
+    assert "literal-azure-key-123" not in str(info.value)
+
+
+# --- one sanitizer ----------------------------------------------------------------------------
+
+
+def hostile_reason(c: RawConnection) -> None:
+    reason = ("bad \x1b[31mred\x07 \rWARNING forged line " + "x" * 3065).encode("latin-1")
+    while c.read_request():
+        c.send(b"HTTP/1.1 503 " + reason + b"\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_a_hostile_reason_phrase_is_bounded_and_escaped(caplog: pytest.LogCaptureFixture
+                                                        ) -> None:
+    with RawServer(hostile_reason) as server:
+        reg = registry({"a": {"name": "openai", "model": "m", "base_url": server.url + "/v1",
+                              "max_retries": 0},
+                        "b": {"name": "openai", "model": "m", "base_url": server.url + "/v1",
+                              "max_retries": 0}}, fallback=["a", "b"])
+        with caplog.at_level(logging.DEBUG, logger="missy_providers"), \
+                pytest.raises(AllProvidersFailed) as info:
+            reg.complete(HI)
+    for error in (info.value, *info.value.errors):
+        text = str(error)
+        assert not any(c in text for c in CONTROLS), repr(text[:120])
+        assert len(text) <= 2000 + len("...") + 20
+    for record in caplog.records:
+        message = record.getMessage()
+        assert not any(c in message for c in CONTROLS), repr(message[:120])
+
+
+def test_every_form_of_every_secret_is_scrubbed_in_any_order() -> None:
+    key = Secret("sk-live/abc+def=123456")
+    raw = key.reveal()
+    basic = base64.b64encode(f"user:{raw}".encode()).decode()
+    forms = [raw, quote(raw, safe=""), json.dumps(raw)[1:-1], raw.replace("/", "\\/"), basic,
+             base64.urlsafe_b64encode(f"ab:{raw}".encode()).decode()]
+    for ordering in (forms, list(reversed(forms))):
+        text = " | ".join(ordering)
+        scrubbed = scrub(text)
+        assert raw not in scrubbed and quote(raw, safe="") not in scrubbed
+        assert base64.b64encode(raw.encode()).decode()[:12] not in scrubbed
+        assert scrubbed.count(REDACTED) >= len(forms), scrubbed
+
+
+@pytest.mark.parametrize("text", ["\x1b[2J", "bell\x07", "cr\rforged", "nl\nforged",
+                                  "c1\x9bcsi", "rlo\u202eevil", "nel\x85", "del\x7f"])
+def test_the_sanitizer_escapes_every_control_and_bidi_character(text: str) -> None:
+    assert not any(c in sanitize(text) for c in CONTROLS)
+    shown = for_terminal(text + "\nnext\tcol")
+    assert not any(c in shown for c in CONTROLS if c not in "\n\t")
+    assert shown.endswith("\nnext\tcol")
+
+
+def missy(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "missy", *args], cwd=ROOT,
+                          env={"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent",
+                               **(env or {})},
+                          capture_output=True, text=True, timeout=60)
+
+
+ESCAPE = "\x1b]0;pwned\x07\x1b[2J"
+
+
+def test_the_cli_neutralises_server_and_model_text(tmp_path: Path) -> None:
+    def handler(ex: Exchange) -> None:
+        if ex.req.path == "/api/tags":
+            ex.json(200, {"models": [{"name": f"evil{ESCAPE}model"}]})
+        elif ex.req.path == "/api/chat":
+            line = {"message": {"content": f"answer {ESCAPE}\r done"}, "done": True,
+                    "done_reason": "stop"}
+            ex.send(200, json.dumps(line) + "\n", content_type="application/x-ndjson")
+        else:
+            ex.json(404, {"error": f"no {ESCAPE}"})
+
+    server = LoopbackServer()
+    server.reset(handler)
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"providers": {"o": {"name": "ollama", "model": "m",
+                                                      "base_url": server.url}}}))
+    try:
+        runs = [missy("models", "--config", str(config)),
+                missy("providers", "--check", "--config", str(config)),
+                missy("ask", "hi", "--config", str(config)),
+                missy("ask", "hi", "--no-stream", "--config", str(config))]
+        raw = missy("ask", "hi", "--raw", "--config", str(config))
+    finally:
+        server.stop()
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        assert "\x1b" not in run.stdout + run.stderr and "\x07" not in run.stdout
+        assert "\r" not in run.stdout
+    assert "evil\\x1b]0;pwned\\x07" in runs[0].stdout
+    assert ESCAPE in raw.stdout  # --raw: the model's text as it came
+
+
+def test_the_cli_error_line_is_neutralised(tmp_path: Path) -> None:
+    def handler(c: RawConnection) -> None:
+        while c.read_request():
+            body = json.dumps({"error": {"message": f"bad {ESCAPE} thing"}}).encode()
+            c.send(b"HTTP/1.1 400 Bad\x1b[5m\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    with RawServer(handler) as server:
+        config = tmp_path / "c.json"
+        config.write_text(json.dumps({"providers": {"o": {"name": "ollama", "model": "m",
+                                                          "base_url": server.url}}}))
+        run = missy("ask", "hi", "--config", str(config))
+    assert run.returncode == 1
+    assert "\x1b" not in run.stderr and "bad \\x1b]0;pwned\\x07" in run.stderr
+
+
+# --- files and state --------------------------------------------------------------------------
+
+
+def test_the_tls_key_log_is_created_private_and_never_through_a_symlink(
+        tmp_path: Path, tls_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    tls_server.reset(lambda ex: ex.json(200, {}))
+    keylog = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keylog))
+    bundle = str(ROOT / "tests" / "data" / "localhost.pem")
+    http = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]), ca_bundle=bundle,
+                            tls_key_log=True)
+    http.request("GET", tls_server.url + "/").close()
+    assert stat.S_IMODE(os.stat(keylog).st_mode) == 0o600 and keylog.stat().st_size > 0
+    target = tmp_path / "elsewhere"
+    link = tmp_path / "link.log"
+    link.symlink_to(target)
+    monkeypatch.setenv("SSLKEYLOGFILE", str(link))
+    http = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]), ca_bundle=bundle,
+                            tls_key_log=True)
+    with pytest.raises(ConfigError, match="cannot create the TLS key log"):
+        http.request("GET", tls_server.url + "/")
+    assert not target.exists()
+
+
+def test_the_call_log_fails_closed(tmp_path: Path) -> None:
+    server = LoopbackServer()
+    server.reset(lambda ex: ex.json(200, {"choices": [{"message": {"content": "ok"}}]}))
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    try:
+        reg = registry({"p": {"name": "openai", "model": "m", "base_url": server.url + "/v1"}},
+                       observability={"call_log": str(log_dir / "calls.jsonl")})
+        reg.get("p").complete(HI)
+        assert len(server.requests) == 1
+        (log_dir / "calls.jsonl").unlink()
+        (log_dir / "calls.jsonl").mkdir()  # the log can no longer be written
+        with pytest.raises(ConfigError, match=r"observability\.call_log"):
+            reg.get("p").complete(HI)
+    finally:
+        server.stop()
+    assert len(server.requests) == 1  # nothing sent unrecorded
+
+
+# --- small things -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["Fri, 31 Dec 100000000000000000000 23:59:59 GMT",
+                                   "Sat, 01 Jan 0000 00:00:00 GMT", "Mon, 99 Foo 2020 x"])
+def test_a_retry_after_date_of_any_year_is_no_crash(value: str) -> None:
+    wait = retry_after_seconds(lambda name: value if name == "retry-after" else None)
+    assert wait is None or wait == 0.0  # unreadable, or in the past: never an OverflowError
+
+
+def test_requests_ask_for_identity_encoding() -> None:
+    server = LoopbackServer()
+    server.reset(lambda ex: ex.json(200, {}))
+    try:
+        loopback_http().request("GET", server.url + "/").close()
+        with pytest.raises(MissyError, match="Accept-Encoding header is set by the client"):
+            loopback_http().request("GET", server.url + "/",
+                                    headers={"Accept-Encoding": "gzip"})
+    finally:
+        server.stop()
+    assert server.requests[0].headers["accept-encoding"] == "identity"
+
+
+def test_a_canary_in_every_header_form_never_leaks() -> None:
+    key = Secret(CANARY)
+    for text in (CANARY, quote(CANARY, safe=""), json.dumps(CANARY),
+                 base64.b64encode(f"u:{CANARY}".encode()).decode()):
+        err = ProviderError(f"server said {text}")
+        assert CANARY not in str(err) and CANARY not in repr(err)
+    assert CANARY not in repr(Credential(key, "Bearer"))
+    assert Timeouts(1, 1, 1).total == 1

@@ -1,0 +1,127 @@
+"""The trusted core is small by rule: derived from the code, it must equal the list in
+docs/AUDIT.md, whose line counts are today's (docs/AUDIT.md question 10)."""
+
+from __future__ import annotations
+
+import ast
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+from core_audit import (
+    MODULES,
+    PACKAGE,
+    ROOT,
+    SOURCES,
+    derived_core,
+    line_count,
+    package_imports,
+    powers,
+    rel,
+)
+
+AUDIT = (ROOT / "docs" / "AUDIT.md").read_text(encoding="utf-8")
+CORE_ROW = re.compile(r"^\| `(core/[\w/]+\.py)` \| (\d+(?:,\d{3})*) \| ([^|]+) \|$", re.M)
+TOTAL = re.compile(r"The core: \*\*(\d+) files, (\d+(?:,\d{3})*) lines\*\*")
+
+
+def documented_core() -> dict[str, int]:
+    section = AUDIT[AUDIT.index("## 10."):]
+    return {path: int(count.replace(",", "")) for path, count, _ in CORE_ROW.findall(section)}
+
+
+def test_the_core_is_what_the_code_says_and_what_audit_md_lists() -> None:
+    derived = {str(p.relative_to(PACKAGE)) for p in derived_core()}
+    assert derived == set(documented_core()), "docs/AUDIT.md question 10 lists another set"
+    # The folder holds exactly the core (and its package docstring).
+    folder = {str(p.relative_to(PACKAGE)) for p in (PACKAGE / "core").glob("*.py")}
+    assert folder - {"core/__init__.py"} == derived
+
+
+def test_nothing_outside_the_core_holds_a_power() -> None:
+    core = derived_core()
+    outside = {rel(s): powers(s) for s in SOURCES if s not in core}
+    held = {path: sorted(p) for path, p in outside.items() if p}
+    # missy.py (the CLI) is outside the package; it holds none either.
+    assert held == {}
+
+
+def test_the_core_imports_nothing_of_the_package_outside_it() -> None:
+    core = derived_core()
+    for module in core:
+        assert package_imports(module) <= set(core), rel(module)
+
+
+def test_line_counts_and_total_are_computed() -> None:
+    documented = documented_core()
+    for path, count in documented.items():
+        assert line_count(PACKAGE / path) == count, f"{path}: doc says {count}"
+    match = TOTAL.search(AUDIT)
+    assert match is not None, "docs/AUDIT.md states the core's size"
+    files, lines = int(match.group(1)), int(match.group(2).replace(",", ""))
+    assert files == len(documented)
+    assert lines == sum(documented.values())
+
+
+def test_every_power_of_each_core_module_is_documented() -> None:
+    section = AUDIT[AUDIT.index("## 10."):]
+    rows = {path: why for path, _, why in CORE_ROW.findall(section)}
+    for module, held in derived_core().items():
+        why = rows[str(module.relative_to(PACKAGE))]
+        for power in held:
+            assert power in why, f"{rel(module)} holds '{power}', its row says: {why}"
+
+
+# --- the derivation is not fooled by a rename or an alias ----------------------------------
+
+DISGUISES = {
+    "network": ["import socket as s", "from ssl import create_default_context as ctx",
+                "import http.client", "import urllib.request as u",
+                "async def f(loop):\n    await loop.create_connection(None)"],
+    "secret": ["def f(k):\n    return k.reveal()", "def f(k):\n    r = k.reveal\n    return r()",
+               "def f(k):\n    return k._value", "def f(k):\n    return getattr(k, 'reveal')()"],
+    "environment": ["import os as o\nx = o.environ", "from os import environ as e",
+                    "from os import getenv", "import os\nx = os.path.expanduser('~')",
+                    "import posix\nx = posix.environ", "x = 'environ'"],
+    "files": ["open('x', 'w')", "open('x', mode='a')", "def f(m):\n    open('x', m)",
+              "import os as o\no.makedirs('d')", "import os\nos.open('x', 0)",
+              "from os import replace\nreplace('a', 'b')", "import pathlib\n"
+              "pathlib.Path('x').write_text('')", "import shutil\nshutil.move('a', 'b')",
+              "import tempfile as t\nt.mkstemp()", "def f(p):\n    p.open('wb')",
+              "def f(ctx):\n    ctx.keylog_filename = 'x'"],
+    "dynamic import": ["import importlib", "from importlib import import_module",
+                       "x = __import__('os')", "import runpy"],
+    "budget": ["def f(b):\n    b.take_send('p')", "def f(b):\n    b.sends = 0",
+               "def f(b):\n    b.deadline = 0", "CallBudget(1, 99)",
+               "import time as t\nt.sleep(1)"],
+    "egress": ["Decision(True, 'ok')"],
+    "reflection": ["def f(o, n):\n    return getattr(o, n)",
+                   "def f(o, n):\n    setattr(o, n, 1)"],
+}
+
+
+@pytest.mark.parametrize("power, code", [(p, c) for p, codes in DISGUISES.items()
+                                          for c in codes])
+def test_a_disguised_power_is_still_found(tmp_path: Path, power: str, code: str) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(textwrap.dedent(code) + "\n")
+    assert power in powers(module), code
+
+
+@pytest.mark.parametrize("code", [
+    "x = 'a'.replace('a', 'b')", "x = [1]\nx.remove(1)", "d = {}\ne = d.copy()",
+    "open('x')", "open('x', 'rb')", "import os\nx = os.path.join('a', 'b')",
+    "def f(k):\n    return k.same_value(k)", "import asyncio\nasyncio.get_running_loop()",
+    "def f(b):\n    return b.remaining()", "def f(b):\n    return b.take_refresh()",
+])
+def test_harmless_look_alikes_are_not_powers(tmp_path: Path, code: str) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(code + "\n")
+    assert powers(module) == {}
+
+
+def test_every_module_is_read() -> None:
+    assert len(MODULES) >= 30
+    for module in MODULES:
+        ast.parse(module.read_text(encoding="utf-8"))  # nothing the derivation cannot read
