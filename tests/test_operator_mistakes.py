@@ -312,8 +312,9 @@ def provider(server: LoopbackServer) -> AnthropicProvider:
 @pytest.mark.parametrize("messages, fragment", [
     ({"role": "user", "content": "hi"}, "messages must be a list of Message"),
     (42, "messages must be a list of Message"),
-    ([{"role": "user", "content": "hi", "name": "x"}], "messages[0]: a message dict has exactly"),
-    ([{"role": "robot", "content": "hi"}], "messages[0]: Message role must be one of"),
+    ([{"role": "user", "content": "hi", "name": "x"}],
+     "messages[0]: a user message dict has no key(s) ['name']"),
+    ([{"role": "robot", "content": "hi"}], "messages[0].role: must be one of"),
     ([("user", "hi")], "messages[0] must be a Message, got tuple"),
     ([], "messages is empty"),
 ])
@@ -333,8 +334,9 @@ def test_message_content_must_be_text() -> None:
 
 
 def test_tools_must_be_tools(provider: AnthropicProvider, server: LoopbackServer) -> None:
-    with pytest.raises(UsageError, match=r"tools\[0\] must be a Tool, got dict"):
-        provider.complete_with_tools([Message("user", "hi")], [{"name": "x"}])  # type: ignore
+    with pytest.raises(UsageError, match=r"tools\[0\] must be a Tool, an object with "
+                       r"get_schema\(\), or a \{name, description, parameters\} dict, got int"):
+        provider.complete_with_tools([Message("user", "hi")], [3])  # type: ignore
     with pytest.raises(UsageError, match="tools must be a list of Tool, got Tool"):
         provider.complete_with_tools([Message("user", "hi")], Tool("x"))  # type: ignore
     assert server.requests == []
