@@ -100,12 +100,12 @@ def _check_all(registry: ProviderRegistry, timeout: float) -> dict[str, dict[str
     results: dict[str, dict[str, Any]] = {}
 
     def probe(name: str) -> None:
-        p = registry.get(name).probe(timeouts)
+        p = registry.provider(name).probe(timeouts)
         results[name] = {"ok": p.ok, "reason": p.reason, "latency_ms":
                          None if p.latency_ms is None else round(p.latency_ms, 1),
                          "models": p.models}
 
-    names = [r["name"] for r in registry.list_providers() if r["enabled"]]
+    names = [r["name"] for r in registry.provider_rows() if r["enabled"]]
     threads = [threading.Thread(target=probe, args=(n,), daemon=True) for n in names]
     for t in threads:
         t.start()
@@ -129,7 +129,7 @@ def _check_text(result: dict[str, Any] | None) -> str:
 
 def cmd_providers(cli: Cli) -> int:
     with cli.registry() as registry:
-        rows = registry.list_providers()
+        rows = registry.provider_rows()
         checks = _check_all(registry, cli.args.timeout) if cli.args.check else {}
     for row in rows:
         check = checks.get(row["name"])
@@ -193,7 +193,7 @@ def cmd_ask(cli: Cli) -> int:
                 cli.note(f"missy: event {event.line()}")
 
             registry.subscribe(show)
-        provider = registry.get(args.provider)
+        provider = registry.provider(args.provider)
         opts: dict[str, Any] = {}
         if args.model:
             opts["model"] = args.model
@@ -250,12 +250,12 @@ def cmd_models(cli: Cli) -> int:
     with cli.registry() as registry:
         if cli.args.provider:
             names = [cli.args.provider]
-            registry.get(cli.args.provider)  # an unknown or disabled name: a usage error
+            registry.provider(cli.args.provider)  # an unknown or disabled name: a usage error
         else:
-            names = [row["name"] for row in registry.list_providers() if row["enabled"]]
+            names = [row["name"] for row in registry.provider_rows() if row["enabled"]]
         for name in names:
             try:
-                found[name] = {"models": registry.get(name).list_models()}
+                found[name] = {"models": registry.provider(name).list_models()}
             except MissyError as exc:
                 if cli.args.provider:
                     raise
