@@ -1,4 +1,6 @@
-"""The missy command line (``python -m missy ...`` or the ``missy`` console script).
+"""The command line: ``missy-providers ...`` (the console script), ``python -m
+missy_providers ...``, and in a checkout or a vendored copy ``python -m missy ...`` /
+``python3 missy.py ...`` (missy.py runs this).
 
 Output formatting only; everything it shows comes from missy_providers. It never prints a
 secret, and it prints no colour codes (so NO_COLOR and pipes need nothing special); what a
@@ -527,12 +529,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         logging.getLogger("missy").debug("done in %.0f ms", (time.monotonic() - started) * 1000)
 
-
-if __name__ == "__main__":
-    if sys.version_info < (3, 10):  # noqa: UP036 (a vendored copy may run on any Python)
-        sys.exit(f"missy: needs Python 3.10+, this is {sys.version.split()[0]}")
-    if __spec__ is None:
-        # Run as a file (`python -I path/to/missy.py`, a vendored copy): isolated mode leaves
-        # the script's directory off sys.path, so look for missy_providers beside this file.
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    sys.exit(main())

@@ -71,7 +71,7 @@ def test_verbose_and_quiet_before_the_command(server: LoopbackServer, tmp_path: 
 
 
 def test_version_and_every_option_has_help() -> None:
-    from missy import _parser
+    from missy_providers.cli import _parser
 
     version = missy("--version")
     assert version.returncode == 0 and version.stdout.strip() == "missy 0.1.0"
