@@ -67,7 +67,9 @@ class Cli:
     def config(self) -> Config:
         from missy_providers.config import load_config
 
-        return load_config(self.args.config)
+        config = load_config(self.args.config)
+        _apply_log_level(self.args, config)
+        return config
 
     def registry(self) -> ProviderRegistry:
         from missy_providers.registry import ProviderRegistry
@@ -304,6 +306,7 @@ def cmd_policy_show(cli: Cli) -> int:
     shown["ca_bundle"] = net.ca_bundle or None
     shown["trust"] = trust_description(net.ca_bundle, net.ca_bundle_adds_to_system)
     shown["audit_log"] = net.audit_log or None
+    shown.update(_host_network(config))
     if cli.args.json:
         cli.json(shown)
         return EXIT_OK
@@ -311,6 +314,7 @@ def cmd_policy_show(cli: Cli) -> int:
     for key in ("allowed_hosts", "allowed_domains", "allowed_cidrs"):
         values = shown[key]
         cli.print(f"{key}: {', '.join(values) if values else '(none)'}")  # type: ignore[arg-type]
+    _print_host_network(cli, shown)
     cli.print("provider hosts (added from base_url):")
     for host, origin in shown["provider_hosts"].items():  # type: ignore[attr-defined]
         cli.print(f"  {host}  ({origin})")
@@ -319,6 +323,36 @@ def cmd_policy_show(cli: Cli) -> int:
         if shown[key]:
             cli.print(f"{key}: {shown[key]}")
     return EXIT_OK
+
+
+def _host_network(config: Config) -> dict[str, Any]:
+    """The network keys of a host's (Missy's) config: presets (already in the lists), REST
+    rules, and the host lists of traffic that is not a provider's (never used here)."""
+    from missy_providers.config import OTHER_CATEGORY_HOSTS
+
+    net = config.network
+    return {"presets": list(net.presets),
+            "not_for_provider_traffic": {k: list(getattr(net, k)) for k in OTHER_CATEGORY_HOSTS
+                                         if getattr(net, k)}}
+
+
+def _print_host_network(cli: Cli, shown: dict[str, Any]) -> None:
+    if shown["presets"]:
+        cli.print(f"presets: {', '.join(shown['presets'])} (expanded into the lists above)")
+    if shown["rest_policies"]:
+        cli.print("rest_policies (the first rule that matches decides; allow only means not "
+                  "denied):")
+        for rule in shown["rest_policies"]:
+            cli.print(f"  {rule}")
+    for key, hosts in shown["not_for_provider_traffic"].items():
+        cli.print(f"{key}: {', '.join(hosts)} (another kind of traffic's: never used for "
+                  "provider traffic)")
+
+
+def _apply_log_level(args: argparse.Namespace, config: Config) -> None:
+    """observability.log_level sets the package's loggers' level, unless -v or -q says."""
+    if config.log_level and not (args.verbose or args.quiet):
+        logging.getLogger("missy_providers").setLevel(config.log_level)
 
 
 # --- missy config ---------------------------------------------------------------------------
@@ -342,9 +376,15 @@ def cmd_config_check(cli: Cli) -> int:
         return EXIT_USAGE
     for note in config.notes:
         cli.note(f"note: {note}")
+    _note_host_keys(cli, config)
     enabled = sum(p.enabled for p in config.providers.values())
     cli.print(f"{path}: ok ({len(config.providers)} providers, {enabled} enabled)")
     return EXIT_OK
+
+
+def _note_host_keys(cli: Cli, config: Config) -> None:
+    if config.host_keys:
+        cli.note(f"note: not ours, left to the host application: {', '.join(config.host_keys)}")
 
 
 def cmd_config_init(cli: Cli) -> int:
