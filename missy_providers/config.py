@@ -566,6 +566,10 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
                          "options", key)
     if "model" not in good:
         return None
+    if good["model"] == "auto":
+        notes.append(f"providers.{name}.model: 'auto' is sent as the model's name (Missy "
+                     "picks a model from the server's list; this package does not): name the "
+                     "model")
     return ProviderConfig(
         name=name, provider_type=ptype, model=good["model"], base_url=base_url,
         base_url_source=base_url_source, allow_plain_http=good.get("allow_plain_http", False),
@@ -654,8 +658,9 @@ def _presets(names: list[str], problems: _Problems) -> tuple[str, ...]:
 
     for i, name in enumerate(names):
         if name not in PRESETS:
-            problems.add(f"unknown preset {_shown_key(name)}{_did_you_mean(name, PRESETS)}",
-                         "network", "presets", str(i))
+            hint = _did_you_mean(name, PRESETS).replace("known keys", "the presets are")
+            problems.add(f"unknown preset {_shown_key(name)}{hint}", "network", "presets",
+                         str(i))
     return tuple(dict.fromkeys(n for n in names if n in PRESETS))
 
 

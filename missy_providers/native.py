@@ -133,7 +133,7 @@ def arguments_from(value: Any, where: str) -> dict[str, Any]:
 
 
 def content_from(value: Any, where: str) -> str | tuple[Part, ...]:
-    """Content: a str (None is empty), our parts, or a list of str / part dicts."""
+    """Content: a str (None is empty), or a list of our parts and part dicts."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -146,12 +146,10 @@ def content_from(value: Any, where: str) -> str | tuple[Part, ...]:
     for j, part in enumerate(value):
         if isinstance(part, Part):
             parts.append(part)
-        elif isinstance(part, str):
-            parts.append(Text(part))
         elif isinstance(part, Mapping):
             parts.append(part_from_dict(part, f"{where}[{j}]"))
-        else:
-            raise _refuse(f"{where}[{j}]", f"must be a str, a part or a part dict, got "
+        else:  # a bare string too: no API takes one inside a list of parts
+            raise _refuse(f"{where}[{j}]", f"must be a part or a part dict, got "
                                            f"{type(part).__name__}")
     return tuple(parts)
 

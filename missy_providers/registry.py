@@ -18,10 +18,7 @@ from .core.errors import (
 )
 from .core.secret import get_logger
 from .events import Hooks
-from .provider_types import HOST_TYPES
-from .provider_types import register_type as register_type
-from .router import TIERS
-from .router import ModelRouter as ModelRouter
+from .router import TIERS, ModelRouter
 
 log = get_logger(__name__)
 
@@ -52,10 +49,11 @@ PROVIDER_CLASSES = {
 
 
 def provider_class(provider_type: str) -> type[BaseProvider]:
-    """The class of a provider type: a built-in one, or one a host registered."""
+    from .core.env import load_own
+    from .provider_types import HOST_TYPES  # a host's own types (register_type)
+
     if provider_type in HOST_TYPES:
         return HOST_TYPES[provider_type]
-    from .core.env import load_own
 
     module_name, _, class_name = PROVIDER_CLASSES[provider_type].partition(":")
     cls: type[BaseProvider] = load_own(module_name, class_name)  # type: ignore[assignment]

@@ -59,8 +59,8 @@ def standalone_config(data: Any, provider_type: str) -> ProviderConfig:
                          f"missy_providers.load_config) or a mapping of its settings, got "
                          f"{type(data).__module__}.{type(data).__qualname__}"[:200])
     if data.get("name", provider_type) != provider_type:
-        raise UsageError(f"this is a {provider_type} provider; the settings name type "
-                         f"{data.get('name')!r}"[:120])
+        raise UsageError(f"the settings name type {data.get('name')!r}"[:80] + f"; this "
+                         f"provider's type is {provider_type!r}")
     config = config_from_dict({"providers": {provider_type: dict(data)}},
                               source=f"<{provider_type} settings>")
     return config.providers[provider_type]
