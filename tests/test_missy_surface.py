@@ -598,3 +598,57 @@ def test_failure_words_reach_missy(registry: ProviderRegistry, server: LoopbackS
                                            task_id="t", temperature=0.7)
     assert info.value.failure == "auth"
     assert "authentication failed" in str(info.value).lower()
+
+
+def test_the_readme_glue_gives_missy_its_module_paths(tmp_path: Path,
+                                                      server: LoopbackServer) -> None:
+    """The glue in the README, written into a stand-in ``missy`` tree file by file: Missy's
+    module paths then give our objects, and a Missy-style start-up runs on them."""
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Using it as Missy's provider layer"):]
+    block = section[section.index("```python\n") + 10:section.index("```\n", 10)]
+    files: dict[str, list[str]] = {}
+    current = ""
+    for line in block.splitlines():
+        if line.startswith("# missy/"):
+            current = line.split()[1].rstrip(":")
+            files[current] = []
+        elif line.startswith("# where"):
+            current = ""  # Missy's start-up code, not a file
+        elif current and line:
+            files[current].append(line)
+    assert sorted(files) == ["missy/core/exceptions.py", "missy/providers/base.py",
+                             "missy/providers/ollama_provider.py",
+                             "missy/providers/registry.py"]
+    for name, lines in files.items():
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(lines) + "\n")
+    for package in ("missy", "missy/core", "missy/providers"):
+        (tmp_path / package / "__init__.py").touch()
+    server.reset(fake_apis)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(missy_config(server)))
+    script = f"""
+from missy.core.exceptions import ProviderError
+from missy.providers.base import BaseProvider, CompletionResponse, Message, ToolCall, ToolResult
+from missy.providers.ollama_provider import OllamaProvider
+from missy.providers.registry import ModelRouter, ProviderRegistry, get_registry, init_registry
+import missy_providers
+assert ProviderError is missy_providers.ProviderError
+assert BaseProvider is missy_providers.BaseProvider
+init_registry({str(config)!r})
+registry = get_registry()
+reply = registry.get("ollama").complete([Message("user", "hi")], session_id="s", task_id="t",
+                                        temperature=0.7)
+print(registry.list_providers(), reply.content, isinstance(registry.get("ollama"), OllamaProvider))
+"""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path,
+                            env={"PYTHONPATH": f"{tmp_path}:{root}", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "['anthropic', 'ollama', 'openai'] 4 True\n"
