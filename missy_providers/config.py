@@ -478,8 +478,10 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
             source = _key_source(raw)
     else:
         # The provider type's own variable, then Missy's <YAMLKEY>_API_KEY, used implicitly:
-        # the first that is set and may go to this base_url.
-        for var in dict.fromkeys((KEY_ENV_VARS.get(ptype, ""), yaml_key_variable(path[-1]))):
+        # the first that is set and may go to this base_url. Not for Ollama: a local server
+        # takes no key (Missy's sends none), and one is sent only when the config says so.
+        own = yaml_key_variable(path[-1]) if ptype != "ollama" else ""
+        for var in dict.fromkeys((KEY_ENV_VARS.get(ptype, ""), own)):
             implicit = secret_from(env, var) if var else None
             if implicit is not None and _bound_elsewhere(implicit, base_url) is None \
                     and add(f"${var}", f"${var}"):

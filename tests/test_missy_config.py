@@ -415,8 +415,10 @@ def test_missy_provider_defaults() -> None:
      {"ANTHROPIC_API_KEY": "a-1", "CLAUDE_API_KEY": "c-1"}, "env ANTHROPIC_API_KEY"),
     ("claude", "anthropic", "https://api.anthropic.com", {"CLAUDE_API_KEY": "c-1"},
      "env CLAUDE_API_KEY"),
-    ("my-ollama", "ollama", "http://127.0.0.1:11434", {"MY_OLLAMA_API_KEY": "o-1"},
-     "env MY_OLLAMA_API_KEY"),
+    ("my-openai", "openai", "http://127.0.0.1:8000/v1", {"MY_OPENAI_API_KEY": "o-1"},
+     "env MY_OPENAI_API_KEY"),
+    # Ollama takes a key only from the config (ollama.com): a local server is sent none.
+    ("ollama", "ollama", "http://127.0.0.1:11434", {"OLLAMA_API_KEY": "o-1"}, "none"),
     ("openai-codex", "openai-codex", "https://chatgpt.com/backend-api/codex",
      {"OPENAI_CODEX_API_KEY": "t-1"}, "env OPENAI_CODEX_API_KEY"),
 ])
