@@ -312,8 +312,9 @@ def _default_base_url(ptype: str, env: Mapping[str, str], use_env: bool, notes: 
 
 def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
                   env: Mapping[str, str], problems: _Problems,
-                  *path: str) -> tuple[tuple[Secret, ...], str]:
-    """The key ring and a description of where its first key came from (never the key)."""
+                  *path: str) -> tuple[tuple[Secret, ...], str, tuple[str, ...]]:
+    """The key ring, a description of where it came from (never a key), and the referenced
+    variables that are not set."""
     ring: list[Secret] = []
     source = "none"
     unset: list[str] = []
@@ -348,9 +349,10 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
         add(ref, "api_keys", str(i))
     if listed and (source == "none" or len(ring) > 1):
         source = f"{len(ring)} keys" if len(ring) != 1 else "config"
-    if not ring and unset:
-        source = f"unset ${unset[0]}"
-    return tuple(ring), source
+    if unset:
+        missing = ", ".join(f"${name}" for name in unset)
+        source = f"unset {missing}" if not ring else f"{source} (unset {missing})"
+    return tuple(ring), source, tuple(unset)
 
 
 _RESILIENCE_KEYS = ("requests_per_minute", "tokens_per_minute", "max_wait_seconds",
@@ -382,9 +384,9 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
                                                       [] if notes is None else notes, name)
     _check_url(base_url, problems, *path, "base_url")
     if good.get("enabled", True):
-        keys, key_source = _resolve_keys(ptype, good, base_url, env, problems, *path)
+        keys, key_source, unset = _resolve_keys(ptype, good, base_url, env, problems, *path)
     else:  # a disabled provider is never used: its $VAR references are not read
-        keys, key_source = (), "not read (disabled)"
+        keys, key_source, unset = (), "not read (disabled)", ()
     token_url = good.get("token_url") or (DEFAULT_CODEX_TOKEN_URL if ptype == "openai-codex"
                                           else "")
     if "token_url" in good:
@@ -402,7 +404,8 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
         name=name, provider_type=ptype, model=good["model"], base_url=base_url,
         base_url_source=base_url_source, allow_plain_http=good.get("allow_plain_http", False),
         keys=keys,
-        key_source=key_source, enabled=good.get("enabled", True),
+        key_source=key_source, enabled=good.get("enabled", True), unset_keys=unset,
+        keys_configured=bool(good.get("api_key") or good.get("api_keys")),
         fast_model=good.get("fast_model", ""), premium_model=good.get("premium_model", ""),
         timeout=float(good.get("timeout", 60.0)),
         total_timeout=float(good.get("total_timeout", 600.0)),
@@ -533,9 +536,10 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
             notes.append(f"fallback.{i}: {name!r} is disabled and is skipped in the fallback "
                          "chain")
     for name, pconf in providers.items():
-        if pconf.enabled and pconf.key_source.startswith("unset $"):
-            notes.append(f"providers.{name}: {pconf.key_source[6:]} is not set; calls to "
-                         f"{name!r} fail until it is")
+        for var in pconf.unset_keys if pconf.enabled else ():
+            effect = "its other keys are used" if pconf.keys else \
+                f"calls to {name!r} fail until one of its keys is set"
+            notes.append(f"providers.{name}: ${var} is not set; {effect}")
     observability = top.get("observability") or {}
     if not isinstance(observability, Mapping):
         problems.add(f"expected a mapping, got {_kind(observability)}", "observability")
@@ -626,7 +630,8 @@ def read_config_file(path: str, *, explicit: bool = True) -> Any:
             text = f.read()
     except FileNotFoundError:
         hint = ("check the path" if explicit else
-                "pass --config FILE, set MISSY_CONFIG, or run: missy config init")
+                "pass --config FILE, set MISSY_CONFIG, or create one with the CLI's "
+                "`config init`")
         raise ConfigError(f"config file not found; {hint}", source=source) from None
     except IsADirectoryError:
         raise ConfigError("the config path is a directory; give a file", source=source
@@ -645,8 +650,12 @@ def read_config_file(path: str, *, explicit: bool = True) -> Any:
     try:
         import yaml  # only when a YAML file is read: the core runs without third-party packages
     except ImportError:
-        raise ConfigError("this is a YAML config and PyYAML is not installed: install PyYAML "
-                          "or use a .json config", source=source) from None
+        import sys
+
+        why = ("this Python runs with -S, which hides site-packages (and PyYAML in it)"
+               if sys.flags.no_site else "PyYAML is not installed")
+        raise ConfigError(f"this is a YAML config and {why}: use a .json config (the same "
+                          "keys), or install PyYAML", source=source) from None
 
     try:
         return yaml.safe_load(text)

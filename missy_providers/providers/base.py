@@ -227,7 +227,7 @@ class BaseProvider:
 
     provider_type: ClassVar[str] = ""
     stream_format: ClassVar[str] = "sse"  # or "ndjson"
-    needs_key: ClassVar[bool] = True
+    key_required: ClassVar[bool] = True  # the API itself refuses requests without a key
     always_streams: ClassVar[bool] = False  # the backend accepts only streamed requests
     probe_path: ClassVar[str | None] = None  # GET path under base_url for a live check
     extra_options: ClassVar[frozenset[str]] = frozenset()  # options beyond OPTIONS
@@ -369,11 +369,20 @@ class BaseProvider:
             raise ProtocolError(f"{path} answer is not a JSON object", provider=self.name)
         return data
 
+    @property
+    def needs_key(self) -> bool:
+        """Whether a request needs a key: the API requires one, or the config names one (a
+        provider configured with keys never sends a request without one, even to a server
+        that would take it)."""
+        return self.key_required or self.config.keys_configured
+
     def missing_credentials(self) -> str:
         """What to do when there are none (for probes and errors)."""
-        if self.config.key_source.startswith("unset $"):
-            var = self.config.key_source[6:]
-            return f"no key: {var} is not set (referenced by providers.{self.name})"
+        unset = self.config.unset_keys
+        if unset:
+            names = ", ".join(f"${v}" for v in unset)
+            verb = "is" if len(unset) == 1 else "are"
+            return f"no key: {names} {verb} not set (referenced by providers.{self.name})"
         env = KEY_ENV_VARS.get(self.provider_type)
         return f"no key: set providers.{self.name}.api_key" + (f" or {env}" if env else "")
 

@@ -56,7 +56,7 @@ class OllamaProvider(BaseProvider):
 
     provider_type = "ollama"
     stream_format = "ndjson"
-    needs_key = False  # a local server; ollama.com takes a Bearer key when one is configured
+    key_required = False  # a local server; ollama.com takes a Bearer key when one is configured
     extra_options = frozenset({"think"})
 
     def endpoint(self) -> str:

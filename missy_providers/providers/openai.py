@@ -117,7 +117,7 @@ class OpenAIProvider(BaseProvider):
         self.is_openai = (urlsplit(self.config.base_url).hostname or "").lower() == OPENAI_HOST
 
     @property
-    def needs_key(self) -> bool:  # type: ignore[override]
+    def key_required(self) -> bool:  # type: ignore[override]
         """OpenAI needs a key; a compatible server (a local vLLM, Ollama /v1) may not."""
         return self.is_openai
 
