@@ -325,7 +325,10 @@ class PolicyHTTPClient:
         checks = [{"address": a, "allowed": d.allowed, "reason": d.reason}
                   for a, d in self._address_decisions(target, addresses)]
         out["addresses"] = checks
-        out["allowed"] = bool(checks) and all(c["allowed"] for c in checks)
+        denied = [c for c in checks if not c["allowed"]]
+        out["allowed"] = bool(checks) and not denied
+        if denied:  # the name was allowed, an address it resolved to was not: say that
+            out.update(reason=denied[0]["reason"], rule="address")
         return out
 
     def _proxy_route(self, provider: str) -> tuple[Target, list[str]] | None:

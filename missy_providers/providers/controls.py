@@ -116,18 +116,18 @@ def parse_structured(text: str, schema: Mapping[str, Any], provider: str) -> Any
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
-        raise StructuredOutputError(f"{provider}: the answer is not JSON ({len(text)} chars; "
-                                    f"see .raw)", raw=text, provider=provider) from None
+        raise StructuredOutputError(f"the answer is not JSON ({len(text)} chars; see .raw)",
+                                    raw=text, provider=provider) from None
     kind = schema.get("type")
     types = {"object": dict, "array": list, "string": str, "boolean": bool}
     if isinstance(kind, str) and kind in types and not isinstance(value, types[kind]):
-        raise StructuredOutputError(f"{provider}: the answer is JSON but not a {kind} as the "
-                                    f"schema says (see .raw)", raw=text, provider=provider)
+        raise StructuredOutputError(f"the answer is JSON but not a {kind} as the schema says "
+                                    f"(see .raw)", raw=text, provider=provider)
     missing = [k for k in schema.get("required") or () if isinstance(value, dict)
                and k not in value]
     if missing:
-        raise StructuredOutputError(f"{provider}: the answer lacks the required key "
-                                    f"{missing[0]!r} (see .raw)", raw=text, provider=provider)
+        raise StructuredOutputError(f"the answer lacks the required key {missing[0]!r} "
+                                    f"(see .raw)", raw=text, provider=provider)
     return value
 
 
