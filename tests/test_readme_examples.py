@@ -47,7 +47,7 @@ def test_every_example_runs_after_the_prelude(example: str, stand_ins: Any, tmp_
     output = io.StringIO()
     namespace: dict[str, Any] = {"__name__": "readme_example"}
     with contextlib.redirect_stdout(output):
-        exec(compile(PRELUDE + example, "README.md example", "exec"), namespace)  # noqa: S102
+        exec(compile(PRELUDE + example, "README.md example", "exec"), namespace)
     if "print(" in example:
         assert output.getvalue().strip(), "the example prints nothing"
 
