@@ -1,0 +1,1 @@
+"""The security-relevant core: credentials, signing and what they depend on, audited together."""
