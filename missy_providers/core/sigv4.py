@@ -186,3 +186,26 @@ def _signing_key(secret: Secret, date: str, region: str, service: str) -> bytes:
     for part in (region, service, "aws4_request"):
         key = hmac.digest(key, part.encode(), "sha256")
     return key
+
+
+class AwsSigner(Value):
+    """How a request to an AWS service is authenticated: the core signs the request's final
+    bytes with these credentials (``PolicyHTTPClient.request(..., signer=)``), after every
+    policy check, just before it is sent."""
+
+    __slots__ = ("credentials", "region", "service")
+    credentials: AwsCredentials
+    region: str
+    service: str
+
+    def __init__(self, credentials: AwsCredentials, region: str, service: str) -> None:
+        self._set(credentials=credentials, region=region, service=service)
+
+    def secrets(self) -> list[Secret]:
+        """The credentials, for the rules every credential obeys (question 2 of AUDIT.md)."""
+        token = self.credentials.session_token
+        return [self.credentials.secret_access_key, *([token] if token else [])]
+
+    def __repr__(self) -> str:
+        return f"AwsSigner({self.credentials.access_key_id[:4]}..., {self.region}, " \
+               f"{self.service})"
