@@ -57,7 +57,8 @@ MAX_SERVER_MESSAGE_CHARS = 500
 CALL_LIMITS = ("timeout", "total_timeout", "max_retries")
 OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system", "cache",
                      "schema", "schema_name", "reasoning", "tool_choice",
-                     "parallel_tool_calls", "headers", "provider_options", *CALL_LIMITS})
+                     "parallel_tool_calls", "headers", "provider_options", *CALL_LIMITS,
+                     "raise_on_refusal"})
 # What a request asks for: SSE or NDJSON for a stream, JSON otherwise.
 ACCEPT = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
 
@@ -114,6 +115,8 @@ OPTION_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "provider_options": controls.mapping_problem,
     "reasoning_summary": controls.summary_problem,
     "reasoning_budget": controls.budget_problem,
+    "raise_on_refusal": controls.bool_problem,
+    "think": controls.think_problem,
 }
 
 
@@ -144,7 +147,9 @@ class Outgoing(Value):
 def finished(trace: Trace, response: CompletionResponse) -> None:
     trace.emit("call_finished", latency_ms=trace.elapsed_ms(), attempts=trace.attempts,
                usage=response.usage, finish_reason=response.finish_reason,
-               stop_reason=response.stop_reason, request_id=response.request_id)
+               stop_reason=response.stop_reason, request_id=response.request_id,
+               refusal=None if response.refusal is None else
+               {"category": response.refusal.category})
 
 
 def request_id(response: Response) -> str:
@@ -610,6 +615,7 @@ class BaseProvider:
         if self.always_streams:
             return self._stream(messages, tools, opts, trace, tier, budget).response
         schema = opts.get("schema")
+        refuse = bool(opts.get("raise_on_refusal"))
         trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
                    stream=False)
         try:
@@ -623,17 +629,20 @@ class BaseProvider:
         response.request_id = request_id(http_response)
         self.limiter.settle(estimate, response.usage.get("total_tokens", 0))
         try:  # an answer that is not the asked-for JSON fails the call, as on a stream
-            self._structured(response, schema)
+            self._structured(response, schema, refuse)
         except MissyError as exc:
             trace.failed(exc)
             raise
         finished(trace, response)
         return response
 
-    def _structured(self, response: CompletionResponse, schema: Mapping[str, Any] | None
-                    ) -> CompletionResponse:
-        """With ``schema=``: the answer decoded into ``.parsed`` (or StructuredOutputError)."""
-        if schema:
+    def _structured(self, response: CompletionResponse, schema: Mapping[str, Any] | None,
+                    refuse: bool = False) -> CompletionResponse:
+        """With ``schema=``: the answer decoded into ``.parsed`` (or StructuredOutputError); a
+        refusal is not an answer to decode (ContentRefused with ``raise_on_refusal``)."""
+        if refuse:
+            response.raise_for_refusal()
+        if schema and response.refusal is None:
             response.parsed = controls.parse_structured(response.content, schema, self.name)
         return response
 
@@ -643,6 +652,7 @@ class BaseProvider:
         trace = self.hooks.trace(self.name) if trace is None else trace
         messages, tools = self._checked(messages, tools, opts)
         schema = opts.get("schema")
+        refuse = bool(opts.get("raise_on_refusal"))
         trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
                    stream=True)
         try:
@@ -656,17 +666,19 @@ class BaseProvider:
                 .strip().lower() == "application/json":
             # A server that ignored `stream` (or answered in JSON): a whole answer, not a
             # truncated stream. (NDJSON needs no such rule: one JSON object is one line.)
-            return StreamResponse(self._whole(response, estimate, trace, schema), response)
-        return StreamResponse(self._events(response, estimate, trace, schema), response)
+            return StreamResponse(self._whole(response, estimate, trace, schema, refuse),
+                                  response)
+        return StreamResponse(self._events(response, estimate, trace, schema, refuse), response)
 
     def _whole(self, response: Response, estimate: int, trace: Trace,
-               schema: Mapping[str, Any] | None = None) -> Iterator[StreamEvent]:
+               schema: Mapping[str, Any] | None = None, refuse: bool = False
+               ) -> Iterator[StreamEvent]:
         """A complete JSON answer to a streamed request, as the events a stream would give."""
         try:
             data = response.json()
             if isinstance(data, Mapping) and data.get("error"):
                 self.raise_stream_error(data)
-            final = self._structured(self._parsed(data), schema)
+            final = self._structured(self._parsed(data), schema, refuse)
         except MissyError as exc:
             trace.failed(exc)
             raise
@@ -679,6 +691,8 @@ class BaseProvider:
             yield StreamEvent("reasoning", final.reasoning)
         if final.content:
             yield StreamEvent("text", final.content)
+        if final.refusal is not None:
+            yield StreamEvent("refusal", final.refusal.text)
         for call in final.tool_calls:
             yield StreamEvent("tool_call", tool_call=call)
         yield StreamEvent("done", response=final)
@@ -698,7 +712,8 @@ class BaseProvider:
         yield from sse.close(dispatch_unterminated=True)
 
     def _events(self, response: Response, estimate: int = 0, trace: Trace = NO_TRACE,
-                schema: Mapping[str, Any] | None = None) -> Iterator[StreamEvent]:
+                schema: Mapping[str, Any] | None = None, refuse: bool = False
+                ) -> Iterator[StreamEvent]:
         accumulator = self.new_accumulator()
         announced: set[str] = set()
         try:
@@ -726,7 +741,7 @@ class BaseProvider:
                 raise
             final.request_id = request_id(response)
             self.limiter.settle(estimate, final.usage.get("total_tokens", 0))
-            self._structured(final, schema)
+            self._structured(final, schema, refuse)
             finished(trace, final)
             for call in final.tool_calls:  # APIs that only know a call is whole at the end
                 if call.id not in announced:
