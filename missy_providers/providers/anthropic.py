@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from urllib.parse import quote
 
 from ..content import WireParts, cache_control
-from ..core.errors import ProtocolError
+from ..core.errors import ProtocolError, at_boundary
 from ..core.response import parse_json
 from ..streams import Event
 from ..types import (
     CompletionResponse,
     Message,
+    ModelInfo,
     Refusal,
     StreamEvent,
     Tool,
@@ -20,6 +22,7 @@ from ..types import (
 )
 from .base import BaseProvider, parse_tool_arguments, system_parts
 from .dialects import native_of, tagged
+from .model_facts import from_anthropic
 from .streaming import Accumulator, TextBuffer, check_tool_calls
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -127,6 +130,24 @@ class AnthropicProvider(BaseProvider):
     @property
     def probe_path(self) -> str:  # type: ignore[override]
         return "/models" if self.config.base_url.endswith("/v1") else "/v1/models"
+
+    # POST /v1/messages/count_tokens takes the request without max_tokens, stream, sampling.
+    count_keys = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking",
+                            "output_config"})
+
+    @property
+    def count_path(self) -> str:  # type: ignore[override]
+        return self.probe_path.replace("models", "messages/count_tokens")
+
+    @at_boundary
+    def model_info(self, name: str | None = None) -> ModelInfo:
+        """``GET /v1/models/{id}`` (an id or an alias): ``max_input_tokens``, ``max_tokens``
+        and ``capabilities`` as the Models API gives them."""
+        path = f"{self.probe_path}/{quote(name or self.model, safe='')}"
+        return from_anthropic(self._get_json(path), f"GET {path}")
+
+    def info_from(self, entry: Mapping[str, Any], source: str) -> ModelInfo:
+        return from_anthropic(entry, source)
 
     def endpoint(self) -> str:
         base = self.config.base_url

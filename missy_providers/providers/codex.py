@@ -187,6 +187,16 @@ class CodexProvider(BaseProvider):
         """The public API lists models; the ChatGPT backend has no such endpoint."""
         return None if self.chatgpt_backend else "/models"
 
+    # POST /responses/input_tokens (TokenCountsBody) takes the request without store, stream,
+    # include and the sampling and output limits.
+    count_keys = frozenset({"model", "input", "instructions", "tools", "tool_choice",
+                            "parallel_tool_calls", "reasoning", "text"})
+
+    @property
+    def count_path(self) -> str | None:  # type: ignore[override]
+        """The public Responses API counts; the ChatGPT backend has no such endpoint known."""
+        return None if self.chatgpt_backend else "/responses/input_tokens"
+
     def missing_credentials(self) -> str:
         return (f"no credentials: run `codex login` (writes {self.credentials.path}) or set "
                 f"providers.{self.name}.api_key")

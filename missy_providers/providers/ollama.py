@@ -11,6 +11,7 @@ from ..core.errors import ProtocolError, at_boundary
 from ..types import (
     CompletionResponse,
     Message,
+    ModelInfo,
     StreamEvent,
     Tool,
     ToolCall,
@@ -19,6 +20,7 @@ from ..types import (
 )
 from .base import BaseProvider, parse_tool_arguments
 from .dialects import native_of, tagged
+from .model_facts import from_ollama
 from .openai import function_tools, new_call_id, unique_ids
 from .streaming import Accumulator, TextBuffer, check_tool_calls
 
@@ -91,6 +93,25 @@ class OllamaProvider(BaseProvider):
     def is_available(self) -> bool:
         """``GET /api/tags`` answers 200 within a short timeout. Never raises."""
         return self.probe().ok
+
+    @at_boundary
+    def model_info(self, name: str | None = None) -> ModelInfo:
+        """``POST /api/show``: capabilities and the context length."""
+        name = name or self.model
+        return from_ollama(name, self._json_call("POST", "/api/show", {"model": name}),
+                           "POST /api/show")
+
+    def _list_model_info(self) -> list[ModelInfo]:
+        """``/api/tags``: from v0.30 each entry has capabilities and the context length;
+        an older server's models are each asked with /api/show."""
+        out = []
+        for entry in self._get_json("/api/tags").get("models") or []:
+            if not isinstance(entry, Mapping):
+                continue
+            name = str(entry.get("name") or entry.get("model"))
+            out.append(from_ollama(name, entry, "GET /api/tags") if "capabilities" in entry
+                       else self.model_info(name))
+        return out
 
     def models_from(self, data: Any) -> list[str]:
         models = data.get("models") if isinstance(data, Mapping) else None
