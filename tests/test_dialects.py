@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import loopback_client, loopback_provider
-from dialect_data import load, real_traffic, send_answer, send_stream, sequence
+from dialect_data import DIALECTS, load, real_traffic, send_answer, send_stream, sequence
 from loopback import Exchange, LoopbackServer
 
 from missy_providers.config import config_from_dict
@@ -416,3 +416,27 @@ def test_the_table_names_every_dialect() -> None:
         ("Gemini 2.5", "extra_content"), ("Anthropic", "content"),
         ("Responses (Codex)", "items"), ("Ollama", "thinking")]
     assert all(r.back and r.answer and r.required for r in ROUND_TRIPS)
+
+
+def test_openrouter_text_with_signature_recorded(server: LoopbackServer) -> None:
+    """Recorded (claude-3.7-sonnet:thinking): one reasoning.text with its signature, no id."""
+    data = load("openrouter-reasoning-details-text-signature")
+    message = data["response"]["body"]["choices"][0]["message"]
+    server.reset(lambda ex: send_answer(ex, data["response"]))
+    reply = loopback_provider(server, "openai").complete("Who are you. Think about it.")
+    [detail] = reply.native["message"]["reasoning_details"]
+    assert detail == message["reasoning_details"][0] and detail["signature"]
+    assert reply.reasoning == message["reasoning"]
+
+
+def test_every_data_file_is_in_the_readme_with_its_source_and_licence() -> None:
+    readme = (DIALECTS / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines()
+            if line.startswith("| `")}
+    names = sorted(p.name for p in DIALECTS.glob("*.json"))
+    assert sorted(rows) == names
+    for name in names:
+        data = load(name[:-5])
+        assert data["licence"] and data["source"]
+        kind = "recorded" if data["kind"].startswith("recorded") else "documentation"
+        assert f"| {kind} |" in rows[name], name
