@@ -411,7 +411,8 @@ def test_what_one_provider_kept_never_goes_to_another(server: LoopbackServer) ->
 
 def test_the_table_names_every_dialect() -> None:
     assert [(r.dialect, r.key) for r in ROUND_TRIPS] == [
-        ("DeepSeek", "reasoning_content"), ("vLLM (and Ollama /v1, Groq)", "reasoning"),
+        ("DeepSeek", "reasoning_content"),
+        ("vLLM (and Ollama /v1, Groq's reasoning models)", "reasoning"),
         ("OpenRouter", "reasoning_details"), ("Gemini 3", "extra_content"),
         ("Gemini 2.5", "extra_content"), ("Anthropic", "content"),
         ("Responses (Codex)", "items"), ("Ollama", "thinking")]
