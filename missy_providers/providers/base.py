@@ -383,11 +383,11 @@ class BaseProvider:
 
     def _json_call(self, method: str, path: str, body: dict[str, Any] | None,
                    timeout: Timeouts = AVAILABILITY_TIMEOUT, max_retries: int = 0,
-                   headers: Mapping[str, Any] | None = None) -> Any:
+                   headers: Mapping[str, Any] | None = None,
+                   limit: str = "the live check's timeout") -> Any:
         """One request under base_url that answers a JSON object, as one call through the
         policy client: the ring's key, this call's budget (CallBudget.for_call: its time and
         sends), retries as for a completion; a JSON object or a typed error."""
-        limit = "total_timeout" if max_retries else "the live check's timeout"
         budget = self._budget(timeout.total, max_retries, limit)
         call = Outgoing(body, False, timeout, max_retries, budget, headers=headers,
                         method=method, url=self.config.base_url + path)
@@ -425,7 +425,7 @@ class BaseProvider:
         headers = controls.checked_headers(dict(self.config.headers), self.provider_type,
                                            self.name)
         data = self._json_call("POST", path, body, self.timeouts, self.config.max_retries,
-                               headers)
+                               headers, "total_timeout")
         if "input_tokens" not in data:
             raise ProtocolError(f"{path} answer has no input_tokens", provider=self.name)
         return TokenCount(token_count(data, "input_tokens"), True, f"POST {path}")
