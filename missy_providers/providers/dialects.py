@@ -20,7 +20,7 @@ TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..types import Message
+    from ..types import Message, ToolCall
 
 
 class RoundTrip(Value):
@@ -132,3 +132,34 @@ def details_text(details: Sequence[Any]) -> str:
     """The readable reasoning in OpenRouter's details (text and summaries)."""
     return "".join(str(d.get("text") or d.get("summary") or "") for d in details
                    if isinstance(d, Mapping))
+
+
+# --- Chat Completions: what a server sent, kept to send back ----------------------------------
+
+def chat_native(provider: str, fields: Mapping[str, Any],
+                calls: Sequence[tuple[ToolCall, Mapping[str, Any]]]) -> dict[str, Any] | None:
+    """What a Chat Completions server needs back on the assistant turn, or None: its reasoning
+    fields, and each tool call's own fields by the call's (final) id."""
+    per_call = {call.id: dict(extra) for call, extra in calls if extra}
+    if not fields and not per_call:
+        return None
+    return tagged(provider, "openai", message=dict(fields), tool_calls=per_call)
+
+
+def message_fields(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The reasoning fields a server put in an answer's message (any non-null value, "" too:
+    DeepSeek's empty reasoning must still go back)."""
+    return {f.key: message[f.key] for f in CHAT_MESSAGE_FIELDS
+            if message.get(f.key) is not None}
+
+
+def call_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {f.key: raw[f.key] for f in CHAT_TOOL_CALL_FIELDS if raw.get(f.key) is not None}
+
+
+def readable_reasoning(fields: Mapping[str, Any]) -> str:
+    text = fields.get("reasoning") or fields.get("reasoning_content")
+    if isinstance(text, str) and text:
+        return text
+    details = fields.get("reasoning_details")
+    return details_text(details) if isinstance(details, list) else ""

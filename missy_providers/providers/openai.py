@@ -25,11 +25,13 @@ from ..types import (
 from .base import BaseProvider, parse_tool_arguments
 from .dialects import (
     CHAT_MESSAGE_FIELDS,
-    CHAT_TOOL_CALL_FIELDS,
+    call_fields,
+    chat_native,
     details_text,
     merge_details,
+    message_fields,
     native_of,
-    tagged,
+    readable_reasoning,
 )
 from .streaming import Accumulator, TextBuffer, check_tool_calls
 
@@ -92,35 +94,6 @@ def chat_refusal(text: str, reason: str | None, filters: Any) -> Refusal | None:
                if isinstance(result, Mapping) and result.get("filtered")] \
         if isinstance(filters, Mapping) else []
     return Refusal(category=", ".join(flagged) or None)
-
-
-def chat_native(provider: str, fields: Mapping[str, Any],
-                calls: Sequence[tuple[ToolCall, Mapping[str, Any]]]) -> dict[str, Any] | None:
-    """What this server needs back on the assistant turn (dialects.py), or None: its reasoning
-    fields, and each tool call's own fields by the call's (final) id."""
-    per_call = {call.id: dict(extra) for call, extra in calls if extra}
-    if not fields and not per_call:
-        return None
-    return tagged(provider, "openai", message=dict(fields), tool_calls=per_call)
-
-
-def message_fields(message: Mapping[str, Any]) -> dict[str, Any]:
-    """The reasoning fields a server put in an answer's message (any non-null value, "" too:
-    DeepSeek's empty reasoning must still go back)."""
-    return {f.key: message[f.key] for f in CHAT_MESSAGE_FIELDS
-            if message.get(f.key) is not None}
-
-
-def call_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
-    return {f.key: raw[f.key] for f in CHAT_TOOL_CALL_FIELDS if raw.get(f.key) is not None}
-
-
-def readable_reasoning(fields: Mapping[str, Any]) -> str:
-    text = fields.get("reasoning") or fields.get("reasoning_content")
-    if isinstance(text, str) and text:
-        return text
-    details = fields.get("reasoning_details")
-    return details_text(details) if isinstance(details, list) else ""
 
 
 def function_tools(tools: Sequence[Tool]) -> list[dict[str, Any]]:
