@@ -286,7 +286,8 @@ def cmd_models(cli: Cli) -> int:
                                "endpoint that lists models: skipped"}
                 continue
             try:
-                found[name] = {"models": provider.list_models()}
+                found[name] = {"models": [i.as_dict() for i in provider.list_model_info()]
+                               if cli.args.long else provider.list_models()}
             except MissyError as exc:
                 if cli.args.provider:
                     raise
@@ -296,12 +297,46 @@ def cmd_models(cli: Cli) -> int:
     else:
         for name, result in found.items():
             for model in result.get("models", []):
-                cli.print(f"{name}\t{model}")
+                cli.print(f"{name}\t{_model_line(model) if cli.args.long else model}")
             if "note" in result:
                 cli.note(f"missy: {name}: {result['note']}")
             if "error" in result:
                 cli.note(f"missy: {name}: {result['error']}")
     return EXIT_OK if all("models" in r for r in found.values()) else EXIT_RUNTIME
+
+
+def _model_line(info: dict[str, Any]) -> str:
+    """``--long``: the model, its window and output limit, and what it takes ("-": the API
+    does not say)."""
+    def count(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    caps = ",".join(f"{k}={_yes_no(info[k])}" for k in
+                    ("vision", "tools", "thinking", "structured_output"))
+    return (f"{info['name']}\tcontext {count(info['context_window'])}\toutput "
+            f"{count(info['max_output_tokens'])}\t{caps}")
+
+
+# --- missy count ----------------------------------------------------------------------------
+
+
+def cmd_count(cli: Cli) -> int:
+    """A prompt's input tokens: the API's own count where it has one, else an estimate."""
+    from missy_providers.types import Message
+
+    args = cli.args
+    prompt = " ".join(args.prompt) if args.prompt and args.prompt != ["-"] else \
+        sys.stdin.read()
+    with cli.registry() as registry:
+        provider = registry.get(args.provider)
+        counted = provider.count_tokens([Message("user", prompt)], system=args.system)
+    if args.json:
+        cli.json({"provider": provider.name, "tokens": counted.tokens, "exact": counted.exact,
+                  "source": counted.source})
+    else:
+        how = "counted by" if counted.exact else "estimated:"
+        cli.print(f"{counted.tokens} tokens ({how} {counted.source}; {provider.name})")
+    return EXIT_OK
 
 
 # --- missy policy ---------------------------------------------------------------------------
@@ -516,7 +551,18 @@ def _parser() -> argparse.ArgumentParser:
                             help="the models each provider lists (contacts it)")
     models.add_argument("--provider", help="only this provider (default: every enabled one)")
     models.add_argument("--json", action="store_true", help="print JSON")
+    models.add_argument("--long", action="store_true",
+                        help="context window, output limit and capabilities, where the API "
+                             "says them")
     models.set_defaults(run=cmd_models)
+
+    count = sub.add_parser("count", parents=[common],
+                           help="count a prompt's tokens (the API's count, else an estimate)")
+    count.add_argument("prompt", nargs="*", help="the prompt (default: read stdin)")
+    count.add_argument("--provider", help="provider name (default: the default provider)")
+    count.add_argument("--system", help="system prompt")
+    count.add_argument("--json", action="store_true", help="print JSON")
+    count.set_defaults(run=cmd_count)
 
     policy = sub.add_parser("policy", parents=[common], help="inspect the network policy")
     policy_sub = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)

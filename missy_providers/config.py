@@ -53,7 +53,8 @@ DEFAULT_BASE_URLS = {
     "openai-codex": "https://chatgpt.com/backend-api/codex",
     "ollama": "http://localhost:11434",
 }
-KEY_ENV_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+KEY_ENV_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY",
+                "ollama": "OLLAMA_API_KEY"}  # OLLAMA_API_KEY: Ollama Cloud (ollama.com) only
 BASE_URL_ENV_VARS = {"openai": "OPENAI_BASE_URL", "ollama": "OLLAMA_HOST"}
 DEFAULT_CONFIG_PATH = "~/.missy/config.yaml"
 DEFAULT_CODEX_TOKEN_URL = "https://auth.openai.com/oauth/token"  # noqa: S105 (a URL)
