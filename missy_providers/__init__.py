@@ -11,6 +11,7 @@ import logging
 from .core.errors import (
     AuthenticationError,
     ConfigError,
+    ContentRefused,
     ContextLengthError,
     MissyError,
     OverloadedError,
@@ -44,7 +45,17 @@ if TYPE_CHECKING:
     from .registry import ProviderRegistry, get_registry, init_registry
     from .router import ModelRouter
     from .streams import Event, NDJSONDecoder, SSEDecoder
-    from .types import CompletionResponse, Message, StreamEvent, Tool, ToolCall, ToolResult
+    from .types import (
+        CompletionResponse,
+        Message,
+        ModelInfo,
+        Refusal,
+        StreamEvent,
+        TokenCount,
+        Tool,
+        ToolCall,
+        ToolResult,
+    )
 
 __version__ = "0.1.0"
 
@@ -63,19 +74,22 @@ _LAZY = {
     "Event": "streams", "NDJSONDecoder": "streams", "SSEDecoder": "streams",
     "CompletionResponse": "types", "Message": "types", "StreamEvent": "types", "Tool": "types",
     "ToolCall": "types", "ToolResult": "types",
+    "ModelInfo": "types", "Refusal": "types", "TokenCount": "types",
     "Document": "content", "Image": "content", "Text": "content",
 }
 
 __all__ = [
     "AnthropicProvider", "AuthenticationError", "BaseProvider", "CodexProvider",
-    "CompletionResponse", "Config", "ConfigError", "ContextLengthError", "Decision", "Document",
+    "CompletionResponse", "Config", "ConfigError", "ContentRefused", "ContextLengthError",
+    "Decision", "Document",
     "Event", "Image",
-    "Message", "MissyError", "ModelRouter", "NDJSONDecoder", "NetworkConfig", "NetworkPolicy",
+    "Message", "MissyError", "ModelInfo", "ModelRouter", "NDJSONDecoder", "NetworkConfig",
+    "NetworkPolicy",
     "OllamaProvider", "OpenAIProvider", "OverloadedError", "PolicyHTTPClient",
     "PolicyViolation", "ProtocolError", "ProviderConfig", "ProviderError", "ProviderRegistry",
-    "ProviderUnavailable", "RateLimitError", "RedirectRefused", "RequestTimeout",
+    "ProviderUnavailable", "RateLimitError", "RedirectRefused", "Refusal", "RequestTimeout",
     "SSEDecoder", "StreamEvent", "StreamResponse", "StructuredOutputError", "Text", "Timeouts",
-    "Tool", "ToolArgumentsError",
+    "TokenCount", "Tool", "ToolArgumentsError",
     "ToolCall", "ToolResult", "UsageError", "config_from_dict", "get_registry",
     "init_registry", "load_config", "register_type",
 ]

@@ -142,7 +142,7 @@ def cmd_providers(cli: Cli) -> int:
             row["check"] = check
     if cli.args.json:
         cli.json({"providers": rows})
-        return EXIT_OK
+        return _check_exit(rows, checks, cli.args.all)
     if not rows:
         cli.print("no providers configured")
         return EXIT_OK
@@ -156,9 +156,19 @@ def cmd_providers(cli: Cli) -> int:
          else [_yes_no(row["ready"])]) for row in rows]
     cli.print(_table(header, table))
     if not checks:
-        cli.print("\nREADY: credentials present, nothing contacted; missy providers --check "
-                  "probes each one")
-    return EXIT_OK
+        cli.print(f"\nREADY: credentials present, nothing contacted; {command()} providers "
+                  "--check probes each one")
+    return _check_exit(rows, checks, cli.args.all)
+
+
+def _check_exit(rows: list[dict[str, Any]], checks: dict[str, dict[str, Any]],
+                every: bool) -> int:
+    """With --check: 1 when the default provider (with --all: any enabled one) failed its
+    check, so the command can be a scripted health check."""
+    if not checks:
+        return EXIT_OK
+    judged = [r for r in rows if r["enabled"] and (every or r["default"])]
+    return EXIT_RUNTIME if any(not r["available"] for r in judged) else EXIT_OK
 
 
 def _yes_no(value: bool | None) -> str:
@@ -174,11 +184,26 @@ def _with_attachments(prompt: str, images: list[str], files: list[str]) -> Any:
         return prompt
     from missy_providers.content import Document, Image, Text
 
-    return [Text(prompt), *map(Image.from_file, images), *map(Document.from_file, files)]
+    parts: list[Any] = [Text(prompt)]
+    for path in images:
+        try:
+            parts.append(Image.from_file(path))
+        except ValueError as exc:
+            if "application/pdf" in str(exc) or _is_pdf(path):
+                raise _usage(f"--image {path}: this is a PDF; attach it with --file") from None
+            raise
+    return parts + [Document.from_file(path) for path in files]
+
+
+def _is_pdf(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(5) == b"%PDF-"
+    except OSError:
+        return False
 
 
 def cmd_ask(cli: Cli) -> int:
-    from missy_providers.router import ModelRouter
     from missy_providers.types import Message
 
     args = cli.args
@@ -197,26 +222,27 @@ def cmd_ask(cli: Cli) -> int:
                 cli.note(f"missy: event {event.line()}")
 
             registry.subscribe(show)
-        provider = registry.provider(args.provider)
         opts: dict[str, Any] = {}
         if args.model:
             opts["model"] = args.model
         elif args.tier:
-            router = ModelRouter()
-            tier = router.score_complexity(prompt) if args.tier == "auto" else args.tier
-            opts["model"] = router.select_model(provider.config, tier)
+            opts["tier"] = args.tier
         if args.system:
             opts["system"] = args.system
         if args.max_tokens is not None:
             opts["max_tokens"] = args.max_tokens
         if args.temperature is not None:
             opts["temperature"] = args.temperature
+        # The registry's call: the config's fallback order and tiers; --provider pins one.
+        if args.provider:
+            registry.provider(args.provider)  # an unknown or disabled name: a usage error
+            opts["providers"] = [args.provider]
         if args.no_stream or args.json:
-            response = provider.complete(messages, **opts)
+            response = registry.complete(messages, **opts)
             if not args.json:
                 cli.print(response.content)
         else:
-            stream = provider.stream(messages, **opts)
+            stream = registry.stream(messages, **opts)
             try:
                 for text in stream:
                     cli.write(text)
@@ -258,8 +284,14 @@ def cmd_models(cli: Cli) -> int:
         else:
             names = [row["name"] for row in registry.provider_rows() if row["enabled"]]
         for name in names:
+            provider = registry.provider(name)
+            if provider.models_path is None and not cli.args.provider:
+                found[name] = {"models": [], "note": f"{provider.provider_type} has no "
+                               "endpoint that lists models: skipped"}
+                continue
             try:
-                found[name] = {"models": registry.provider(name).list_models()}
+                found[name] = {"models": [i.as_dict() for i in provider.list_model_info()]
+                               if cli.args.long else provider.list_models()}
             except MissyError as exc:
                 if cli.args.provider:
                     raise
@@ -269,10 +301,46 @@ def cmd_models(cli: Cli) -> int:
     else:
         for name, result in found.items():
             for model in result.get("models", []):
-                cli.print(f"{name}\t{model}")
+                cli.print(f"{name}\t{_model_line(model) if cli.args.long else model}")
+            if "note" in result:
+                cli.note(f"missy: {name}: {result['note']}")
             if "error" in result:
                 cli.note(f"missy: {name}: {result['error']}")
     return EXIT_OK if all("models" in r for r in found.values()) else EXIT_RUNTIME
+
+
+def _model_line(info: dict[str, Any]) -> str:
+    """``--long``: the model, its window and output limit, and what it takes ("-": the API
+    does not say)."""
+    def count(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    caps = ",".join(f"{k}={_yes_no(info[k])}" for k in
+                    ("vision", "tools", "thinking", "structured_output"))
+    return (f"{info['name']}\tcontext {count(info['context_window'])}\toutput "
+            f"{count(info['max_output_tokens'])}\t{caps}")
+
+
+# --- missy count ----------------------------------------------------------------------------
+
+
+def cmd_count(cli: Cli) -> int:
+    """A prompt's input tokens: the API's own count where it has one, else an estimate."""
+    from missy_providers.types import Message
+
+    args = cli.args
+    prompt = " ".join(args.prompt) if args.prompt and args.prompt != ["-"] else \
+        sys.stdin.read()
+    with cli.registry() as registry:
+        provider = registry.provider(args.provider)
+        counted = provider.count_tokens([Message("user", prompt)], system=args.system)
+    if args.json:
+        cli.json({"provider": provider.name, "tokens": counted.tokens, "exact": counted.exact,
+                  "source": counted.source})
+    else:
+        how = "counted by" if counted.exact else "estimated:"
+        cli.print(f"{counted.tokens} tokens ({how} {counted.source}; {provider.name})")
+    return EXIT_OK
 
 
 # --- missy policy ---------------------------------------------------------------------------
@@ -328,12 +396,11 @@ def cmd_policy_show(cli: Cli) -> int:
 def _host_network(config: Config) -> dict[str, Any]:
     """The network keys of a host's (Missy's) config: presets (already in the lists), REST
     rules, and the host lists of traffic that is not a provider's (never used here)."""
-    from missy_providers.config import OTHER_CATEGORY_HOSTS
-
     net = config.network
+    other = {"tool_allowed_hosts": net.tool_allowed_hosts,
+             "discord_allowed_hosts": net.discord_allowed_hosts}
     return {"presets": list(net.presets),
-            "not_for_provider_traffic": {k: list(getattr(net, k)) for k in OTHER_CATEGORY_HOSTS
-                                         if getattr(net, k)}}
+            "not_for_provider_traffic": {k: list(v) for k, v in other.items() if v}}
 
 
 def _print_host_network(cli: Cli, shown: dict[str, Any]) -> None:
@@ -394,7 +461,10 @@ def cmd_config_init(cli: Cli) -> int:
     from missy_providers.core.files import create_private, make_private_dir
 
     path = config_path(cli.args.path or cli.args.config)
-    starter_file = os.path.join(os.path.dirname(missy_providers.__file__), "starter_config.yaml")
+    # A .json path gets the same starter as JSON: a host without PyYAML can read it.
+    kind = "json" if path.lower().endswith(".json") else "yaml"
+    starter_file = os.path.join(os.path.dirname(missy_providers.__file__),
+                                f"starter_config.{kind}")
     with open(starter_file, encoding="utf-8") as f:
         starter = f.read()
     directory = os.path.dirname(os.path.abspath(path))
@@ -414,8 +484,21 @@ def cmd_config_init(cli: Cli) -> int:
         raise _usage(f"cannot write {path} (FileNotFoundError)") from None
     except OSError as exc:
         raise _usage(f"cannot write {path} ({type(exc).__name__}: {exc.strerror})") from None
-    cli.print(f"wrote {path} (mode 0600); edit it, then run: missy config check")
+    cli.print(f"wrote {path} (mode 0600); edit it, then run: {command()} config check"
+              + ("" if path == expand_user(DEFAULT_CONFIG_PATH) else f" --config {path}"))
     return EXIT_OK
+
+
+def command() -> str:
+    """How this CLI was started, for the commands its hints name: ``missy-providers`` (the
+    console script), ``python -m missy_providers``, ``python -m missy`` (a checkout), or
+    ``python3 path/missy.py`` (a vendored copy, run as a file)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:
+        return f"python -m {spec.name.removesuffix('.__main__')}"
+    script = sys.argv[0] if sys.argv else ""
+    return f"python3 {script}" if script.endswith(".py") else os.path.basename(script) or "missy"
 
 
 def _usage(message: str) -> Exception:
@@ -481,18 +564,22 @@ def _parser() -> argparse.ArgumentParser:
     providers.add_argument("--timeout", type=_positive(float), default=3.0, metavar="SECONDS",
                            help="with --check: the most each probe may take, in all "
                                 "(default 3)")
+    providers.add_argument("--all", action="store_true",
+                           help="with --check: exit 1 if any enabled provider fails (default: "
+                                "only if the default provider does)")
     providers.add_argument("--json", action="store_true", help="print JSON")
     providers.set_defaults(run=cmd_providers)
 
     ask = sub.add_parser("ask", parents=[common], help="ask a provider; streams the answer")
     ask.add_argument("prompt", nargs="*", help="the prompt (default: read stdin)")
-    ask.add_argument("--provider", help="provider name (default: the default provider)")
+    ask.add_argument("--provider", help="only this provider (default: the config's fallback "
+                                        "order, from the default provider)")
     ask.add_argument("--model", help="model id (overrides --tier)")
     ask.add_argument("--tier", choices=TIER_CHOICES, help="model tier; auto = ModelRouter")
     ask.add_argument("--system", help="system prompt")
     ask.add_argument("--max-tokens", type=_positive(int), metavar="N",
                      help="most tokens to generate (a whole number > 0)")
-    ask.add_argument("--temperature", type=float, help="sampling temperature, e.g. 0 to 1")
+    ask.add_argument("--temperature", type=float, help="sampling temperature, 0 to 2")
     ask.add_argument("--image", action="append", default=[], metavar="FILE",
                      help="attach an image (png, jpeg, gif, webp); repeatable")
     ask.add_argument("--file", action="append", default=[], metavar="FILE",
@@ -505,7 +592,18 @@ def _parser() -> argparse.ArgumentParser:
                             help="the models each provider lists (contacts it)")
     models.add_argument("--provider", help="only this provider (default: every enabled one)")
     models.add_argument("--json", action="store_true", help="print JSON")
+    models.add_argument("--long", action="store_true",
+                        help="context window, output limit and capabilities, where the API "
+                             "says them")
     models.set_defaults(run=cmd_models)
+
+    count = sub.add_parser("count", parents=[common],
+                           help="count a prompt's tokens (the API's count, else an estimate)")
+    count.add_argument("prompt", nargs="*", help="the prompt (default: read stdin)")
+    count.add_argument("--provider", help="provider name (default: the default provider)")
+    count.add_argument("--system", help="system prompt")
+    count.add_argument("--json", action="store_true", help="print JSON")
+    count.set_defaults(run=cmd_count)
 
     policy = sub.add_parser("policy", parents=[common], help="inspect the network policy")
     policy_sub = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
@@ -560,6 +658,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if not isinstance(exc, MissyError):
             raise
+        errors: tuple[MissyError, ...] = getattr(exc, "errors", ())
+        if len(errors) == 1:  # a chain of one provider: its own error says it best
+            exc = errors[0]
         if args.verbose:
             import traceback
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from .core.env import ENVIRONMENT, expand_user, secret_from
@@ -56,7 +56,8 @@ DEFAULT_BASE_URLS = {
     "openai-codex": "https://chatgpt.com/backend-api/codex",
     "ollama": "http://localhost:11434",
 }
-KEY_ENV_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+KEY_ENV_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY",
+                "ollama": "OLLAMA_API_KEY"}  # OLLAMA_API_KEY: Ollama Cloud (ollama.com) only
 BASE_URL_ENV_VARS = {"openai": "OPENAI_BASE_URL", "ollama": "OLLAMA_HOST"}
 DEFAULT_CONFIG_PATH = "~/.missy/config.yaml"
 DEFAULT_CODEX_TOKEN_URL = "https://auth.openai.com/oauth/token"  # noqa: S105 (a URL)
@@ -190,8 +191,6 @@ NETWORK_FIELDS: dict[str, Check] = {
     "tool_allowed_hosts": _is_str_list,
     "discord_allowed_hosts": _is_str_list,
 }
-# Missy's host lists for traffic that is not a provider's: accepted, never used here.
-OTHER_CATEGORY_HOSTS = ("tool_allowed_hosts", "discord_allowed_hosts")
 REST_RULE_FIELDS: dict[str, Check] = {"host": _is_nonempty_str, "method": _is_nonempty_str,
                                       "path": _is_nonempty_str, "action": _is_nonempty_str}
 ROTATION_STRATEGIES = ("failover", "round_robin")
@@ -430,9 +429,9 @@ def _key_source(ref: str) -> str:
 def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
                   env: Mapping[str, str], problems: _Problems,
                   *path: str, resolve: SecretResolver | None = None
-                  ) -> tuple[tuple[Secret, ...], str, tuple[float, ...]]:
-    """The key ring, a description of where its first key came from (never the key), and
-    the ring's weights for round_robin (empty: failover, or equal weights)."""
+                  ) -> tuple[tuple[Secret, ...], str, tuple[str, ...], tuple[float, ...]]:
+    """The key ring, a description of where it came from (never a key), the referenced
+    variables that are not set, and the ring's weights for round_robin (empty: failover)."""
     ring: list[Secret] = []
     source = "none"
     unset: list[str] = []
@@ -450,13 +449,16 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
         ring_weights: list[float] = []
         for i, ref in enumerate(listed):
             key = _credential(ref, env, problems, *path, "api_keys", str(i), resolve=resolve)
-            if isinstance(key, Secret) and not any(key.same_value(k) for k in ring):
+            if isinstance(key, Unset):
+                unset.append(key)
+            elif isinstance(key, Secret) and not any(key.same_value(k) for k in ring):
                 ring.append(key)
                 ring_weights.append(float(weights[i]) if weights else 1.0)
         if "api_key" in good:
             problems.add("round_robin balances the api_keys; remove api_key (or use "
                          "failover)", *path, "api_key")
-        return tuple(ring), f"{len(ring)} keys, round robin", tuple(ring_weights)
+        return (tuple(ring), _unset_source(f"{len(ring)} keys, round robin", ring, unset),
+                tuple(unset), tuple(ring_weights))
 
     def add(ref: str, *key_path: str) -> bool:
         key = _credential(ref, env, problems, *path, *key_path, resolve=resolve)
@@ -491,9 +493,15 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
         add(ref, "api_keys", str(i))
     if listed and (source == "none" or len(ring) > 1):
         source = f"{len(ring)} keys" if len(ring) != 1 else _key_source(listed[0])
-    if not ring and unset:
-        source = f"unset ${unset[0]}"
-    return tuple(ring), source, ()
+    return tuple(ring), _unset_source(source, ring, unset), tuple(unset), ()
+
+
+def _unset_source(source: str, ring: Sequence[Secret], unset: Sequence[str]) -> str:
+    """The key source, saying which referenced variables are not set."""
+    if not unset:
+        return source
+    missing = ", ".join(f"${name}" for name in unset)
+    return f"unset {missing}" if not ring else f"{source} (unset {missing})"
 
 
 _RESILIENCE_KEYS = ("requests_per_minute", "tokens_per_minute", "max_wait_seconds",
@@ -551,10 +559,10 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
         _check_url(base_url, problems, *path, "base_url")
     weights: tuple[float, ...] = ()
     if good.get("enabled", True):
-        keys, key_source, weights = _resolve_keys(ptype, good, base_url, env, problems, *path,
-                                                  resolve=resolve)
+        keys, key_source, unset, weights = _resolve_keys(ptype, good, base_url, env, problems,
+                                                         *path, resolve=resolve)
     else:  # a disabled provider is never used: its $VAR references are not read
-        keys, key_source = (), "not read (disabled)"
+        keys, key_source, unset = (), "not read (disabled)", ()
     token_url = good.get("token_url") or (DEFAULT_CODEX_TOKEN_URL if ptype == "openai-codex"
                                           else "")
     if "token_url" in good:
@@ -576,7 +584,8 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
         name=name, provider_type=ptype, model=good["model"], base_url=base_url,
         base_url_source=base_url_source, allow_plain_http=good.get("allow_plain_http", False),
         keys=keys,
-        key_source=key_source, enabled=good.get("enabled", True),
+        key_source=key_source, enabled=good.get("enabled", True), unset_keys=unset,
+        keys_configured=bool(good.get("api_key") or good.get("api_keys")),
         fast_model=good.get("fast_model", ""), premium_model=good.get("premium_model", ""),
         timeout=float(good.get("timeout", 60.0)),
         total_timeout=float(good.get("total_timeout", 600.0)),
@@ -812,9 +821,10 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
                          "left out of the fallback chain")
     fallback = [name for name in fallback if name not in skipped]
     for name, pconf in providers.items():
-        if pconf.enabled and pconf.key_source.startswith("unset $"):
-            notes.append(f"providers.{name}: {pconf.key_source[6:]} is not set; calls to "
-                         f"{name!r} fail until it is")
+        for var in pconf.unset_keys if pconf.enabled else ():
+            effect = "its other keys are used" if pconf.keys else \
+                f"calls to {name!r} fail until one of its keys is set"
+            notes.append(f"providers.{name}: ${var} is not set; {effect}")
     observability = top.get("observability") or {}
     if not isinstance(observability, Mapping):
         problems.add(f"expected a mapping, got {_kind(observability)}", "observability")
@@ -905,7 +915,8 @@ def read_config_file(path: str, *, explicit: bool = True) -> Any:
             text = f.read()
     except FileNotFoundError:
         hint = ("check the path" if explicit else
-                "pass --config FILE, set MISSY_CONFIG, or run: missy config init")
+                "pass --config FILE, set MISSY_CONFIG, or create one with the CLI's "
+                "`config init`")
         raise ConfigError(f"config file not found; {hint}", source=source) from None
     except IsADirectoryError:
         raise ConfigError("the config path is a directory; give a file", source=source
@@ -924,8 +935,12 @@ def read_config_file(path: str, *, explicit: bool = True) -> Any:
     try:
         import yaml  # only when a YAML file is read: the core runs without third-party packages
     except ImportError:
-        raise ConfigError("this is a YAML config and PyYAML is not installed: install PyYAML "
-                          "or use a .json config", source=source) from None
+        import sys
+
+        why = ("this Python runs with -S, which hides site-packages (and PyYAML in it)"
+               if sys.flags.no_site else "PyYAML is not installed")
+        raise ConfigError(f"this is a YAML config and {why}: use a .json config (the same "
+                          "keys), or install PyYAML", source=source) from None
 
     try:
         return yaml.safe_load(text)

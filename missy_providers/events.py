@@ -34,7 +34,7 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     "fallback": frozenset({"to_provider", "error_type"}),
     "first_token": frozenset({"ms"}),
     "call_finished": frozenset({"latency_ms", "attempts", "usage", "finish_reason",
-                                "stop_reason", "request_id"}),
+                                "stop_reason", "request_id", "refusal"}),
     "call_failed": frozenset({"latency_ms", "error_type", "status", "attempts"}),
 }
 

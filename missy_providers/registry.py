@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from .config import Config, ProviderConfig, config_from_dict, load_config
 from .core.errors import (
     AllProvidersFailed,
+    AuthenticationError,
     MissyError,
     OverloadedError,
     ProviderUnavailable,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from .events import Hook
     from .keys import KeyRing
     from .providers.base import BaseProvider
+    from .providers.streaming import StreamResponse
     from .types import CompletionResponse, Message, Tool
 
 # The one table from provider type to class, imported only when such a provider is enabled.
@@ -391,6 +393,28 @@ class ProviderRegistry:
 
         ``tier`` (``fast``, ``primary``, ``premium`` or ``auto`` for the ModelRouter's pick)
         chooses each provider's model for that tier unless ``model`` is given."""
+        response: CompletionResponse = self._first_that_answers(
+            False, messages, providers, tools, system, tier, router, opts)
+        return response
+
+    @at_boundary
+    def stream(self, messages: Sequence[Message], *, providers: Sequence[str] | None = None,
+               tools: Sequence[Tool] | None = None, system: str | None = None,
+               tier: str | None = None, router: ModelRouter | None = None,
+               **opts: Any) -> StreamResponse:
+        """:meth:`complete`, streamed: the fallback order applies until a provider's stream
+        has begun (its answer's head arrived); an error after that is the stream's own."""
+        stream: StreamResponse = self._first_that_answers(
+            True, messages, providers, tools, system, tier, router, opts)
+        return stream
+
+    def _first_that_answers(self, streamed: bool, messages: Sequence[Message],
+                            providers: Sequence[str] | None, tools: Sequence[Tool] | None,
+                            system: str | None, tier: str | None, router: ModelRouter | None,
+                            opts: Mapping[str, Any]) -> Any:
+        """The call (streamed or not) on each provider of the fallback order, within one
+        budget, until one answers; a fallback error moves on, any other error is the
+        caller's."""
         if tier is not None and tier != "auto" and tier not in TIERS:
             raise UsageError(f"tier must be one of {', '.join(TIERS)} or auto, got {tier!r}")
         from .types import as_messages
@@ -406,7 +430,8 @@ class ProviderRegistry:
         for position, name in enumerate(order):
             provider = self.provider(name)
             if not provider.has_credentials():
-                errors.append(UsageError(f"{name}: no credentials configured"))
+                errors.append(AuthenticationError(provider.missing_credentials(),
+                                                  provider=name))
                 order += self._by_weight(chain[1:]) if position == 0 else []
                 continue
             call_opts = dict(opts)
@@ -417,13 +442,13 @@ class ProviderRegistry:
                 call_opts["system"] = system
             trace = self.hooks.trace(name)
             try:
-                return provider._complete(messages, tools or None, call_opts, trace,
-                                          chosen_tier, budget)
+                call = provider._stream if streamed else provider._complete
+                return call(messages, tools or None, call_opts, trace, chosen_tier, budget)
             except FALLBACK_ERRORS as exc:
-                log.warning("%s failed (%s); trying the next provider", name, exc)
                 errors.append(exc)
                 order += self._by_weight(chain[1:]) if position == 0 else []
                 if position + 1 < len(order):
+                    log.warning("%s failed (%s); trying the next provider", name, exc)
                     trace.emit("fallback", to_provider=order[position + 1],
                                error_type=type(exc).__name__)
         summary = "; ".join(str(e) for e in errors) or "no provider to try"

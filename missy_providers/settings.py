@@ -80,7 +80,8 @@ PROVIDER_HEADERS = {
 }
 
 PROVIDER_DEFAULTS: dict[str, Any] = {
-    "keys": (), "key_source": "none", "enabled": True, "fast_model": "", "premium_model": "",
+    "keys": (), "key_source": "none", "unset_keys": (), "keys_configured": False,
+    "enabled": True, "fast_model": "", "premium_model": "",
     "timeout": 60.0, "total_timeout": 600.0, "max_retries": 2, "organization": "",
     "project": "", "auth_file": "", "token_url": "",
     "requests_per_minute": 0.0,  # 0: unlimited
@@ -109,6 +110,8 @@ class ProviderConfig(Value):
     base_url: str
     keys: tuple[Secret, ...]
     key_source: str
+    unset_keys: tuple[str, ...]  # referenced $VARs that are not set (names only)
+    keys_configured: bool  # api_key or api_keys given: a request never goes out without one
     enabled: bool
     fast_model: str
     premium_model: str

@@ -119,9 +119,10 @@ class Message(Value):
     ``role`` is ``system``, ``user``, ``assistant`` or ``tool``. ``content`` is a str or a
     sequence of parts (``Text``, ``Image``, ``Document``; content.py), the same for every
     provider; ``text`` is its joined text. An assistant turn may carry
-    ``tool_calls``; a ``tool`` turn carries a ``tool_result``. ``native`` holds a provider's own
-    content blocks (thinking with signatures, reasoning items) that must be replayed verbatim to
-    the same provider; other providers ignore it.
+    ``tool_calls``; a ``tool`` turn carries a ``tool_result``. ``native`` holds what a provider
+    needs replayed verbatim (thinking with signatures, reasoning items, a compatible server's
+    reasoning fields and thought signatures), as a dict tagged with the provider's name
+    (``provider``) and API (``api``): only that provider sends it back; others ignore it.
     """
 
     __slots__ = ("role", "content", "tool_calls", "tool_result", "native")
@@ -163,11 +164,38 @@ class Message(Value):
         return cls(role="tool", content=result.content, tool_result=result)
 
 
+class Refusal(Value):
+    """The model declined, or a content filter stopped the answer. ``text`` is the refusal the
+    model wrote (OpenAI's ``message.refusal``, a Responses ``refusal`` part), "" when the API
+    gives none; ``category`` and ``explanation`` are the API's own (Anthropic's
+    ``stop_details``, the categories an Azure content filter flagged), None when it says
+    nothing. ``response.stop_reason`` keeps the provider's word for it."""
+
+    __slots__ = ("text", "category", "explanation")
+    text: str
+    category: str | None
+    explanation: str | None
+
+    def __init__(self, text: str = "", category: str | None = None,
+                 explanation: str | None = None) -> None:
+        self._set(text=text, category=category, explanation=explanation)
+
+    def describe(self) -> str:
+        """One line for an error message: the category, then what the API or model said."""
+        said = self.explanation or self.text
+        head = f"refused ({self.category})" if self.category else "refused"
+        return f"{head}: {said}" if said else head
+
+
+# Anthropic's stop_reason when the server paused a long turn (server tools): not an answer.
+PAUSE_TURN = "pause_turn"
+
+
 class CompletionResponse(Record):
     """The outcome of one completion, whatever the provider."""
 
     __slots__ = ("content", "model", "provider", "usage", "tool_calls", "finish_reason", "raw",
-                 "native", "stop_reason", "request_id", "reasoning", "parsed")
+                 "native", "stop_reason", "request_id", "reasoning", "parsed", "refusal")
     content: str
     model: str
     provider: str
@@ -180,28 +208,92 @@ class CompletionResponse(Record):
     request_id: str  # the server's request id (request-id / x-request-id), "" if none
     reasoning: str  # the thinking text or reasoning summaries the server returned, "" if none
     parsed: Any  # with schema=: the answer decoded as JSON
+    refusal: Refusal | None  # the model refused or a filter stopped it; None otherwise
 
     def __init__(self, content: str, model: str, provider: str, usage: Usage | None = None,
                  tool_calls: list[ToolCall] | None = None, finish_reason: str = "stop",
                  raw: Any = None, native: Any = None, stop_reason: str = "",
-                 request_id: str = "", reasoning: str = "", parsed: Any = None) -> None:
+                 request_id: str = "", reasoning: str = "", parsed: Any = None,
+                 refusal: Refusal | None = None) -> None:
         self._set(content=content, model=model, provider=provider,
                   usage=make_usage(0, 0) if usage is None else usage,
                   tool_calls=[] if tool_calls is None else tool_calls,
                   finish_reason=finish_reason, raw=raw, native=native,
                   stop_reason=stop_reason, request_id=request_id, reasoning=reasoning,
-                  parsed=parsed)
+                  parsed=parsed, refusal=refusal)
+
+    @property
+    def paused(self) -> bool:
+        """The server paused a long turn (Anthropic ``pause_turn``): not a finished answer.
+        Append :meth:`to_message` to the conversation and call again, with no new user turn;
+        the server continues where it stopped."""
+        return self.stop_reason == PAUSE_TURN
+
+    def raise_for_refusal(self) -> CompletionResponse:
+        """Raise ContentRefused (failure class ``content_policy``) when the model refused or a
+        content filter stopped the answer; otherwise return the response."""
+        if self.refusal is not None:
+            from .core.errors import ContentRefused
+
+            raise ContentRefused(f"the model {self.refusal.describe()}",
+                                 response=self, provider=self.provider,
+                                 error_type=self.stop_reason or "refusal",
+                                 request_id=self.request_id or None)
+        return self
 
     def to_message(self) -> Message:
         """The assistant turn to append to the conversation, keeping what the provider needs
-        replayed verbatim (thinking signatures, reasoning items)."""
+        replayed verbatim (thinking signatures, reasoning items and fields, thought
+        signatures), tagged with the provider's name: only that provider gets it back."""
         return Message(role="assistant", content=self.content,
                        tool_calls=tuple(self.tool_calls), native=self.native)
 
 
+class TokenCount(Value):
+    """A prompt's size before it is sent: ``tokens``, ``exact`` (the API counted them) or an
+    estimate, and ``source`` (the endpoint that counted, or ``estimate``)."""
+
+    __slots__ = ("tokens", "exact", "source")
+    tokens: int
+    exact: bool
+    source: str
+
+    def __init__(self, tokens: int, exact: bool, source: str) -> None:
+        self._set(tokens=tokens, exact=exact, source=source)
+
+
+class ModelInfo(Value):
+    """What an API says about one model: its context window (input tokens), its output limit,
+    and whether it takes images (``vision``), ``tools``, ``thinking`` and structured output.
+    None is "the API does not say", never a guess. ``source`` names the endpoint asked."""
+
+    __slots__ = ("name", "context_window", "max_output_tokens", "vision", "tools", "thinking",
+                 "structured_output", "source")
+    name: str
+    context_window: int | None
+    max_output_tokens: int | None
+    vision: bool | None
+    tools: bool | None
+    thinking: bool | None
+    structured_output: bool | None
+    source: str
+
+    def __init__(self, name: str, context_window: int | None = None,
+                 max_output_tokens: int | None = None, vision: bool | None = None,
+                 tools: bool | None = None, thinking: bool | None = None,
+                 structured_output: bool | None = None, source: str = "") -> None:
+        self._set(name=name, context_window=context_window,
+                  max_output_tokens=max_output_tokens, vision=vision, tools=tools,
+                  thinking=thinking, structured_output=structured_output, source=source)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.field_values()
+
+
 class StreamEvent(Value):
     """One typed event of a stream: ``text`` (a delta), ``reasoning`` (a delta of the thinking
-    or reasoning summary, in ``text``), ``tool_call`` (complete), ``done``."""
+    or reasoning summary, in ``text``), ``refusal`` (a delta of the model's refusal, or ""
+    when the API only says that it refused), ``tool_call`` (complete), ``done``."""
 
     __slots__ = ("type", "text", "tool_call", "response")
     type: str

@@ -91,3 +91,28 @@ def sent_body(server: LoopbackServer, ptype: str, messages: Any, tools: Any = No
             provider.complete_with_tools(messages, tools, **opts)
     body: dict[str, Any] = json.loads(server.requests[-1].body)
     return body
+
+
+# The README says how long the whole suite takes at most; a whole run that takes longer fails
+# (a selection of tests, or a run with -x that stopped early, is not judged).
+SUITE_LIMIT_SECONDS = 180
+_started: list[float] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import time
+
+    _started.append(time.monotonic())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import time
+
+    whole = session.config.args == ["tests"] or session.config.args == [str(TRAFFIC.parents[1])]
+    took = time.monotonic() - _started[0]
+    if whole and exitstatus == 0 and not session.config.option.keyword and \
+            not session.config.option.markexpr and took > SUITE_LIMIT_SECONDS:
+        session.config.get_terminal_writer().line(
+            f"the whole suite took {took:.0f} s, over the README's limit of "
+            f"{SUITE_LIMIT_SECONDS} s", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -497,3 +497,18 @@ def test_a_canary_in_every_header_form_never_leaks() -> None:
         assert CANARY not in str(err) and CANARY not in repr(err)
     assert CANARY not in repr(Credential(key, "Bearer"))
     assert Timeouts(1, 1, 1).total == 1
+
+
+def test_the_environment_is_read_by_name_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from missy_providers.core.env import ENVIRONMENT, VENDOR_KEY_HOSTS, secret_from
+
+    monkeypatch.setenv("MISSY_PROBE_VAR", "value")
+    assert ENVIRONMENT.get("MISSY_PROBE_VAR") == "value" and "MISSY_PROBE_VAR" in ENVIRONMENT
+    assert ENVIRONMENT.get("MISSY_NOT_SET_ANYWHERE") is None
+    for listing in (lambda: list(ENVIRONMENT), lambda: len(ENVIRONMENT),
+                    lambda: dict(ENVIRONMENT)):
+        with pytest.raises(TypeError, match="read by name"):
+            listing()
+    bound = secret_from({"OPENAI_API_KEY": "sk-openai-12345678"}, "OPENAI_API_KEY")
+    assert bound is not None and bound.only_host == VENDOR_KEY_HOSTS["OPENAI_API_KEY"]
+    assert secret_from({}, "OPENAI_API_KEY") is None

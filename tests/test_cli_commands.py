@@ -116,7 +116,7 @@ def test_providers_check_json_reasons(server: LoopbackServer, tmp_path: Path) ->
                                  "base_url": f"http://127.0.0.1:{port}"}
     config.write_text(json.dumps(data))
     result = missy("providers", "--check", "--json", "--timeout", "1", config=config)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # the default provider failed its check
     rows = {r["name"]: r for r in json.loads(result.stdout)["providers"]}
     assert rows["claude"]["check"]["reason"] == "auth failed (HTTP 401)"
     assert rows["claude"]["available"] is False
@@ -137,7 +137,7 @@ def test_providers_check_total_time_is_the_slowest_not_the_sum(tmp_path: Path) -
         started = time.monotonic()
         result = missy("providers", "--check", "--timeout", "1", "--json", config=config)
         elapsed = time.monotonic() - started
-        assert result.returncode == 0
+        assert result.returncode == 1  # the default provider failed its check
         reasons = [r["check"]["reason"] for r in json.loads(result.stdout)["providers"]]
         assert all("timed out" in r and "the live check's timeout 1s" in r
                    for r in reasons), reasons

@@ -270,7 +270,8 @@ def test_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml", env={})
     # Found by the default rule: the hint says how to give one.
     with pytest.raises(ConfigError, match="config file not found; pass --config FILE, set "
-                                          "MISSY_CONFIG, or run: missy config init"):
+                                          "MISSY_CONFIG, or create one with the CLI's "
+                                          "`config init`"):
         load_config(env={"HOME": str(tmp_path)})
 
 

@@ -11,11 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from core_audit import MODULES, PACKAGE, ROOT, SOURCES, imported_modules, rel
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "missy_providers"
-MODULES = sorted(PACKAGE.rglob("*.py"))
-SOURCES = [*MODULES, ROOT / "missy.py"]
 FORBIDDEN_MODULES = {"pickle", "marshal", "subprocess", "ctypes", "shelve"}
 FORBIDDEN_CALLS = {"eval", "exec", "__import__", "compile"}
 FORBIDDEN_ATTRIBUTES = {("os", "system"), ("os", "popen"), ("os", "execv"), ("os", "execve"),
@@ -25,22 +22,8 @@ IMPORT_TIME_CALLS = {"frozenset", "set", "dict", "tuple", "range", "map", "chr",
                      "getLogger", "Timeouts", "NullHandler", "addHandler", "dataclass", "field",
                      "NetworkPolicy", "compile", "WeakSet",
                      "JSONEncoder", "count", "Trace", "ContextVar", "get_logger",
-                     "ProcessEnvironment",
+                     "ProcessEnvironment", "RoundTrip",
                      "object"}  # re.compile (the builtin is forbidden above)
-
-
-def rel(path: Path) -> str:
-    return str(path.relative_to(ROOT))
-
-
-def imported_modules(tree: ast.AST) -> list[tuple[str, ast.AST]]:
-    out: list[tuple[str, ast.AST]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out += [(alias.name, node) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            out.append((node.module, node))
-    return out
 
 
 def parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:

@@ -609,7 +609,8 @@ def test_the_readme_glue_gives_missy_its_module_paths(tmp_path: Path,
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Using it as Missy's provider layer"):]
-    block = section[section.index("```python\n") + 10:section.index("```\n", 10)]
+    start = section.index("```py\n") + 6
+    block = section[start:section.index("```\n", start)]
     files: dict[str, list[str]] = {}
     current = ""
     for line in block.splitlines():

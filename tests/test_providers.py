@@ -421,7 +421,7 @@ def test_ollama_request_shape_and_tool_ids(server: LoopbackServer) -> None:
         "content": "cold"}, "prompt_eval_count": 3, "eval_count": 1}))
     assert p.complete(messages).usage["total_tokens"] == 4
     sent = server.requests[0].json()["messages"]
-    assert sent[1]["tool_calls"][0]["function"] == {"name": "get_weather",
+    assert sent[1]["tool_calls"][0]["function"] == {"index": 0, "name": "get_weather",
                                                     "arguments": {"city": "Oslo"}}
     assert sent[2] == {"role": "tool", "content": "-3", "tool_name": "get_weather",
                        "tool_call_id": ids[0]}

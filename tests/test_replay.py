@@ -103,7 +103,7 @@ def make_provider(exchange: dict[str, Any], server: LoopbackServer) -> BaseProvi
     base_url = f"http://{host}:{server.port}{prefix}"
     config = config_from_dict({"providers": {"p": {
         "name": ptype, "model": "configured-model", "base_url": base_url, "max_retries": 0,
-        **({"api_key": "test-key"} if ptype != "ollama" else {}),
+        **({"api_key": "test-key"} if ptype != "ollama" or host == "ollama.com" else {}),
     }}}, env={})
     policy = NetworkPolicy(allowed_hosts=[host], allowed_cidrs=["127.0.0.0/8", "::1/128"])
     client = PolicyHTTPClient(policy, resolver=lambda h, p: ["127.0.0.1"])
@@ -237,7 +237,7 @@ def responses_call(body: dict[str, Any]) -> tuple[list[Message], list[Tool], dic
         if pending:
             calls = [ToolCall(i["call_id"], i["name"], json.loads(i["arguments"]))
                      for i in pending if i["type"] == "function_call"]
-            native = {"provider": "openai-codex", "items": list(pending)}
+            native = {"provider": "p", "api": "openai-codex", "items": list(pending)}
             messages.append(Message("assistant", "", calls, native=native))
             pending.clear()
 

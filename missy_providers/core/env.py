@@ -19,7 +19,7 @@ log = get_logger(__name__)
 
 # A vendor's own key variable is sent only to that vendor's API host, however the config
 # references it (implicitly, as `api_key: $OPENAI_API_KEY`, in `api_keys`, or in a header).
-VENDOR_KEY_HOSTS = {"OPENAI_API_KEY": "api.openai.com"}
+VENDOR_KEY_HOSTS = {"OPENAI_API_KEY": "api.openai.com", "OLLAMA_API_KEY": "ollama.com"}
 
 
 class ProcessEnvironment(Mapping[str, str]):

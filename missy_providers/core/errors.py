@@ -275,7 +275,7 @@ class ContentRefused(ProviderError):
     ``response.raise_for_refusal()``)."""
 
     failure = "content_policy"
-    says = ("refused by content policy", "content policy")
+    says = ("refused by content policy", "content policy", "refused")
 
     def __init__(self, message: str, *, response: Any = None, **kw: Any) -> None:
         super().__init__(message, **kw)

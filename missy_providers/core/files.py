@@ -52,6 +52,35 @@ def writable_file_problem(path: str, what: str) -> str | None:
 
 
 
+def private_file_problem(path: str, what: str) -> str | None:
+    """Why ``path`` cannot hold a credential (a TLS client key, an API key file), or None: it
+    must be a regular file that only its owner may read (no group or other permission)."""
+    import stat
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return f"the {what} does not exist"
+    except OSError as exc:
+        return f"cannot read the {what} ({type(exc).__name__})"
+    if not stat.S_ISREG(info.st_mode):
+        return f"the {what} is not a regular file"
+    if info.st_mode & 0o077:
+        return (f"the {what} is readable or writable by others (mode "
+                f"{stat.S_IMODE(info.st_mode):o}); chmod 600 it")
+    return None
+
+
+def read_private(path: str, what: str) -> str:
+    """The text of a file only its owner may read (see :func:`private_file_problem`), without
+    its trailing newline; OSError or ValueError (the reason, never the content) otherwise."""
+    problem = private_file_problem(path, what)
+    if problem:
+        raise ValueError(problem)
+    with open(path, encoding="utf-8") as f:
+        return f.read(65536).rstrip("\r\n")
+
+
 def _open_private(path: str, flags: int) -> int:
     # O_NOFOLLOW is absent on Windows, where creating a symlink needs privileges anyway.
     return os.open(path, flags | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), PRIVATE_MODE)

@@ -10,6 +10,7 @@ the audit hook.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +28,13 @@ from .errors import (
     UsageError,
     at_boundary,
 )
-from .files import JsonlAppender, ca_bundle_problem, ensure_private, writable_file_problem
+from .files import (
+    JsonlAppender,
+    ca_bundle_problem,
+    ensure_private,
+    private_file_problem,
+    writable_file_problem,
+)
 from .h1 import ResponseReader
 from .headers import (
     CLIENT_OWNED,
@@ -36,10 +43,12 @@ from .headers import (
     credentials_in,
     header_name_problem,
     header_value_problem,
+    rendered,
 )
-from .policy import Decision, NetworkPolicy, Target, parse_ip
+from .policy import DEFAULT_PORTS, Decision, NetworkPolicy, Target, parse_ip
 from .response import Response as Response
 from .secret import get_logger
+from .values import Value
 from .wire import (
     CANCEL_SCOPE,
     METHODS,
@@ -59,6 +68,8 @@ from .wire import trust_description as trust_description
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
     from typing import Any
+
+    from .sigv4 import AwsSigner
 
     AuditHook = Callable[[dict[str, Any]], None]
     import socket
@@ -174,6 +185,7 @@ class PolicyHTTPClient:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         dns_cache_seconds: float = 30.0,
         user_agent: str = USER_AGENT,
+        client_cert: ClientCert | None = None,
     ) -> None:
         self._policy = policy
         self._decisions: dict[str, Decision] = {}
@@ -184,7 +196,10 @@ class PolicyHTTPClient:
             raise ConfigError(problem, ("network", "ca_bundle"))
         if audit_log and (problem := writable_file_problem(audit_log, "audit log")):
             raise ConfigError(problem, ("network", "audit_log"))
-        self._ssl_context: ssl.SSLContext | None = None
+        self._contexts: dict[ClientCert | None, ssl.SSLContext] = {}
+        self._client_cert = client_cert
+        if client_cert is not None:
+            client_cert.check(("network",))
         self._trust_adds_system, self._tls_key_log = ca_bundle_adds_to_system, tls_key_log
         self._audit_hooks: list[AuditHook] = [audit] if audit else []
         if audit_log:
@@ -327,7 +342,10 @@ class PolicyHTTPClient:
         checks = [{"address": a, "allowed": d.allowed, "reason": d.reason}
                   for a, d in self._address_decisions(target, addresses)]
         out["addresses"] = checks
-        out["allowed"] = bool(checks) and all(c["allowed"] for c in checks)
+        denied = [c for c in checks if not c["allowed"]]
+        out["allowed"] = bool(checks) and not denied
+        if denied:  # the name was allowed, an address it resolved to was not: say that
+            out.update(reason=denied[0]["reason"], rule="address")
         return out
 
     def _proxy_route(self, provider: str) -> tuple[Target, list[str]] | None:
@@ -342,12 +360,14 @@ class PolicyHTTPClient:
 
     # --- connections ----------------------------------------------------------------------
 
-    def _context(self) -> ssl.SSLContext:
-        """The TLS context, built once: certificates always verified against the trust the
-        config names (see :func:`trust_description`), TLS 1.2 or newer. Built by hand, not by
-        ``ssl.create_default_context``, so that no environment variable changes the trust
-        (SSL_CERT_FILE, SSL_CERT_DIR) or writes session keys to disk (SSLKEYLOGFILE)."""
-        if self._ssl_context is None:
+    def _context(self, cert: ClientCert | None = None) -> ssl.SSLContext:
+        """The TLS context, built once for each client certificate (or none): certificates
+        always verified against the trust the config names (see :func:`trust_description`),
+        TLS 1.2 or newer. Built by hand, not by ``ssl.create_default_context``, so that no
+        environment variable changes the trust (SSL_CERT_FILE, SSL_CERT_DIR) or writes
+        session keys to disk (SSLKEYLOGFILE)."""
+        context = self._contexts.get(cert)
+        if context is None:
             import ssl  # lazily: plain-http users (a local Ollama) never pay for it
 
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # hostname check, CERT_REQUIRED
@@ -374,8 +394,11 @@ class PolicyHTTPClient:
                                           f"({type(exc).__name__})", ("network", "tls_key_log")
                                           ) from None
                     ctx.keylog_filename = keylog
-            self._ssl_context = ctx
-        return self._ssl_context
+            if cert is not None:
+                cert.load(ctx)
+            with self._lock:
+                context = self._contexts.setdefault(cert, ctx)
+        return context
 
     def _connect(self, target: Target, address: str, key: tuple[Any, ...],
                  timeouts: Timeouts, budget: CallBudget, provider: str) -> Connection:
@@ -401,7 +424,7 @@ class PolicyHTTPClient:
                 self._tunnel(tunnel, target, provider)
             if target.scheme == "https":
                 sock.settimeout(max(0.001, min(limit, deadline - time.monotonic())))
-                sock = self._context().wrap_socket(sock, server_hostname=target.host)
+                sock = self._context(key[6]).wrap_socket(sock, server_hostname=target.host)
             sock.settimeout(timeouts.read)
         except DeadlinePassed:
             sock.close()
@@ -520,6 +543,8 @@ class PolicyHTTPClient:
         provider: str = "",
         allow_plain_http: bool = False,
         budget: CallBudget | None = None,
+        client_cert: ClientCert | None = None,
+        signer: AwsSigner | None = None,
     ) -> Response:
         """Send one request through the policy. Non-streamed bodies are read (bounded) before
         returning; with ``stream=True`` the caller reads :meth:`Response.iter_raw` and closes.
@@ -530,9 +555,11 @@ class PolicyHTTPClient:
         (without one, the request is a call of its own: one send within ``timeout``'s total).
 
         Every credential (a Secret or Credential in a header value, a credential-like header,
-        a Secret in the JSON body) is checked by what it is: one bound to a host goes only
-        there, and none goes over plain ``http://`` to an address that is not loopback unless
-        ``allow_plain_http`` (the provider's ``allow_plain_http`` config key)."""
+        a Secret in the JSON body, a signer's keys) is checked by what it is: one bound to a
+        host goes only there, and none goes over plain ``http://`` to an address that is not
+        loopback unless ``allow_plain_http`` (the provider's ``allow_plain_http`` config key).
+        ``signer`` signs the request's final bytes (AWS SigV4) once every check has passed;
+        ``client_cert`` (else the client's own) is presented in the TLS handshake."""
         if method not in METHODS:
             raise UsageError(f"method {method!r}"[:60] + f" is not one of {', '.join(METHODS)}")
         timeouts = Timeouts.of(timeout)
@@ -542,7 +569,8 @@ class PolicyHTTPClient:
         all_headers = self._headers(headers, json is not None)
         data, body_secrets = encode_body(json) if json is not None else (body, [])
         payload = Payload(data)
-        secrets = credentials_in(all_headers) + body_secrets
+        secrets = credentials_in(all_headers) + body_secrets + \
+            (signer.secrets() if signer is not None else [])
         if problem := bound_elsewhere(secrets, target.host):
             raise PolicyViolation(f"{provider or 'request'}: {problem}")
         proxy = self._proxy_route(provider)
@@ -564,11 +592,14 @@ class PolicyHTTPClient:
                                       "the proxy in the clear; use https:// or set "
                                       "network.allow_plain_http_proxy: true")
             path = f"http://{target.authority}{target.path}"  # absolute-form for a proxy
+        if signer is not None:
+            all_headers.update(_signed(signer, method, target, all_headers, payload))
         budget.take_send(provider)
         started = time.monotonic()
         data = frame_request(method, target, path, payload, all_headers)
+        cert = client_cert if client_cert is not None else self._client_cert
         response = self._exchange(method, target, addresses, proxy_target, data, timeouts,
-                                  budget, provider)
+                                  budget, provider, cert)
         log.debug("%s %s -> %d in %.0f ms", method, response.url, response.status,
                   (time.monotonic() - started) * 1000)
         if response.status in _REDIRECTS:
@@ -583,7 +614,7 @@ class PolicyHTTPClient:
 
     def _exchange(self, method: str, target: Target, addresses: list[str],
                   proxy: Target | None, data: bytes, timeouts: Timeouts, budget: CallBudget,
-                  provider: str) -> Response:
+                  provider: str, cert: ClientCert | None = None) -> Response:
         """Send ``data`` once and read the response head. The request is sent again only
         when the server cannot have received it: a connect that failed (the next address is
         tried), or a reused connection that broke while the request was still being written
@@ -593,7 +624,8 @@ class PolicyHTTPClient:
         for address in addresses:
             # The policy by identity: a connection made under another policy is never reused
             # (and hashing the policy's value on every checkout would cost more than it says).
-            key = (target.scheme, target.host, target.port, address, proxy, id(self.policy))
+            key = (target.scheme, target.host, target.port, address, proxy, id(self.policy),
+                   cert)
             conn = self._checkout(key)
             for reused in ((True, False) if conn is not None else (False,)):
                 if not reused:
@@ -687,6 +719,52 @@ class PolicyHTTPClient:
                                       f"answering ({type(exc).__name__})", provider=provider
                                       ) from None
         return Response(self, conn, reader, first, target, timeouts, budget, provider)
+
+
+class ClientCert(Value):
+    """A TLS client certificate (mutual TLS, for gateways that require one): the PEM
+    certificate chain and its private key, a file only its owner may read."""
+
+    __slots__ = ("cert", "key")
+    cert: str
+    key: str
+
+    def __init__(self, cert: str, key: str = "") -> None:
+        self._set(cert=cert, key=key or cert)
+
+    def check(self, path: tuple[str, ...]) -> None:
+        """ConfigError (at ``path``) unless both files can be used; the key's mode first."""
+        if problem := private_file_problem(self.key, "client key"):
+            raise ConfigError(problem, (*path, "client_key"))
+        if not os.path.isfile(self.cert):
+            raise ConfigError("the client certificate does not exist", (*path, "client_cert"))
+
+    def load(self, ctx: ssl.SSLContext) -> None:
+        import ssl
+
+        self.check(("network",))  # the key's mode may have changed since the config loaded
+        try:
+            ctx.load_cert_chain(self.cert, self.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load the client certificate and key "
+                              f"({type(exc).__name__}: they must be PEM and match)",
+                              ("network", "client_cert")) from None
+
+
+def _signed(signer: AwsSigner, method: str, target: Target, headers: Mapping[str, object],
+            payload: Payload) -> Mapping[str, str]:
+    """The SigV4 headers for exactly the bytes about to be sent: the Host and path as framed,
+    every header (secrets rendered), the body."""
+    from datetime import datetime, timezone
+
+    from .sigv4 import sign
+
+    host = target.authority if target.port != DEFAULT_PORTS[target.scheme] else \
+        target.authority.rpartition(":")[0]
+    signed = [("Host", host), *((n, rendered(v)) for n, v in headers.items())]
+    return sign(method, f"{target.scheme}://{host}{target.path}", signed, payload.data or b"",
+                region=signer.region, service=signer.service,
+                credentials=signer.credentials, now=datetime.now(timezone.utc))
 
 
 def _load_system_store(ctx: ssl.SSLContext) -> None:

@@ -37,6 +37,10 @@ class Value:
     def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
 
+    def field_values(self) -> dict[str, object]:
+        """Each field by name, in order (a JSON-ready dict when the values are)."""
+        return dict(zip(self.__slots__, self._values(), strict=True))
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented

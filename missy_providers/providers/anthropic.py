@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from urllib.parse import quote
 
 from ..content import WireParts, cache_control
-from ..core.errors import ProtocolError
+from ..core.errors import ProtocolError, at_boundary
 from ..core.response import parse_json
 from ..streams import Event
 from ..types import (
     CompletionResponse,
     Message,
+    ModelInfo,
+    Refusal,
     StreamEvent,
     Tool,
     ToolCall,
@@ -18,6 +21,8 @@ from ..types import (
     token_count,
 )
 from .base import BaseProvider, parse_tool_arguments, system_parts
+from .dialects import native_of, tagged
+from .model_facts import from_anthropic
 from .streaming import Accumulator, TextBuffer, check_tool_calls
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -28,6 +33,18 @@ API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls",
                   "max_tokens": "length", "model_context_window_exceeded": "length"}
+
+
+def refusal_from(data: Mapping[str, Any]) -> Refusal | None:
+    """``stop_reason: "refusal"`` (a classifier stopped the answer, maybe after some text), with
+    the category and explanation of ``stop_details`` when it has them."""
+    if data.get("stop_reason") != "refusal":
+        return None
+    details = data.get("stop_details")
+    details = details if isinstance(details, Mapping) else {}
+    category, explanation = details.get("category"), details.get("explanation")
+    return Refusal(category=str(category) if category else None,
+                   explanation=str(explanation) if explanation else None)
 
 
 def finish_reason(stop_reason: str | None, has_tool_calls: bool) -> str:
@@ -45,7 +62,7 @@ def usage_from(raw: Mapping[str, Any]) -> dict[str, int]:
                       cache_write=cache_write)
 
 
-def to_anthropic_messages(messages: Sequence[Message], parts: WireParts
+def to_anthropic_messages(messages: Sequence[Message], parts: WireParts, provider: str = ""
                           ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
@@ -66,8 +83,8 @@ def to_anthropic_messages(messages: Sequence[Message], parts: WireParts
             else:
                 out.append({"role": "user", "content": [block]})
         elif m.role == "assistant":
-            native = m.native if isinstance(m.native, Mapping) else {}
-            if native.get("provider") == "anthropic":
+            native = native_of(m, provider, "anthropic")
+            if native:  # thinking blocks and their signatures, verbatim, to this provider only
                 out.append({"role": "assistant", "content": native["content"]})
             elif m.tool_calls:
                 text = parts.text_only(m.content, "assistant turn")
@@ -94,8 +111,8 @@ def response_from_message(data: Mapping[str, Any], provider: str) -> CompletionR
         content=text, model=str(data.get("model", "")), provider=provider,
         usage=usage_from(data.get("usage") or {}), tool_calls=calls,
         finish_reason=finish_reason(data.get("stop_reason"), bool(calls)), raw=dict(data),
-        native={"provider": "anthropic", "content": content},
-        stop_reason=str(data.get("stop_reason") or ""),
+        native=tagged(provider, "anthropic", content=content),
+        stop_reason=str(data.get("stop_reason") or ""), refusal=refusal_from(data),
         reasoning="".join(str(b.get("thinking") or "") for b in content
                           if b.get("type") == "thinking"),
     )
@@ -113,6 +130,24 @@ class AnthropicProvider(BaseProvider):
     @property
     def probe_path(self) -> str:  # type: ignore[override]
         return "/models" if self.config.base_url.endswith("/v1") else "/v1/models"
+
+    # POST /v1/messages/count_tokens takes the request without max_tokens, stream, sampling.
+    count_keys = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking",
+                            "output_config"})
+
+    @property
+    def count_path(self) -> str:  # type: ignore[override]
+        return self.probe_path.replace("models", "messages/count_tokens")
+
+    @at_boundary
+    def model_info(self, name: str | None = None) -> ModelInfo:
+        """``GET /v1/models/{id}`` (an id or an alias): ``max_input_tokens``, ``max_tokens``
+        and ``capabilities`` as the Models API gives them."""
+        path = f"{self.probe_path}/{quote(name or self.model, safe='')}"
+        return from_anthropic(self._get_json(path), f"GET {path}")
+
+    def info_from(self, entry: Mapping[str, Any], source: str) -> ModelInfo:
+        return from_anthropic(entry, source)
 
     def endpoint(self) -> str:
         base = self.config.base_url
@@ -132,7 +167,8 @@ class AnthropicProvider(BaseProvider):
         body: dict[str, Any] = {
             "model": opts.get("model") or self.model,
             "max_tokens": opts.get("max_tokens") or DEFAULT_MAX_TOKENS,
-            "messages": to_anthropic_messages(messages, WireParts("anthropic", self.name)),
+            "messages": to_anthropic_messages(messages, WireParts("anthropic", self.name),
+                                              self.name),
         }
         system = system_parts(messages, opts.get("system"))
         if any(p.cache for p in system):  # marked parts: blocks; else one string, as ever
@@ -208,8 +244,11 @@ class AnthropicStream(Accumulator):
             delta = data.get("delta") or {}
             self.message["stop_reason"] = delta.get("stop_reason")
             self.message["stop_sequence"] = delta.get("stop_sequence")
+            self.message["stop_details"] = delta.get("stop_details")
             usage = self.message.setdefault("usage", {})
             usage.update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})
+            if delta.get("stop_reason") == "refusal":  # seen as it happens, not only at the end
+                return (StreamEvent("refusal"),)
         elif name == "message_stop":
             self.stopped = True
         return ()

@@ -38,7 +38,17 @@ from ..keys import KeyRing, ring_for
 from ..limits import CircuitBreaker, RateLimiter
 from ..retry import RetryPolicy, is_retryable
 from ..streams import NDJSONDecoder, SSEDecoder
-from ..types import CompletionResponse, Message, StreamEvent, Tool, as_messages, as_tools
+from ..types import (
+    CompletionResponse,
+    Message,
+    ModelInfo,
+    StreamEvent,
+    TokenCount,
+    Tool,
+    as_messages,
+    as_tools,
+    token_count,
+)
 from . import controls
 from .error_mapping import classify_error, classify_stream_error, sse_error, str_or_none
 from .streaming import Accumulator, StreamResponse
@@ -66,7 +76,7 @@ CALL_LIMITS = ("timeout", "total_timeout", "max_retries")
 OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system", "cache",
                      "schema", "schema_name", "reasoning", "tool_choice",
                      "parallel_tool_calls", "headers", "provider_options", *CALL_LIMITS,
-                     *METADATA_OPTIONS})
+                     "raise_on_refusal", *METADATA_OPTIONS})
 # What a request asks for: SSE or NDJSON for a stream, JSON otherwise.
 ACCEPT = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
 
@@ -123,6 +133,8 @@ OPTION_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "provider_options": controls.mapping_problem,
     "reasoning_summary": controls.summary_problem,
     "reasoning_budget": controls.budget_problem,
+    "raise_on_refusal": controls.bool_problem,
+    "think": controls.think_problem,
     "session_id": metadata_problem, "task_id": metadata_problem,
 }
 
@@ -154,7 +166,9 @@ class Outgoing(Value):
 def finished(trace: Trace, response: CompletionResponse) -> None:
     trace.emit("call_finished", latency_ms=trace.elapsed_ms(), attempts=trace.attempts,
                usage=response.usage, finish_reason=response.finish_reason,
-               stop_reason=response.stop_reason, request_id=response.request_id)
+               stop_reason=response.stop_reason, request_id=response.request_id,
+               refusal=None if response.refusal is None else
+               {"category": response.refusal.category})
 
 
 def request_id(response: Response) -> str:
@@ -237,7 +251,7 @@ class BaseProvider(HostSurface):
 
     provider_type: ClassVar[str] = ""
     stream_format: ClassVar[str] = "sse"  # or "ndjson"
-    needs_key: ClassVar[bool] = True
+    key_required: ClassVar[bool] = True  # the API itself refuses requests without a key
     always_streams: ClassVar[bool] = False  # the backend accepts only streamed requests
     probe_path: ClassVar[str | None] = None  # GET path under base_url for a live check
     extra_options: ClassVar[frozenset[str]] = frozenset()  # options beyond OPTIONS
@@ -367,11 +381,15 @@ class BaseProvider(HostSurface):
     def list_models(self) -> list[str]:
         """The model names the provider offers (``GET`` its model list through the policy
         client, with the same key choice as a call); a UsageError for an API without one."""
+        return self.models_from(self._get_json(self._listing_path()))
+
+    def _listing_path(self) -> str:
+        """The path that lists models; a UsageError for an API without one."""
         path = self.models_path
         if path is None:
             raise UsageError(f"{self.name}: {self.provider_type} has no endpoint that lists "
                              f"models; name the model in providers.{self.name}.model")
-        return self.models_from(self._get_json(path))
+        return path
 
     @property
     def models_path(self) -> str | None:
@@ -380,20 +398,107 @@ class BaseProvider(HostSurface):
     def _get_json(self, path: str, timeout: Timeouts = AVAILABILITY_TIMEOUT) -> Any:
         """A GET under base_url, as one call: the ring's key (rotating on 401/403/429 like a
         completion), within its own budget; a JSON object or a typed error."""
-        budget = self._budget(timeout.total, 0, "the live check's timeout")
-        call = Outgoing(None, False, timeout, 0, budget, method="GET",
-                        url=self.config.base_url + path)
+        return self._json_call("GET", path, None, timeout)
+
+    def _json_call(self, method: str, path: str, body: dict[str, Any] | None,
+                   timeout: Timeouts = AVAILABILITY_TIMEOUT, max_retries: int = 0,
+                   headers: Mapping[str, Any] | None = None,
+                   limit: str = "the live check's timeout") -> Any:
+        """One request under base_url that answers a JSON object, as one call through the
+        policy client: the ring's key, this call's budget (CallBudget.for_call: its time and
+        sends), retries as for a completion; a JSON object or a typed error."""
+        budget = self._budget(timeout.total, max_retries, limit)
+        call = Outgoing(body, False, timeout, max_retries, budget, headers=headers,
+                        method=method, url=self.config.base_url + path)
         with self._send_with_retries(call) as response:
             data = response.json()
         if not isinstance(data, Mapping):
             raise ProtocolError(f"{path} answer is not a JSON object", provider=self.name)
         return data
 
+    @property
+    def needs_key(self) -> bool:
+        """Whether a request needs a key: the API requires one, or the config names one (a
+        provider configured with keys never sends a request without one, even to a server
+        that would take it)."""
+        return self.key_required or self.config.keys_configured
+
+    # --- counting a prompt, and what the API says of a model -------------------------------
+
+    # A POST path under base_url that counts a prompt's tokens, and the body keys it takes
+    # (from the request a call would send); None: the API has no such endpoint.
+    count_path: ClassVar[str | None] = None
+    count_keys: ClassVar[frozenset[str]] = frozenset()
+
+    @at_boundary
+    def count_tokens(self, messages: Sequence[Message], tools: Sequence[Tool] | None = None,
+                     system: str | None = None, *, model: str | None = None) -> TokenCount:
+        """The prompt's input tokens: counted by the API's own endpoint where it has one
+        (through the policy client, within a call budget), else estimated (about four
+        characters a token); the result says which (``exact``, ``source``)."""
+        opts: dict[str, Any] = {}
+        if system is not None:
+            opts["system"] = system
+        if model is not None:
+            opts["model"] = model
+        checked, tool_list = self._checked(messages, tools, opts)
+        path = self.count_path
+        if path is None:
+            return TokenCount(self.estimate_prompt(checked, tool_list, system), False,
+                              "estimate")
+        body = self.build_body(checked, tool_list, opts, stream=False)
+        body = {k: v for k, v in body.items() if k in self.count_keys}
+        headers = controls.checked_headers(dict(self.config.headers), self.provider_type,
+                                           self.name)
+        data = self._json_call("POST", path, body, self.timeouts, self.config.max_retries,
+                               headers, "total_timeout")
+        if "input_tokens" not in data:
+            raise ProtocolError(f"{path} answer has no input_tokens", provider=self.name)
+        return TokenCount(token_count(data, "input_tokens"), True, f"POST {path}")
+
+    def estimate_prompt(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
+                        system: str | None) -> int:
+        """The client-side estimate: the messages, the system prompt and the tool schemas."""
+        schemas = json.dumps(self.get_tool_schema(tools)) if tools else ""
+        return estimate_tokens(messages) + content_tokens(system or "") + \
+            content_tokens(schemas)
+
+    @at_boundary
+    def model_info(self, name: str | None = None) -> ModelInfo:
+        """What the API says about one model (default: the configured one): context window,
+        output limit, capabilities; None wherever it says nothing. From the model list here;
+        APIs with a per-model endpoint override it."""
+        name = name or self.model
+        for info in self._list_model_info():
+            if info.name == name:
+                return info
+        raise ProviderError(f"model {name!r} is not in the list of {self.models_path}; check "
+                            f"the name (missy models lists them)", provider=self.name)
+
+    @at_boundary
+    def list_model_info(self) -> list[ModelInfo]:
+        """:meth:`model_info` of every model the provider lists."""
+        return self._list_model_info()
+
+    def _list_model_info(self) -> list[ModelInfo]:
+        path = self._listing_path()
+        data = self._get_json(path)
+        items = data.get("data")
+        return [self.info_from(m, f"GET {path}") for m in items or [] if isinstance(m, Mapping)]
+
+    def info_from(self, entry: Mapping[str, Any], source: str) -> ModelInfo:
+        """One entry of the model list as ModelInfo (OpenAI's shape and compatible servers')."""
+        from .model_facts import from_compatible
+
+        return from_compatible(entry, source)
+
     def missing_credentials(self) -> str:
         """What to do when there are none (for probes and errors)."""
-        if self.config.key_source.startswith("unset $"):
-            var = self.config.key_source[6:]
-            return f"no key: {var} is not set (referenced by providers.{self.name})"
+        unset = self.config.unset_keys
+        if unset:
+            names = ", ".join(f"${v}" for v in unset)
+            verb = "is" if len(unset) == 1 else "are"
+            return f"no key: {names} {verb} not set (referenced by providers.{self.name})"
         env = KEY_ENV_VARS.get(self.provider_type)
         return f"no key: set providers.{self.name}.api_key" + (f" or {env}" if env else "")
 
@@ -632,6 +737,7 @@ class BaseProvider(HostSurface):
         if self.always_streams:
             return self._stream(messages, tools, opts, trace, tier, budget).response
         schema = opts.get("schema")
+        refuse = bool(opts.get("raise_on_refusal"))
         trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
                    stream=False, **call_metadata(opts))
         try:
@@ -645,17 +751,20 @@ class BaseProvider(HostSurface):
         response.request_id = request_id(http_response)
         self.limiter.settle(estimate, response.usage.get("total_tokens", 0))
         try:  # an answer that is not the asked-for JSON fails the call, as on a stream
-            self._structured(response, schema)
+            self._structured(response, schema, refuse)
         except MissyError as exc:
             trace.failed(exc)
             raise
         finished(trace, response)
         return response
 
-    def _structured(self, response: CompletionResponse, schema: Mapping[str, Any] | None
-                    ) -> CompletionResponse:
-        """With ``schema=``: the answer decoded into ``.parsed`` (or StructuredOutputError)."""
-        if schema:
+    def _structured(self, response: CompletionResponse, schema: Mapping[str, Any] | None,
+                    refuse: bool = False) -> CompletionResponse:
+        """With ``schema=``: the answer decoded into ``.parsed`` (or StructuredOutputError); a
+        refusal is not an answer to decode (ContentRefused with ``raise_on_refusal``)."""
+        if refuse:
+            response.raise_for_refusal()
+        if schema and response.refusal is None:
             response.parsed = controls.parse_structured(response.content, schema, self.name)
         return response
 
@@ -665,6 +774,7 @@ class BaseProvider(HostSurface):
         trace = self.hooks.trace(self.name) if trace is None else trace
         messages, tools = self._checked(messages, tools, opts)
         schema = opts.get("schema")
+        refuse = bool(opts.get("raise_on_refusal"))
         trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
                    stream=True, **call_metadata(opts))
         try:
@@ -678,17 +788,19 @@ class BaseProvider(HostSurface):
                 .strip().lower() == "application/json":
             # A server that ignored `stream` (or answered in JSON): a whole answer, not a
             # truncated stream. (NDJSON needs no such rule: one JSON object is one line.)
-            return StreamResponse(self._whole(response, estimate, trace, schema), response)
-        return StreamResponse(self._events(response, estimate, trace, schema), response)
+            return StreamResponse(self._whole(response, estimate, trace, schema, refuse),
+                                  response)
+        return StreamResponse(self._events(response, estimate, trace, schema, refuse), response)
 
     def _whole(self, response: Response, estimate: int, trace: Trace,
-               schema: Mapping[str, Any] | None = None) -> Iterator[StreamEvent]:
+               schema: Mapping[str, Any] | None = None, refuse: bool = False
+               ) -> Iterator[StreamEvent]:
         """A complete JSON answer to a streamed request, as the events a stream would give."""
         try:
             data = response.json()
             if isinstance(data, Mapping) and data.get("error"):
                 self.raise_stream_error(data)
-            final = self._structured(self._parsed(data), schema)
+            final = self._structured(self._parsed(data), schema, refuse)
         except MissyError as exc:
             trace.failed(exc)
             raise
@@ -701,6 +813,8 @@ class BaseProvider(HostSurface):
             yield StreamEvent("reasoning", final.reasoning)
         if final.content:
             yield StreamEvent("text", final.content)
+        if final.refusal is not None:
+            yield StreamEvent("refusal", final.refusal.text)
         for call in final.tool_calls:
             yield StreamEvent("tool_call", tool_call=call)
         yield StreamEvent("done", response=final)
@@ -720,7 +834,8 @@ class BaseProvider(HostSurface):
         yield from sse.close(dispatch_unterminated=True)
 
     def _events(self, response: Response, estimate: int = 0, trace: Trace = NO_TRACE,
-                schema: Mapping[str, Any] | None = None) -> Iterator[StreamEvent]:
+                schema: Mapping[str, Any] | None = None, refuse: bool = False
+                ) -> Iterator[StreamEvent]:
         accumulator = self.new_accumulator()
         announced: set[str] = set()
         try:
@@ -748,7 +863,7 @@ class BaseProvider(HostSurface):
                 raise
             final.request_id = request_id(response)
             self.limiter.settle(estimate, final.usage.get("total_tokens", 0))
-            self._structured(final, schema)
+            self._structured(final, schema, refuse)
             finished(trace, final)
             for call in final.tool_calls:  # APIs that only know a call is whole at the end
                 if call.id not in announced:

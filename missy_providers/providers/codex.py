@@ -24,6 +24,7 @@ from ..streams import Event
 from ..types import (
     CompletionResponse,
     Message,
+    Refusal,
     StreamEvent,
     Tool,
     ToolCall,
@@ -39,6 +40,7 @@ from .base import (
     system_prompt,
 )
 from .codex_auth import LOGIN_HINT, CodexCredentials, default_auth_file
+from .dialects import native_of, tagged
 from .streaming import Accumulator, TextBuffer, check_tool_calls
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -51,21 +53,34 @@ ORIGINATOR = "codex_cli_rs"
 MIN_OUTPUT_TOKENS = 16  # the spec's minimum for max_output_tokens
 
 
-def to_input_items(messages: Sequence[Message], parts: WireParts) -> list[dict[str, Any]]:
-    """Messages -> Responses ``input`` items (system messages go to ``instructions``)."""
+# Output items that are a call the caller runs, and the input item type of its result.
+CALL_ITEMS = {"function_call": "function_call_output",
+              "custom_tool_call": "custom_tool_call_output"}
+
+
+def to_input_items(messages: Sequence[Message], parts: WireParts, provider: str = ""
+                   ) -> list[dict[str, Any]]:
+    """Messages -> Responses ``input`` items (system messages go to ``instructions``). An
+    assistant turn from this provider is its output items, verbatim (reasoning with its
+    encrypted content, messages with their ``phase``)."""
     items: list[dict[str, Any]] = []
+    result_types: dict[str, str] = {}  # call_id -> the output item type that answers it
     for m in messages:
         if m.role == "system":
             continue
         if m.role == "tool" and m.tool_result is not None:
             result = m.tool_result.content
-            items.append({"type": "function_call_output", "call_id": m.tool_result.tool_call_id,
+            call_id = m.tool_result.tool_call_id
+            items.append({"type": result_types.get(call_id, "function_call_output"),
+                          "call_id": call_id,
                           "output": result if isinstance(result, str) else
                           parts.blocks(result, "tool result")})
         elif m.role == "assistant":
-            native = m.native if isinstance(m.native, Mapping) else {}
-            if native.get("provider") == "openai-codex":
+            native = native_of(m, provider, "openai-codex")
+            if native:
                 items.extend(native["items"])  # reasoning items must be replayed verbatim
+                result_types.update({str(i.get("call_id")): CALL_ITEMS[i["type"]]
+                                     for i in native["items"] if i.get("type") in CALL_ITEMS})
                 continue
             text = parts.text_only(m.content, "assistant turn")
             if text:
@@ -84,15 +99,36 @@ def to_input_items(messages: Sequence[Message], parts: WireParts) -> list[dict[s
     return items
 
 
+def call_from_item(item: Mapping[str, Any], provider: str) -> ToolCall:
+    """A ``function_call`` item (JSON arguments) or a ``custom_tool_call`` item (free-form
+    ``input``, given as ``{"input": ...}``) as a ToolCall."""
+    name = str(item.get("name") or "")
+    if item.get("type") == "custom_tool_call":
+        return ToolCall(str(item.get("call_id") or ""), name,
+                        {"input": str(item.get("input") or "")})
+    return ToolCall(str(item.get("call_id") or ""), name,
+                    parse_tool_arguments(item.get("arguments"), tool=name, provider=provider))
+
+
+def message_parts(items: Sequence[Mapping[str, Any]], kind: str, field: str) -> str:
+    return "".join(str(part.get(field) or "") for item in items if item.get("type") == "message"
+                   for part in item.get("content") or [] if part.get("type") == kind)
+
+
+def refusal_from(items: Sequence[Mapping[str, Any]], incomplete: Any) -> Refusal | None:
+    """A ``refusal`` content part (the model's text), or an answer cut by the content filter
+    (``incomplete_details.reason: "content_filter"``)."""
+    text = message_parts(items, "refusal", "refusal")
+    if text:
+        return Refusal(text)
+    return Refusal() if incomplete == "content_filter" else None
+
+
 def response_from_items(items: Sequence[Mapping[str, Any]], meta: Mapping[str, Any],
                         provider: str) -> CompletionResponse:
     """Output items (streamed ``output_item.done`` or a response's ``output``) -> response."""
-    text = "".join(part.get("text", "") for item in items if item.get("type") == "message"
-                   for part in item.get("content") or [] if part.get("type") == "output_text")
-    calls = [ToolCall(str(item.get("call_id") or ""), str(item.get("name") or ""),
-                      parse_tool_arguments(item.get("arguments"), tool=str(item.get("name")),
-                                           provider=provider))
-             for item in items if item.get("type") == "function_call"]
+    text = message_parts(items, "output_text", "text")
+    calls = [call_from_item(item, provider) for item in items if item.get("type") in CALL_ITEMS]
     incomplete = (meta.get("incomplete_details") or {}).get("reason")
     finish = ("length" if incomplete == "max_output_tokens" else
               "tool_calls" if calls else "stop")
@@ -106,8 +142,9 @@ def response_from_items(items: Sequence[Mapping[str, Any]], meta: Mapping[str, A
                          reasoning=token_count(usage, "output_tokens_details",
                                                "reasoning_tokens")),
         tool_calls=calls, finish_reason=finish, raw=dict(meta),
-        native={"provider": "openai-codex", "items": list(items)},
+        native=tagged(provider, "openai-codex", items=list(items)),
         stop_reason=str(incomplete or meta.get("status") or ""),
+        refusal=refusal_from(items, incomplete),
         reasoning="".join(str(part.get("text") or "") for item in items
                           if item.get("type") == "reasoning"
                           for part in [*(item.get("summary") or ()), *(item.get("content") or ())]
@@ -149,6 +186,16 @@ class CodexProvider(BaseProvider):
     def models_path(self) -> str | None:
         """The public API lists models; the ChatGPT backend has no such endpoint."""
         return None if self.chatgpt_backend else "/models"
+
+    # POST /responses/input_tokens (TokenCountsBody) takes the request without store, stream,
+    # include and the sampling and output limits.
+    count_keys = frozenset({"model", "input", "instructions", "tools", "tool_choice",
+                            "parallel_tool_calls", "reasoning", "text"})
+
+    @property
+    def count_path(self) -> str | None:  # type: ignore[override]
+        """The public Responses API counts; the ChatGPT backend has no such endpoint known."""
+        return None if self.chatgpt_backend else "/responses/input_tokens"
 
     def missing_credentials(self) -> str:
         return (f"no credentials: run `codex login` (writes {self.credentials.path}) or set "
@@ -211,7 +258,7 @@ class CodexProvider(BaseProvider):
         body: dict[str, Any] = {
             "model": opts.get("model") or self.model,
             "instructions": system or DEFAULT_INSTRUCTIONS,
-            "input": to_input_items(messages, WireParts("responses", self.name)),
+            "input": to_input_items(messages, WireParts("responses", self.name), self.name),
             "store": False, "stream": stream,
         }
         if opts.get("stop"):
@@ -254,13 +301,17 @@ class CodexProvider(BaseProvider):
 
 class CodexStream(Accumulator):
     """Responses SSE events. The reply is built from ``response.output_item.done`` items (the
-    ChatGPT backend's ``response.completed`` has an empty ``output``); argument deltas are keyed
-    by item id, calls reported with their ``call_id``."""
+    ChatGPT backend's ``response.completed`` has an empty ``output``, and a reasoning item's
+    ``encrypted_content`` in ``.added`` may be incomplete); argument and custom-tool input
+    deltas are keyed by item id, calls reported with their ``call_id``. Events that carry no
+    text, reasoning or refusal (``response.queued``, summary part boundaries, annotations,
+    and any event type added later) are skipped."""
 
     def __init__(self, provider: CodexProvider) -> None:
         self.provider = provider
         self.items: dict[int, dict[str, Any]] = {}
         self.delta_text = TextBuffer(provider.name)
+        self.refusal = TextBuffer(provider.name)
         self.arguments: dict[str, TextBuffer] = {}
         self.meta: dict[str, Any] | None = None
 
@@ -276,7 +327,12 @@ class CodexStream(Accumulator):
         if kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
             delta = str(data.get("delta") or "")
             return (StreamEvent("reasoning", delta),) if delta else ()
-        if kind == "response.function_call_arguments.delta":
+        if kind == "response.refusal.delta":
+            delta = str(data.get("delta") or "")
+            self.refusal.add(delta)
+            return (StreamEvent("refusal", delta),) if delta else ()
+        if kind in ("response.function_call_arguments.delta",
+                    "response.custom_tool_call_input.delta"):
             item_id = str(data["item_id"])
             buffer = self.arguments.get(item_id)
             if buffer is None:
@@ -292,7 +348,7 @@ class CodexStream(Accumulator):
             if index not in self.items:
                 check_tool_calls(len(self.items) + 1, self.provider.name)
             self.items[index] = entry
-            if kind.endswith(".done") and entry.get("type") == "function_call":
+            if kind.endswith(".done") and entry.get("type") in CALL_ITEMS:
                 return (StreamEvent("tool_call", tool_call=self._call(entry)),)
         elif kind in ("response.completed", "response.incomplete"):
             self.meta = dict(data.get("response") or {})
@@ -303,13 +359,17 @@ class CodexStream(Accumulator):
             self.provider.raise_stream_error({"error": data})
         return ()
 
+    def _filled(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A call item with its arguments (or custom input) from the deltas when the item
+        itself came without them."""
+        field = "input" if entry.get("type") == "custom_tool_call" else "arguments"
+        if not entry.get(field):
+            buffer = self.arguments.get(str(entry.get("id")))
+            entry[field] = buffer.value() if buffer is not None else ""
+        return entry
+
     def _call(self, entry: dict[str, Any]) -> ToolCall:
-        if not entry.get("arguments") and entry.get("id") in self.arguments:
-            entry["arguments"] = self.arguments[entry["id"]].value()
-        name = str(entry.get("name") or "")
-        return ToolCall(str(entry.get("call_id") or ""), name,
-                        parse_tool_arguments(entry.get("arguments"), tool=name,
-                                             provider=self.provider.name))
+        return call_from_item(self._filled(entry), self.provider.name)
 
     def finish(self) -> CompletionResponse:
         if self.meta is None:
@@ -317,15 +377,18 @@ class CodexStream(Accumulator):
                                 provider=self.provider.name)
         items = [self.items[i] for i in sorted(self.items)]
         for entry in items:
-            if entry.get("type") == "function_call" and not entry.get("arguments"):
-                buffer = self.arguments.get(str(entry.get("id")))
-                entry["arguments"] = buffer.value() if buffer is not None else ""
+            if entry.get("type") in CALL_ITEMS:
+                self._filled(entry)
         response = response_from_items(items, self.meta, self.provider.name)
         if not response.content and self.delta_text:  # items without text parts: use deltas
             response.content = self.delta_text.value()
+        if response.refusal is None and self.refusal:
+            response.refusal = Refusal(self.refusal.value())
         return response
 
     def partial(self) -> CompletionResponse:
         return CompletionResponse(self.delta_text.value(), str((self.meta or {}).get("model")
                                                                 or self.provider.model),
-                                  self.provider.name, raw={"incomplete": True})
+                                  self.provider.name, raw={"incomplete": True},
+                                  refusal=Refusal(self.refusal.value()) if self.refusal
+                                  else None)

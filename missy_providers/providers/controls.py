@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 REASONING_LEVELS = ("none", "minimal", "low", "medium", "high")
 TOOL_CHOICES = ("auto", "none", "required")
 REASONING_SUMMARIES = ("auto", "concise", "detailed")
+# Ollama's think: a bool or a level (api/types.go ThinkValue; "max" from v0.22.0). GPT-OSS takes
+# only a level: it ignores the booleans.
+THINK_LEVELS = ("low", "medium", "high", "max")
 DEFAULT_SCHEMA_NAME = "answer"
 MAX_CACHE_BREAKPOINTS = 4  # Anthropic's limit on cache_control markers in one request
 MIN_THINKING_BUDGET = 1024  # Anthropic's smallest budget_tokens
@@ -51,6 +54,11 @@ def summary_problem(v: Any) -> str | None:
 def budget_problem(v: Any) -> str | None:
     ok = isinstance(v, int) and not isinstance(v, bool) and v >= MIN_THINKING_BUDGET
     return None if ok else f"a whole number >= {MIN_THINKING_BUDGET}"
+
+
+def think_problem(v: Any) -> str | None:
+    ok = isinstance(v, bool) or v in THINK_LEVELS
+    return None if ok else f"True, False or one of {list(THINK_LEVELS)}"
 
 
 def mapping_problem(v: Any) -> str | None:
@@ -116,18 +124,18 @@ def parse_structured(text: str, schema: Mapping[str, Any], provider: str) -> Any
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
-        raise StructuredOutputError(f"{provider}: the answer is not JSON ({len(text)} chars; "
-                                    f"see .raw)", raw=text, provider=provider) from None
+        raise StructuredOutputError(f"the answer is not JSON ({len(text)} chars; see .raw)",
+                                    raw=text, provider=provider) from None
     kind = schema.get("type")
     types = {"object": dict, "array": list, "string": str, "boolean": bool}
     if isinstance(kind, str) and kind in types and not isinstance(value, types[kind]):
-        raise StructuredOutputError(f"{provider}: the answer is JSON but not a {kind} as the "
-                                    f"schema says (see .raw)", raw=text, provider=provider)
+        raise StructuredOutputError(f"the answer is JSON but not a {kind} as the schema says "
+                                    f"(see .raw)", raw=text, provider=provider)
     missing = [k for k in schema.get("required") or () if isinstance(value, dict)
                and k not in value]
     if missing:
-        raise StructuredOutputError(f"{provider}: the answer lacks the required key "
-                                    f"{missing[0]!r} (see .raw)", raw=text, provider=provider)
+        raise StructuredOutputError(f"the answer lacks the required key {missing[0]!r} "
+                                    f"(see .raw)", raw=text, provider=provider)
     return value
 
 

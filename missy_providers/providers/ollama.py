@@ -4,12 +4,14 @@ section 5)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
 
 from ..content import WireParts
 from ..core.errors import ProtocolError, at_boundary
 from ..types import (
     CompletionResponse,
     Message,
+    ModelInfo,
     StreamEvent,
     Tool,
     ToolCall,
@@ -17,6 +19,8 @@ from ..types import (
     token_count,
 )
 from .base import BaseProvider, parse_tool_arguments
+from .dialects import native_of, tagged
+from .model_facts import from_ollama
 from .openai import function_tools, new_call_id, unique_ids
 from .streaming import Accumulator, TextBuffer, check_tool_calls
 
@@ -24,11 +28,21 @@ TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
     from typing import Any
 
+OLLAMA_CLOUD_HOST = "ollama.com"  # needs `Authorization: Bearer $OLLAMA_API_KEY`
+# done_reason (llm/server.go DoneReason, routes.go): a tool call does not change it; "load" and
+# "unload" answer an empty prompt that only loads or unloads the model.
+DONE_REASONS = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
 
-def to_ollama_messages(messages: Sequence[Message], system: str | None, parts: WireParts
-                       ) -> list[dict[str, Any]]:
+
+def to_ollama_messages(messages: Sequence[Message], system: str | None, parts: WireParts,
+                       provider: str = "") -> list[dict[str, Any]]:
+    """Messages -> /api/chat messages. An assistant turn from this provider carries its
+    ``thinking`` back (the docs: send thinking, content and tool calls together); tool calls
+    carry ``function.index`` as the server numbered them."""
     out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     for m in messages:
+        thinking = native_of(m, provider, "ollama").get("thinking")
+        back = {"thinking": thinking} if thinking else {}
         if m.role == "tool" and m.tool_result is not None:
             out.append({"role": "tool",
                         "content": parts.text_only(m.tool_result.content, "tool result"),
@@ -36,9 +50,11 @@ def to_ollama_messages(messages: Sequence[Message], system: str | None, parts: W
                         "tool_call_id": m.tool_result.tool_call_id})
         elif m.role == "assistant" and m.tool_calls:
             out.append({"role": "assistant",
-                        "content": parts.text_only(m.content, "assistant turn"), "tool_calls": [
-                            {"id": c.id, "function": {"name": c.name, "arguments": c.arguments}}
-                            for c in m.tool_calls]})
+                        "content": parts.text_only(m.content, "assistant turn"), **back,
+                        "tool_calls": [
+                            {"id": c.id, "function": {"index": i, "name": c.name,
+                                                      "arguments": c.arguments}}
+                            for i, c in enumerate(m.tool_calls)]})
         elif m.role == "user" and not isinstance(m.content, str):
             # Text joins `content`; images go, as bare base64, in the message's `images`.
             wired = [(p.kind, parts.wire(p, "user turn")) for p in m.content]
@@ -46,7 +62,8 @@ def to_ollama_messages(messages: Sequence[Message], system: str | None, parts: W
             images = [w for k, w in wired if k == "image"]
             out.append({**message, "images": images} if images else message)
         else:
-            out.append({"role": m.role, "content": parts.text_only(m.content, f"{m.role} turn")})
+            out.append({"role": m.role, "content": parts.text_only(m.content, f"{m.role} turn"),
+                        **back})
     return out
 
 
@@ -56,8 +73,12 @@ class OllamaProvider(BaseProvider):
 
     provider_type = "ollama"
     stream_format = "ndjson"
-    needs_key = False  # a local server; ollama.com takes a Bearer key when one is configured
     extra_options = frozenset({"think"})
+
+    @property
+    def key_required(self) -> bool:  # type: ignore[override]
+        """A local server needs none; Ollama Cloud (ollama.com) needs its API key."""
+        return (urlsplit(self.config.base_url).hostname or "").lower() == OLLAMA_CLOUD_HOST
 
     def endpoint(self) -> str:
         return f"{self.config.base_url}/api/chat"
@@ -72,6 +93,25 @@ class OllamaProvider(BaseProvider):
     def is_available(self) -> bool:
         """``GET /api/tags`` answers 200 within a short timeout. Never raises."""
         return self.probe().ok
+
+    @at_boundary
+    def model_info(self, name: str | None = None) -> ModelInfo:
+        """``POST /api/show``: capabilities and the context length."""
+        name = name or self.model
+        return from_ollama(name, self._json_call("POST", "/api/show", {"model": name}),
+                           "POST /api/show")
+
+    def _list_model_info(self) -> list[ModelInfo]:
+        """``/api/tags``: from v0.30 each entry has capabilities and the context length;
+        an older server's models are each asked with /api/show."""
+        out = []
+        for entry in self._get_json("/api/tags").get("models") or []:
+            if not isinstance(entry, Mapping):
+                continue
+            name = str(entry.get("name") or entry.get("model"))
+            out.append(from_ollama(name, entry, "GET /api/tags") if "capabilities" in entry
+                       else self.model_info(name))
+        return out
 
     def models_from(self, data: Any) -> list[str]:
         models = data.get("models") if isinstance(data, Mapping) else None
@@ -94,7 +134,8 @@ class OllamaProvider(BaseProvider):
         # `stream` always explicit: Ollama streams when it is left out.
         body: dict[str, Any] = {"model": opts.get("model") or self.model,
                                 "messages": to_ollama_messages(messages, opts.get("system"),
-                                                               WireParts("ollama", self.name)),
+                                                               WireParts("ollama", self.name),
+                                                               self.name),
                                 "stream": stream}
         if options:
             body["options"] = options
@@ -127,13 +168,15 @@ class OllamaProvider(BaseProvider):
 
 
 class OllamaStream(Accumulator):
-    """NDJSON objects: ``message.content`` deltas, whole tool calls, usage on ``done: true``."""
+    """NDJSON objects: ``message.content`` and ``message.thinking`` deltas, whole tool calls
+    (each in one line, numbered by ``function.index``; an ``id`` from v0.12.10, else one is
+    made), usage and ``done_reason`` on ``done: true``."""
 
     def __init__(self, provider: OllamaProvider) -> None:
         self.provider = provider
         self.text = TextBuffer(provider.name)
         self.thinking = TextBuffer(provider.name)
-        self.calls: list[ToolCall] = []
+        self.calls: list[tuple[int, ToolCall]] = []  # (function.index or arrival, call)
         self.final: Mapping[str, Any] | None = None
 
     def feed(self, item: Any) -> Iterable[StreamEvent]:
@@ -153,25 +196,33 @@ class OllamaStream(Accumulator):
         for raw in message.get("tool_calls") or []:
             call = self.provider.tool_call(raw)
             check_tool_calls(len(self.calls) + 1, self.provider.name)
-            self.calls.append(call)
+            index = (raw.get("function") or {}).get("index")
+            ordinal = index if isinstance(index, int) and not isinstance(index, bool) \
+                else len(self.calls)
+            self.calls.append((ordinal, call))
             out.append(StreamEvent("tool_call", tool_call=call))
         if item.get("done"):
             self.final = item
         return out
+
+    def _ordered(self) -> list[ToolCall]:
+        return [call for _, call in sorted(self.calls, key=lambda pair: pair[0])]
 
     def finish(self) -> CompletionResponse:
         final = self.final
         if final is None:
             raise ProtocolError("stream ended before a line with done: true (truncated "
                                 "response)", provider=self.provider.name)
-        return self._response(final, unique_ids(self.calls))
+        return self._response(final, unique_ids(self._ordered()))
 
     def _response(self, final: Mapping[str, Any], calls: list[ToolCall]) -> CompletionResponse:
         reason = final.get("done_reason")
-        finish = "length" if reason == "length" else "tool_calls" if calls else "stop"
+        finish = "tool_calls" if calls and reason != "length" else \
+            DONE_REASONS.get(str(reason), "stop")
         raw = dict(final)
-        if self.thinking:
-            raw["thinking"] = self.thinking.value()
+        thinking = self.thinking.value()
+        if thinking:
+            raw["thinking"] = thinking
         # Counters are omitted when zero (`omitempty` in Ollama's Go types).
         usage = make_usage(token_count(final, "prompt_eval_count"),
                            token_count(final, "eval_count"))
@@ -179,9 +230,10 @@ class OllamaStream(Accumulator):
                                   model=str(final.get("model", "")),
                                   provider=self.provider.name, usage=usage, tool_calls=calls,
                                   finish_reason=finish, raw=raw,
-                                  stop_reason=str(reason or ""),
-                                  reasoning=self.thinking.value())
+                                  stop_reason=str(reason or ""), reasoning=thinking,
+                                  native=tagged(self.provider.name, "ollama", thinking=thinking)
+                                  if thinking else None)
 
     def partial(self) -> CompletionResponse:
         return self._response({"model": self.provider.model, "incomplete": True},
-                              list(self.calls))
+                              self._ordered())

@@ -15,6 +15,7 @@ from ..streams import Event
 from ..types import (
     CompletionResponse,
     Message,
+    Refusal,
     StreamEvent,
     Tool,
     ToolCall,
@@ -22,6 +23,16 @@ from ..types import (
     token_count,
 )
 from .base import BaseProvider, parse_tool_arguments
+from .dialects import (
+    CHAT_MESSAGE_FIELDS,
+    call_fields,
+    chat_native,
+    details_text,
+    merge_details,
+    message_fields,
+    native_of,
+    readable_reasoning,
+)
 from .streaming import Accumulator, TextBuffer, check_tool_calls
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -72,6 +83,19 @@ def finish_reason(reason: str | None, has_tool_calls: bool) -> str:
     return FINISH_REASONS[reason]
 
 
+def chat_refusal(text: str, reason: str | None, filters: Any) -> Refusal | None:
+    """A refusal: the model's ``refusal`` text (OpenAI ends it with finish_reason "stop"), or a
+    content filter's ``content_filter`` finish, with the categories an Azure filter flagged."""
+    if text:
+        return Refusal(text)
+    if reason != "content_filter":
+        return None
+    flagged = [name for name, result in (filters or {}).items()
+               if isinstance(result, Mapping) and result.get("filtered")] \
+        if isinstance(filters, Mapping) else []
+    return Refusal(category=", ".join(flagged) or None)
+
+
 def function_tools(tools: Sequence[Tool]) -> list[dict[str, Any]]:
     """Tools as ``{"type": "function", "function": {...}}`` (Chat Completions, and Ollama)."""
     return [{"type": "function", "function": {
@@ -79,26 +103,38 @@ def function_tools(tools: Sequence[Tool]) -> list[dict[str, Any]]:
         **({"strict": True} if t.strict else {})}} for t in tools]
 
 
-def to_openai_messages(messages: Sequence[Message], system: str | None, parts: WireParts
-                       ) -> list[dict[str, Any]]:
+def to_openai_messages(messages: Sequence[Message], system: str | None, parts: WireParts,
+                       provider: str = "") -> list[dict[str, Any]]:
+    """Messages -> Chat Completions messages. An assistant turn from this provider gets back
+    the reasoning fields and per-call fields its server sent (dialects.py); once the
+    conversation shows a dialect whose server insists (DeepSeek), a tool-call turn without
+    the field gets the dialect's empty value."""
+    natives = [native_of(m, provider, "openai") for m in messages]
+    shown = {key for n in natives for key in n.get("message", {})}
+    fills = {f.key: f.fill for f in CHAT_MESSAGE_FIELDS
+             if f.fill is not None and f.key in shown}
     out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-    for m in messages:
+    for m, native in zip(messages, natives, strict=True):
         if m.role == "tool" and m.tool_result is not None:
             result = m.tool_result.content
             out.append({"role": "tool", "tool_call_id": m.tool_result.tool_call_id,
                         "content": result if isinstance(result, str) else
                         parts.blocks(result, "tool result")})
         elif m.role == "assistant" and m.tool_calls:
+            per_call = native.get("tool_calls") or {}
             out.append({"role": "assistant",
                         "content": parts.text_only(m.content, "assistant turn") or None,
+                        **fills, **(native.get("message") or {}),
                         "tool_calls": [
                             {"id": c.id, "type": "function",
-                             "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                             "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                             **per_call.get(c.id, {})}
                             for c in m.tool_calls]})
         elif m.role == "user" and not isinstance(m.content, str):
             out.append({"role": "user", "content": parts.blocks(m.content, "user turn")})
         else:
-            out.append({"role": m.role, "content": parts.text_only(m.content, f"{m.role} turn")})
+            out.append({"role": m.role, "content": parts.text_only(m.content, f"{m.role} turn"),
+                        **(native.get("message") or {})})
     return out
 
 
@@ -117,7 +153,7 @@ class OpenAIProvider(BaseProvider):
         self.is_openai = (urlsplit(self.config.base_url).hostname or "").lower() == OPENAI_HOST
 
     @property
-    def needs_key(self) -> bool:  # type: ignore[override]
+    def key_required(self) -> bool:  # type: ignore[override]
         """OpenAI needs a key; a compatible server (a local vLLM, Ollama /v1) may not."""
         return self.is_openai
 
@@ -148,7 +184,7 @@ class OpenAIProvider(BaseProvider):
                    opts: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
         model = opts.get("model") or self.model
         body: dict[str, Any] = {"model": model, "messages": to_openai_messages(
-            messages, opts.get("system"), WireParts("chat", self.name))}
+            messages, opts.get("system"), WireParts("chat", self.name), self.name)}
         if opts.get("max_tokens"):
             new_name = self.is_openai or model.startswith(_MAX_COMPLETION_TOKENS_PREFIXES)
             body["max_completion_tokens" if new_name else "max_tokens"] = opts["max_tokens"]
@@ -171,18 +207,24 @@ class OpenAIProvider(BaseProvider):
             raise ProtocolError("response has no choices", provider=self.name)
         choice = choices[0]
         message = choice.get("message") or {}
-        calls = [self._tool_call(c.get("id") or "", c.get("function") or {})
-                 for c in message.get("tool_calls") or []]
+        raw_calls = list(message.get("tool_calls") or [])
+        calls = [self._tool_call(c.get("id") or "", c.get("function") or {}) for c in raw_calls]
+        extras = [call_fields(c) for c in raw_calls]
         if message.get("function_call"):  # legacy `functions` shape
             calls.append(self._tool_call("", message["function_call"]))
+            extras.append({})
         calls = unique_ids(calls)
-        reasoning = message.get("reasoning") or message.get("reasoning_content")
+        fields = message_fields(message)
+        reason = choice.get("finish_reason")
         return CompletionResponse(
             content=message.get("content") or "", model=str(data.get("model", "")),
             provider=self.name, usage=usage_from(data.get("usage")), tool_calls=calls,
-            finish_reason=finish_reason(choice.get("finish_reason"), bool(calls)),
-            raw=dict(data), stop_reason=str(choice.get("finish_reason") or ""),
-            reasoning=reasoning if isinstance(reasoning, str) else "")
+            finish_reason=finish_reason(reason, bool(calls)),
+            raw=dict(data), stop_reason=str(reason or ""),
+            reasoning=readable_reasoning(fields),
+            native=chat_native(self.name, fields, list(zip(calls, extras, strict=True))),
+            refusal=chat_refusal(str(message.get("refusal") or ""), reason,
+                                 choice.get("content_filter_results")))
 
     def _tool_call(self, call_id: str, function: Mapping[str, Any]) -> ToolCall:
         name = str(function.get("name") or "")
@@ -197,12 +239,16 @@ class OpenAIStream(Accumulator):
     """Chat Completions chunks: text appended; tool calls keyed by ``index`` with id and name
     from the first fragment that has them and only ``arguments`` concatenated (some servers
     repeat id/name in every fragment); a later null finish_reason does not reset an earlier
-    one; the usage chunk may have no choices; ``[DONE]`` ends it."""
+    one; the usage chunk may have no choices; ``[DONE]`` ends it. Reasoning fields join as
+    dialects.py says; ``refusal`` pieces are concatenated."""
 
     def __init__(self, provider: OpenAIProvider) -> None:
         self.provider = provider
         self.text = TextBuffer(provider.name)
         self.reasoning = TextBuffer(provider.name)
+        self.refusal = TextBuffer(provider.name)
+        self.fields: dict[str, Any] = {}  # reasoning fields to send back (TextBuffer: text)
+        self.filters: Any = None  # an Azure choice's content_filter_results
         self.calls: dict[int, dict[str, Any]] = {}
         self.finish_reason: str | None = None
         self.usage: Mapping[str, Any] | None = None
@@ -219,7 +265,8 @@ class OpenAIStream(Accumulator):
             raise ProtocolError("stream chunk is not a JSON object", provider=self.provider.name)
         if chunk.get("error"):
             self.provider.raise_stream_error(chunk)
-        if not self.meta:
+        if not self.meta.get("id") and chunk.get("id"):
+            # Azure's first chunk has only prompt_filter_results, with id and model "".
             self.meta = {"id": chunk.get("id"), "model": chunk.get("model")}
         if chunk.get("usage"):
             self.usage = chunk["usage"]
@@ -229,18 +276,47 @@ class OpenAIStream(Accumulator):
                 continue
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
+            if choice.get("content_filter_results"):
+                self.filters = choice["content_filter_results"]
             delta = choice.get("delta") or {}
             content = delta.get("content")
             if content and isinstance(content, str):
                 self.text.add(content)
                 out.append(StreamEvent("text", content))
-            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-            if reasoning and isinstance(reasoning, str):  # compatible servers' thinking
-                self.reasoning.add(reasoning)
-                out.append(StreamEvent("reasoning", reasoning))
+            refusal = delta.get("refusal")
+            if refusal and isinstance(refusal, str):
+                self.refusal.add(refusal)
+                out.append(StreamEvent("refusal", refusal))
+            shown = self._fields(delta)
+            if shown:  # compatible servers' thinking
+                self.reasoning.add(shown)
+                out.append(StreamEvent("reasoning", shown))
             for frag in delta.get("tool_calls") or []:
                 self._merge(frag)
         return out
+
+    def _fields(self, delta: Mapping[str, Any]) -> str:
+        """The delta's reasoning fields joined into what is kept; returns the readable piece
+        (``reasoning`` or ``reasoning_content``, else the text of reasoning_details)."""
+        for field in CHAT_MESSAGE_FIELDS:
+            value = delta.get(field.key)
+            if value is None:
+                continue
+            if field.join == "text" and isinstance(value, str):
+                buffer = self.fields.get(field.key)
+                if buffer is None:
+                    buffer = self.fields[field.key] = TextBuffer(self.provider.name)
+                buffer.add(value)
+            elif field.join == "details" and isinstance(value, list):
+                merge_details(self.fields.setdefault(field.key, []), value)
+            elif field.join == "last":
+                self.fields[field.key] = value
+        shown = delta.get("reasoning") or delta.get("reasoning_content")
+        if isinstance(shown, str):
+            return shown
+        details = delta.get("reasoning_details")
+        return details_text(details) if isinstance(details, list) and \
+            "reasoning" not in self.fields and "reasoning_content" not in self.fields else ""
 
     def _merge(self, frag: Mapping[str, Any]) -> None:
         index = frag.get("index", len(self.calls))
@@ -250,7 +326,7 @@ class OpenAIStream(Accumulator):
         call = self.calls.get(index)
         if call is None:
             check_tool_calls(len(self.calls) + 1, self.provider.name)
-            call = self.calls[index] = {"id": "", "name": "",
+            call = self.calls[index] = {"id": "", "name": "", "extra": {},
                                         "arguments": TextBuffer(self.provider.name)}
         function = frag.get("function") or {}
         if frag.get("id") and not call["id"]:
@@ -259,6 +335,8 @@ class OpenAIStream(Accumulator):
             call["name"] = function["name"]
         if function.get("arguments"):
             call["arguments"].add(str(function["arguments"]))
+        for key, value in call_fields(frag).items():  # Gemini: on the first fragment
+            call["extra"].setdefault(key, value)
 
     def finish(self) -> CompletionResponse:
         if not self.done:
@@ -267,21 +345,28 @@ class OpenAIStream(Accumulator):
             raise ProtocolError("stream ended without [DONE] (truncated response)",
                                 provider=self.provider.name)
         name = self.provider.name
+        ordered = [c for _, c in sorted(self.calls.items())]
         calls = unique_ids([
             ToolCall(c["id"], c["name"], parse_tool_arguments(c["arguments"].value(),
                                                               tool=c["name"], provider=name))
-            for _, c in sorted(self.calls.items())])
-        return self._response(calls)
+            for c in ordered])
+        return self._response(calls, [c["extra"] for c in ordered])
 
-    def _response(self, calls: list[ToolCall]) -> CompletionResponse:
+    def _response(self, calls: list[ToolCall], extras: Sequence[Mapping[str, Any]] = ()
+                  ) -> CompletionResponse:
         raw = {**self.meta, "finish_reason": self.finish_reason, "usage": self.usage}
         if self.reasoning:
             raw["reasoning"] = self.reasoning.value()
+        fields = {key: value.value() if isinstance(value, TextBuffer) else value
+                  for key, value in self.fields.items()}
         return CompletionResponse(
             content=self.text.value(), model=str(self.meta.get("model") or ""),
             provider=self.provider.name, usage=usage_from(self.usage), tool_calls=calls,
             finish_reason=finish_reason(self.finish_reason, bool(calls)), raw=raw,
-            stop_reason=str(self.finish_reason or ""), reasoning=self.reasoning.value())
+            stop_reason=str(self.finish_reason or ""), reasoning=self.reasoning.value(),
+            native=chat_native(self.provider.name, fields,
+                               list(zip(calls, extras, strict=True))),
+            refusal=chat_refusal(self.refusal.value(), self.finish_reason, self.filters))
 
     def partial(self) -> CompletionResponse:
         return self._response([])
