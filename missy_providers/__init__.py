@@ -35,13 +35,14 @@ if TYPE_CHECKING:
     from .content import Document, Image, Text
     from .core.http import PolicyHTTPClient, Timeouts
     from .core.policy import Decision, NetworkPolicy
+    from .provider_types import register_type
     from .providers.anthropic import AnthropicProvider
     from .providers.base import BaseProvider
     from .providers.codex import CodexProvider
     from .providers.ollama import OllamaProvider
     from .providers.openai import OpenAIProvider
     from .providers.streaming import StreamResponse
-    from .registry import ProviderRegistry
+    from .registry import ProviderRegistry, get_registry, init_registry
     from .router import ModelRouter
     from .streams import Event, NDJSONDecoder, SSEDecoder
     from .types import (
@@ -68,7 +69,8 @@ _LAZY = {
     "AnthropicProvider": "providers.anthropic", "BaseProvider": "providers.base",
     "StreamResponse": "providers.streaming", "CodexProvider": "providers.codex",
     "OllamaProvider": "providers.ollama", "OpenAIProvider": "providers.openai",
-    "ProviderRegistry": "registry", "ModelRouter": "router",
+    "ProviderRegistry": "registry", "ModelRouter": "router", "init_registry": "registry",
+    "get_registry": "registry", "register_type": "provider_types",
     "Event": "streams", "NDJSONDecoder": "streams", "SSEDecoder": "streams",
     "CompletionResponse": "types", "Message": "types", "StreamEvent": "types", "Tool": "types",
     "ToolCall": "types", "ToolResult": "types",
@@ -88,7 +90,8 @@ __all__ = [
     "ProviderUnavailable", "RateLimitError", "RedirectRefused", "Refusal", "RequestTimeout",
     "SSEDecoder", "StreamEvent", "StreamResponse", "StructuredOutputError", "Text", "Timeouts",
     "TokenCount", "Tool", "ToolArgumentsError",
-    "ToolCall", "ToolResult", "UsageError", "config_from_dict", "load_config",
+    "ToolCall", "ToolResult", "UsageError", "config_from_dict", "get_registry",
+    "init_registry", "load_config", "register_type",
 ]
 
 

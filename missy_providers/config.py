@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from .core.env import ENVIRONMENT, expand_user, secret_from
 from .core.errors import ConfigError, at_boundary
 from .core.headers import header_problems, header_value_problem, held
+from .provider_types import BUILTIN_TYPES, HOST_TYPES, known_types
 from .settings import (
     LIBRARY_KEYS,
     PROVIDER_HEADERS,
@@ -43,10 +44,12 @@ if TYPE_CHECKING:
     from typing import Any
 
     Check = Callable[[Any], str | None]  # what was expected, or None when the value fits
+    # A host's secret store (Missy's vault): "vault://NAME" -> the secret's value.
+    SecretResolver = Callable[[str], str]
     from .core.http import PolicyHTTPClient
     from .core.policy import NetworkPolicy
 
-PROVIDER_TYPES = ("anthropic", "openai", "openai-codex", "ollama")
+PROVIDER_TYPES = BUILTIN_TYPES
 DEFAULT_BASE_URLS = {
     "anthropic": "https://api.anthropic.com",
     "openai": "https://api.openai.com/v1",
@@ -108,6 +111,37 @@ def _is_str_list(v: Any) -> str | None:
     return None if ok else "a list of non-empty strings"
 
 
+def _is_strategy(v: Any) -> str | None:
+    return None if v in ROTATION_STRATEGIES else f"one of {', '.join(ROTATION_STRATEGIES)}"
+
+
+def _is_weight_list(v: Any) -> str | None:
+    ok = isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                     and x > 0 for x in v)
+    return None if ok else "a list of numbers > 0"
+
+
+def _is_mapping_list(v: Any) -> str | None:
+    ok = isinstance(v, list) and all(isinstance(x, Mapping) for x in v)
+    return None if ok else "a list of mappings"
+
+
+def _is_log_level(v: Any) -> str | None:
+    return None if _log_level_name(v) else \
+        f"a logging level ({', '.join(n.lower() for n in LOG_LEVELS)})"
+
+
+def _log_level_name(v: Any) -> str:
+    """A level as its name (``"warning"`` and 30 are ``"WARNING"``); "" when it is none."""
+    if isinstance(v, str):
+        name = v.strip().upper()
+        name = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(name, name)
+        return name if name in LOG_LEVELS else ""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return next((n for n, level in LOG_LEVELS.items() if level == v), "")
+    return ""
+
+
 COMMON_PROVIDER_FIELDS: dict[str, Check] = {
     "name": _is_nonempty_str,
     "model": _is_nonempty_str,
@@ -126,6 +160,9 @@ COMMON_PROVIDER_FIELDS: dict[str, Check] = {
     "circuit_breaker_threshold": _is_count,
     "circuit_breaker_cooldown_seconds": _is_non_negative,
     "weight": _is_non_negative,
+    "key_rotation_strategy": _is_strategy,
+    "account_weights": _is_weight_list,
+    "oauth_accounts": _is_str_list,  # refused when not empty (see _provider)
     "allow_plain_http": _is_bool,
     "headers": _is_str_mapping,
     "options": _is_mapping,
@@ -149,9 +186,26 @@ NETWORK_FIELDS: dict[str, Check] = {
     "allow_env_base_url": _is_bool,
     "ca_bundle_adds_to_system": _is_bool,
     "tls_key_log": _is_bool,
+    "presets": _is_str_list,
+    "rest_policies": _is_mapping_list,
+    "tool_allowed_hosts": _is_str_list,
+    "discord_allowed_hosts": _is_str_list,
 }
+REST_RULE_FIELDS: dict[str, Check] = {"host": _is_nonempty_str, "method": _is_nonempty_str,
+                                      "path": _is_nonempty_str, "action": _is_nonempty_str}
+ROTATION_STRATEGIES = ("failover", "round_robin")
 TOP_LEVEL_FIELDS = ("providers", "network", "default_provider", "fallback", "observability")
-OBSERVABILITY_FIELDS: dict[str, Check] = {"call_log": _is_nonempty_str}
+LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+OBSERVABILITY_FIELDS: dict[str, Check] = {
+    "call_log": _is_nonempty_str,
+    "log_level": _is_log_level,  # the CLI sets the package's loggers to it
+    # Missy's OpenTelemetry and log file settings: accepted, not used by this package.
+    "otel_enabled": _is_bool, "otel_endpoint": _is_str, "otel_protocol": _is_str,
+    "otel_service_name": _is_str, "log_file_path": _is_str,
+}
+# How close an unknown top-level key must be to one of ours to be a typo of it (difflib
+# ratio): `provider`, `netwrok` and `fallbak` are; none of Missy's own sections is.
+NEAR_MISS = 0.8
 
 
 class _Problems:
@@ -230,15 +284,61 @@ def _env_name(value: str) -> str | None:
     return value[2:-1] if value.startswith("${") and value.endswith("}") else value[1:]
 
 
-def _credential(value: str, env: Mapping[str, str], problems: _Problems, *path: str
-                ) -> Secret | Unset | None:
-    """A credential as written in the config: a literal, or a ``$VAR`` read from the
-    environment (bound to its vendor's host when it is a vendor key variable). :class:`Unset`
-    (the name) when the variable is not set; None (and a problem) when the reference itself is
-    malformed or the value cannot be a header value."""
+def reference_scheme(value: str) -> str:
+    """The scheme of a secret reference (``vault://NAME`` -> ``vault``), or "" for a value
+    that is not one. A key never contains ``://``."""
+    scheme, sep, _ = value.partition("://")
+    ok = sep and scheme[:1].isalpha() and scheme.isascii() and \
+        scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()
+    return scheme.lower() if ok else ""
+
+
+def shown_reference(value: str) -> str:
+    """A secret reference as it may be shown (``vault://ANTHROPIC_API_KEY``): the name after
+    the scheme only when it looks like a name, never what may be a pasted secret."""
+    scheme, _, rest = value.partition("://")
+    named = len(rest) <= 64 and rest.replace("_", "").replace("-", "").replace(".", "") \
+        .replace("/", "").isalnum() and not rest.startswith(("sk-", "sk_"))
+    return f"{scheme.lower()}://{rest}" if named else f"{scheme.lower()}://(name not shown)"
+
+
+def _resolved(value: str, resolve: SecretResolver | None, problems: _Problems,
+              *path: str) -> Secret | None:
+    """A ``scheme://`` reference through the host's resolver, held as a Secret; without a
+    resolver (or when it fails) a problem naming the key, never a reference sent as a key."""
+    shown = shown_reference(value)
+    if resolve is None:
+        problems.add(f"{shown} is a secret reference and nothing resolves it: the host passes "
+                     "resolve_secret= (its vault) to load_config / config_from_dict / "
+                     "ProviderRegistry.from_config; or use $VAR for an environment variable",
+                     *path)
+        return None
+    try:
+        found = resolve(value)
+    except Exception as exc:  # the host's code: its error type, never its text (a secret?)
+        problems.add(f"resolve_secret could not resolve {shown} ({type(exc).__name__})", *path)
+        return None
+    if not isinstance(found, str) or not found:
+        problems.add(f"resolve_secret gave no string for {shown} (got "
+                     f"{type(found).__name__})", *path)
+        return None
+    return Secret(found, origin=shown)
+
+
+def _credential(value: str, env: Mapping[str, str], problems: _Problems, *path: str,
+                resolve: SecretResolver | None = None) -> Secret | Unset | None:
+    """A credential as written in the config: a literal, a ``$VAR`` read from the
+    environment (bound to its vendor's host when it is a vendor key variable), or a
+    ``scheme://`` reference for ``resolve``. :class:`Unset` (the name) when the variable is not
+    set; None (and a problem) when the reference itself is malformed or unresolved, or the
+    value cannot be a header value."""
     name = _env_name(value)
-    if name is None:
-        secret: Secret | None = Secret(value, origin="config")
+    if name is None and reference_scheme(value):
+        secret: Secret | None = _resolved(value, resolve, problems, *path)
+        if secret is None:
+            return None
+    elif name is None:
+        secret = Secret(value, origin="config")
     elif not name.isidentifier():
         # Never quote it: a key pasted where a variable name was meant lands here.
         problems.add("starts with '$' but is not a valid $VAR reference (value not shown); "
@@ -298,6 +398,8 @@ def _default_base_url(ptype: str, env: Mapping[str, str], use_env: bool, notes: 
     """(base_url, where it came from) when the config gives none. The environment decides
     egress only when the config opts in (network.allow_env_base_url): a key written in the
     config must not follow a variable someone else set."""
+    if ptype not in DEFAULT_BASE_URLS:  # a host's type: its own default, if it has one
+        return str(getattr(HOST_TYPES.get(ptype), "default_base_url", "") or ""), "default"
     var = BASE_URL_ENV_VARS.get(ptype, "")
     env_value = env.get(var, "").strip() if var else ""
     if not env_value:
@@ -311,17 +413,55 @@ def _default_base_url(ptype: str, env: Mapping[str, str], use_env: bool, notes: 
     return url, f"env {var}"
 
 
+def yaml_key_variable(name: str) -> str:
+    """The variable Missy reads for the provider keyed ``name``: ``groq`` -> ``GROQ_API_KEY``,
+    ``openai-codex`` -> ``OPENAI_CODEX_API_KEY`` ("" when that is not a variable name)."""
+    var = f"{name.upper().replace('-', '_')}_API_KEY"
+    return var if var.isidentifier() and var.isascii() else ""
+
+
+def _key_source(ref: str) -> str:
+    if ref.startswith("$"):
+        return f"env {ref.strip('${}')}"
+    return shown_reference(ref) if reference_scheme(ref) else "config"
+
+
 def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
                   env: Mapping[str, str], problems: _Problems,
-                  *path: str) -> tuple[tuple[Secret, ...], str, tuple[str, ...]]:
-    """The key ring, a description of where it came from (never a key), and the referenced
-    variables that are not set."""
+                  *path: str, resolve: SecretResolver | None = None
+                  ) -> tuple[tuple[Secret, ...], str, tuple[str, ...], tuple[float, ...]]:
+    """The key ring, a description of where it came from (never a key), the referenced
+    variables that are not set, and the ring's weights for round_robin (empty: failover)."""
     ring: list[Secret] = []
     source = "none"
     unset: list[str] = []
+    listed = good.get("api_keys", [])
+    weights = good.get("account_weights") or []
+    if weights and len(weights) != len(listed):
+        problems.add(f"has {len(weights)} weight(s) for {len(listed)} api_keys: give one per "
+                     "key, in the same order", *path, "account_weights")
+        weights = []
+    if weights and good.get("key_rotation_strategy") != "round_robin":
+        problems.add("weights keys for key_rotation_strategy: round_robin; set it, or remove "
+                     "the weights", *path, "account_weights")
+    if good.get("key_rotation_strategy") == "round_robin" and len(listed) >= 2:
+        # Missy's round robin balances the api_keys themselves (api_key is not one of them).
+        ring_weights: list[float] = []
+        for i, ref in enumerate(listed):
+            key = _credential(ref, env, problems, *path, "api_keys", str(i), resolve=resolve)
+            if isinstance(key, Unset):
+                unset.append(key)
+            elif isinstance(key, Secret) and not any(key.same_value(k) for k in ring):
+                ring.append(key)
+                ring_weights.append(float(weights[i]) if weights else 1.0)
+        if "api_key" in good:
+            problems.add("round_robin balances the api_keys; remove api_key (or use "
+                         "failover)", *path, "api_key")
+        return (tuple(ring), _unset_source(f"{len(ring)} keys, round robin", ring, unset),
+                tuple(unset), tuple(ring_weights))
 
     def add(ref: str, *key_path: str) -> bool:
-        key = _credential(ref, env, problems, *path, *key_path)
+        key = _credential(ref, env, problems, *path, *key_path, resolve=resolve)
         if isinstance(key, Unset):
             unset.append(key)
             return False
@@ -334,58 +474,93 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
             ring.append(key)
         return True
 
-    var = KEY_ENV_VARS.get(ptype)
     if "api_key" in good:
         raw = good["api_key"]
         if add(raw, "api_key"):
-            source = f"env {raw.strip('${}')}" if raw.startswith("$") else "config"
-    elif var and env.get(var):
-        implicit = secret_from(env, var)
-        # The provider's usual variable, used implicitly: only where it may go.
-        if implicit is not None and _bound_elsewhere(implicit, base_url) is None \
-                and add(f"${var}", f"${var}"):
-            source = f"env {var}"
-    listed = good.get("api_keys", [])
+            source = _key_source(raw)
+    else:
+        # The provider type's own variable, then Missy's <YAMLKEY>_API_KEY, used implicitly:
+        # the first that is set and may go to this base_url. Not for Ollama: a local server
+        # takes no key (Missy's sends none), and one is sent only when the config says so.
+        own = yaml_key_variable(path[-1]) if ptype != "ollama" else ""
+        for var in dict.fromkeys((KEY_ENV_VARS.get(ptype, ""), own)):
+            implicit = secret_from(env, var) if var else None
+            if implicit is not None and _bound_elsewhere(implicit, base_url) is None \
+                    and add(f"${var}", f"${var}"):
+                source = f"env {var}"
+                break
     for i, ref in enumerate(listed):
         add(ref, "api_keys", str(i))
     if listed and (source == "none" or len(ring) > 1):
-        source = f"{len(ring)} keys" if len(ring) != 1 else "config"
-    if unset:
-        missing = ", ".join(f"${name}" for name in unset)
-        source = f"unset {missing}" if not ring else f"{source} (unset {missing})"
-    return tuple(ring), source, tuple(unset)
+        source = f"{len(ring)} keys" if len(ring) != 1 else _key_source(listed[0])
+    return tuple(ring), _unset_source(source, ring, unset), tuple(unset), ()
+
+
+def _unset_source(source: str, ring: Sequence[Secret], unset: Sequence[str]) -> str:
+    """The key source, saying which referenced variables are not set."""
+    if not unset:
+        return source
+    missing = ", ".join(f"${name}" for name in unset)
+    return f"unset {missing}" if not ring else f"{source} (unset {missing})"
 
 
 _RESILIENCE_KEYS = ("requests_per_minute", "tokens_per_minute", "max_wait_seconds",
                     "circuit_breaker_threshold", "circuit_breaker_cooldown_seconds", "weight")
 
 
+def _known_type(ptype: Any, where: tuple[str, ...], problems: _Problems,
+                notes: list[str]) -> bool:
+    """Whether ``ptype`` is a type we can build. One we do not know is the host's business
+    (Missy's ``acpx``): skipped with a note. A near miss of ours (``olama``) is a typo: a
+    problem with its did-you-mean."""
+    known = known_types()
+    if ptype in known:
+        return True
+    import difflib  # only on this path
+
+    near = difflib.get_close_matches(str(ptype), known, n=1, cutoff=NEAR_MISS)
+    if near or not isinstance(ptype, str) or not ptype:
+        hint = f"did you mean {near[0]!r}" if near else f"expected one of {', '.join(known)}"
+        problems.add(f"unknown provider type {ptype!r}"[:80] + f"; {hint} (set 'name' to the "
+                     "type)", *where)
+    else:
+        notes.append(f"{'.'.join(where[:2])}: type {ptype!r} is not one this package provides "
+                     f"({', '.join(known)}): skipped (a host adds its own types with "
+                     "register_type)")
+    return False
+
+
 def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
-              use_env_base_url: bool = False,
-              notes: list[str] | None = None) -> ProviderConfig | None:
+              use_env_base_url: bool = False, notes: list[str] | None = None,
+              resolve: SecretResolver | None = None) -> ProviderConfig | None:
     path = ("providers", name)
+    notes = [] if notes is None else notes
     if not isinstance(data, Mapping):
         problems.add(f"expected a mapping of provider settings, got {_kind(data)}", *path)
         return None
     ptype = data.get("name", name)
-    if ptype not in PROVIDER_TYPES:
-        where = (*path, "name") if "name" in data else path
-        problems.add(f"unknown provider type {ptype!r}; expected one of "
-                     f"{', '.join(PROVIDER_TYPES)} (set 'name' to the type)", *where)
+    if not _known_type(ptype, (*path, "name") if "name" in data else path, problems, notes):
         return None
-    good = problems.check_fields(data, {**COMMON_PROVIDER_FIELDS, **TYPE_PROVIDER_FIELDS[ptype]},
-                                 *path)
+    good = problems.check_fields(data, {**COMMON_PROVIDER_FIELDS,
+                                        **TYPE_PROVIDER_FIELDS.get(ptype, {})}, *path)
     if "model" not in good and "model" not in data:
         problems.add("missing required key 'model' (the model id to use)", *path)
+    if good.get("oauth_accounts"):
+        problems.add("Missy's round robin over several ChatGPT logins is not supported yet: "
+                     "configure one openai-codex provider per login (each its own auth_file) "
+                     "and list them in fallback", *path, "oauth_accounts")
     explicit = good.get("base_url", "").rstrip("/")
     if explicit:
         base_url, base_url_source = explicit, "config"
     else:
-        base_url, base_url_source = _default_base_url(ptype, env, use_env_base_url,
-                                                      [] if notes is None else notes, name)
-    _check_url(base_url, problems, *path, "base_url")
+        base_url, base_url_source = _default_base_url(ptype, env, use_env_base_url, notes,
+                                                      name)
+    if base_url:  # a host's type may speak no HTTP at all (none is then allowed for it)
+        _check_url(base_url, problems, *path, "base_url")
+    weights: tuple[float, ...] = ()
     if good.get("enabled", True):
-        keys, key_source, unset = _resolve_keys(ptype, good, base_url, env, problems, *path)
+        keys, key_source, unset, weights = _resolve_keys(ptype, good, base_url, env, problems,
+                                                         *path, resolve=resolve)
     else:  # a disabled provider is never used: its $VAR references are not read
         keys, key_source, unset = (), "not read (disabled)", ()
     token_url = good.get("token_url") or (DEFAULT_CODEX_TOKEN_URL if ptype == "openai-codex"
@@ -393,14 +568,18 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
     if "token_url" in good:
         _check_url(good["token_url"], problems, *path, "token_url")
     headers = _headers(ptype, good.get("headers") or {}, base_url, env, problems, *path,
-                       "headers")
+                       "headers", resolve=resolve)
     options = good.get("options") or {}
     for key in options:
-        if key in LIBRARY_KEYS[ptype]:
+        if key in LIBRARY_KEYS.get(ptype, ("model", "messages", "stream", "tools")):
             problems.add(f"{key!r} is set by the library (use the named option)", *path,
                          "options", key)
     if "model" not in good:
         return None
+    if good["model"] == "auto":
+        notes.append(f"providers.{name}.model: 'auto' is sent as the model's name (Missy "
+                     "picks a model from the server's list; this package does not): name the "
+                     "model")
     return ProviderConfig(
         name=name, provider_type=ptype, model=good["model"], base_url=base_url,
         base_url_source=base_url_source, allow_plain_http=good.get("allow_plain_http", False),
@@ -415,12 +594,15 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
         auth_file=(expand_user(good.get("auth_file") or codex_auth_file(env))
                    if ptype == "openai-codex" else ""), token_url=token_url,
         headers=headers, options=tuple(options.items()),
+        key_rotation_strategy=good.get("key_rotation_strategy", "failover"),
+        account_weights=weights,
         **{k: good[k] for k in _RESILIENCE_KEYS if k in good},
     )
 
 
 def _headers(ptype: str, given: Mapping[str, str], base_url: str, env: Mapping[str, str],
-             problems: _Problems, *path: str) -> tuple[tuple[str, str | Secret], ...]:
+             problems: _Problems, *path: str, resolve: SecretResolver | None = None
+             ) -> tuple[tuple[str, str | Secret], ...]:
     """Configured headers: a ``$VAR`` value is read from the environment and held as a
     Secret, and so is the literal value of a header whose name says it carries a credential;
     the client's own and the provider's auth headers are refused."""
@@ -429,10 +611,10 @@ def _headers(ptype: str, given: Mapping[str, str], base_url: str, env: Mapping[s
         for _, why in header_problems({name: raw if _env_name(raw) is None else "x"},
                                       PROVIDER_HEADERS.get(ptype, frozenset())):
             problems.add(why, *path, name)
-        if _env_name(raw) is None:
+        if _env_name(raw) is None and not reference_scheme(raw):
             out.append((name, held(name, raw, f"config header {name}")))
             continue
-        value = _credential(raw, env, problems, *path, name)
+        value = _credential(raw, env, problems, *path, name, resolve=resolve)
         if isinstance(value, Unset):
             problems.add(f"${value} is not set", *path, name)
         elif value is not None:
@@ -460,8 +642,16 @@ def _network(data: Any, problems: _Problems) -> NetworkConfig:
         problems.add(f"expected a mapping, got {_kind(data)}", "network")
         return NetworkConfig()
     good = problems.check_fields(data, NETWORK_FIELDS, "network")
-    lists = {k: tuple(v) for k, v in good.items() if isinstance(v, list)}
+    lists = {k: tuple(v) for k, v in good.items()
+             if isinstance(v, list) and k not in ("presets", "rest_policies")}
     _check_network_entries(lists, problems)
+    presets = _presets(good.get("presets", []), problems)
+    if presets:
+        from .presets import expand
+
+        lists["allowed_hosts"], lists["allowed_domains"], lists["allowed_cidrs"] = expand(
+            presets, lists.get("allowed_hosts", ()), lists.get("allowed_domains", ()),
+            lists.get("allowed_cidrs", ()))
     if good.get("proxy"):
         _check_url(good["proxy"], problems, "network", "proxy")
     return NetworkConfig(
@@ -469,8 +659,54 @@ def _network(data: Any, problems: _Problems) -> NetworkConfig:
         ca_bundle=good.get("ca_bundle", ""), audit_log=good.get("audit_log", ""),
         **{k: good[k] for k in ("allow_plain_http_proxy", "allow_env_base_url",
                                 "ca_bundle_adds_to_system", "tls_key_log") if k in good},
+        presets=presets, rest_policies=_rest_rules(good.get("rest_policies", []), problems),
         **lists,
     )
+
+
+def _presets(names: list[str], problems: _Problems) -> tuple[str, ...]:
+    from .presets import PRESETS
+
+    for i, name in enumerate(names):
+        if name not in PRESETS:
+            hint = _did_you_mean(name, PRESETS).replace("known keys", "the presets are")
+            problems.add(f"unknown preset {_shown_key(name)}{hint}", "network", "presets",
+                         str(i))
+    return tuple(dict.fromkeys(n for n in names if n in PRESETS))
+
+
+def _rest_rules(entries: list[Mapping[str, Any]], problems: _Problems) -> tuple[Any, ...]:
+    """``network.rest_policies``: Missy's method + path rules, checked strictly (Missy takes
+    any text and a rule that cannot match is silently dead)."""
+    from .core.policy import REST_ACTIONS, RestRule
+
+    rules = []
+    for i, entry in enumerate(entries):
+        where = ("network", "rest_policies", str(i))
+        good = problems.check_fields(entry, REST_RULE_FIELDS, *where)
+        if "host" not in good:
+            problems.add("missing required key 'host' (the exact host name the rule is for)",
+                         *where)
+            continue
+        host, method = good["host"], good.get("method", "*")
+        path, action = good.get("path", "/**"), str(good.get("action", "deny")).lower()
+        if method != "*" and not (method.isascii() and method.isalpha()):
+            problems.add(f"expected an HTTP method or '*', got {method!r}"[:80], *where,
+                         "method")
+        elif not path.startswith(("/", "*")):
+            problems.add(f"expected a path glob starting with '/', got {path!r}"[:80], *where,
+                         "path")
+        elif action not in REST_ACTIONS:
+            problems.add(f"expected allow or deny, got {action!r}"[:80], *where, "action")
+        elif host.count(":") == 1:
+            problems.add("give the host without a port (a rule holds for every port)", *where,
+                         "host")
+        else:
+            try:
+                rules.append(RestRule(host, method, path, action))
+            except ValueError as exc:
+                problems.add(str(exc), *where, "host")
+    return tuple(rules)
 
 
 def _check_network_entries(lists: Mapping[str, tuple[str, ...]], problems: _Problems) -> None:
@@ -481,6 +717,8 @@ def _check_network_entries(lists: Mapping[str, tuple[str, ...]], problems: _Prob
         "allowed_domains": parse_domain_entry, "allowed_cidrs": parse_cidr,
     }
     for key, entries in lists.items():
+        if key not in parsers:  # another category's hosts: never used here, never parsed
+            continue
         for i, entry in enumerate(entries):
             try:
                 parsers[key](entry)
@@ -488,10 +726,45 @@ def _check_network_entries(lists: Mapping[str, tuple[str, ...]], problems: _Prob
                 problems.add(str(exc), "network", key, str(i))
 
 
+def _our_sections(data: Mapping[Any, Any], problems: _Problems
+                  ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The top-level sections we own, and the other keys (the host application's: left
+    alone). A near miss of one of ours (``provider:``, ``netwrok:``) or a key of one of our
+    sections written at the top is a problem, not the host's."""
+    import difflib
+
+    ours: dict[str, Any] = {}
+    host: list[str] = []
+    inner = {**{k: "network" for k in NETWORK_FIELDS},
+             **{k: "observability" for k in OBSERVABILITY_FIELDS},
+             **{k: "providers.<name>" for k in COMMON_PROVIDER_FIELDS}}
+    for key, value in data.items():
+        if key in TOP_LEVEL_FIELDS:
+            if value is not None:  # `key:` with nothing after it: not set
+                ours[key] = value
+            continue
+        text = str(key)
+        near = difflib.get_close_matches(text.lower(), TOP_LEVEL_FIELDS, n=1, cutoff=NEAR_MISS)
+        if near:
+            problems.add(f"unknown key {_shown_key(key)}; did you mean {near[0]!r}?")
+        elif text in inner:
+            problems.add(f"{text!r} belongs under {inner[text]}: (it is not a top-level key)")
+        else:
+            host.append(text)
+    return ours, tuple(host)
+
+
 @at_boundary
 def config_from_dict(data: Any, *, source: str = "<dict>",
-                     env: Mapping[str, str] | None = None) -> Config:
-    """Validate a config mapping. Raises one ConfigError carrying every problem found."""
+                     env: Mapping[str, str] | None = None,
+                     resolve_secret: SecretResolver | None = None) -> Config:
+    """Validate a config mapping. Raises one ConfigError carrying every problem found.
+
+    The mapping may be a host application's whole config file: we read ``providers``,
+    ``network``, ``default_provider``, ``fallback`` and ``observability`` (strictly) and leave
+    the other top-level keys to the host (``Config.host_keys``). ``resolve_secret`` turns a
+    ``scheme://`` key reference (``vault://NAME``) into the secret; without it such a
+    reference is a problem."""
     env = ENVIRONMENT if env is None else env
     problems = _Problems(source)
     if data is None:
@@ -499,7 +772,7 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
     if not isinstance(data, Mapping):
         problems.add(f"expected a mapping at the top of the config, got {_kind(data)}")
         problems.raise_if_any()
-    top = problems.check_fields(data, {k: lambda v: None for k in TOP_LEVEL_FIELDS})
+    top, host_keys = _our_sections(data, problems)
     network = _network(top.get("network"), problems)
     use_env = network.allow_env_base_url
     notes: list[str] = []
@@ -513,9 +786,12 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
         if not isinstance(name, str) or not name:
             problems.add("provider names must be non-empty strings", "providers")
             continue
-        provider = _provider(name, pdata, env, problems, use_env, notes)
+        provider = _provider(name, pdata, env, problems, use_env, notes, resolve_secret)
         if provider is not None:
             providers[name] = provider
+    skipped = {n: p.get("name", n) for n, p in raw_providers.items()
+               if n not in providers and isinstance(p, Mapping) and p.get("name", n)
+               not in known_types()}
     default = top.get("default_provider", "")
     if default and not isinstance(default, str):
         problems.add(f"expected a provider name, got {_kind(default)}", "default_provider")
@@ -526,6 +802,10 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
     elif default in providers and not providers[default].enabled:
         problems.add(f"{default!r} is disabled (providers.{default}.enabled: false); enable it "
                      "or name an enabled provider", "default_provider")
+    elif default in skipped:
+        problems.add(f"{default!r} is of type {skipped[default]!r}, which this package does "
+                     "not provide (the host adds it with register_type), so it cannot be the "
+                     "default", "default_provider")
     fallback = top.get("fallback") or []
     if _is_str_list(fallback):
         problems.add("expected a list of provider names", "fallback")
@@ -536,6 +816,10 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
         elif name in providers and not providers[name].enabled:
             notes.append(f"fallback.{i}: {name!r} is disabled and is skipped in the fallback "
                          "chain")
+        elif name in skipped:
+            notes.append(f"fallback.{i}: {name!r} (type {skipped[name]!r}) was skipped and is "
+                         "left out of the fallback chain")
+    fallback = [name for name in fallback if name not in skipped]
     for name, pconf in providers.items():
         for var in pconf.unset_keys if pconf.enabled else ():
             effect = "its other keys are used" if pconf.keys else \
@@ -545,13 +829,13 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
     if not isinstance(observability, Mapping):
         problems.add(f"expected a mapping, got {_kind(observability)}", "observability")
         observability = {}
-    call_log = problems.check_fields(observability, OBSERVABILITY_FIELDS,
-                                     "observability").get("call_log", "")
+    seen = problems.check_fields(observability, OBSERVABILITY_FIELDS, "observability")
     order = {str(k): i for i, k in enumerate(data)}
     problems.raise_if_any(order)
     config = Config(providers=providers, network=network, default_provider=default,
                     fallback=tuple(fallback), source=source, notes=tuple(notes),
-                    call_log=call_log)
+                    call_log=seen.get("call_log", ""), host_keys=host_keys,
+                    log_level=_log_level_name(seen.get("log_level")))
     _check_proxy_allowed(config, problems)
     problems.raise_if_any(order)
     return config
@@ -578,7 +862,7 @@ def network_policy(config: Config) -> NetworkPolicy:
                 provider_hosts.setdefault(target.authority, origin)
     return NetworkPolicy(default_deny=net.default_deny, allowed_hosts=net.allowed_hosts,
                          allowed_domains=net.allowed_domains, allowed_cidrs=net.allowed_cidrs,
-                         provider_hosts=provider_hosts)
+                         provider_hosts=provider_hosts, rest_rules=net.rest_policies)
 
 
 def http_client(config: Config, **kw: Any) -> PolicyHTTPClient:
@@ -672,10 +956,12 @@ def read_config_file(path: str, *, explicit: bool = True) -> Any:
 
 @at_boundary
 def load_config(path: str | os.PathLike[str] | None = None, *,
-                env: Mapping[str, str] | None = None) -> Config:
-    """Load and validate the config file (see :func:`config_path` for which one)."""
+                env: Mapping[str, str] | None = None,
+                resolve_secret: SecretResolver | None = None) -> Config:
+    """Load and validate the config file (see :func:`config_path` for which one);
+    ``resolve_secret`` as for :func:`config_from_dict`."""
     given = os.fspath(path) if path else None
     resolved = config_path(given, env)
     explicit = bool(given or (ENVIRONMENT if env is None else env).get("MISSY_CONFIG"))
     return config_from_dict(read_config_file(resolved, explicit=explicit), source=resolved,
-                            env=env)
+                            env=env, resolve_secret=resolve_secret)

@@ -193,13 +193,19 @@ class Document(Part):
 
 
 def as_content(value: object, where: str) -> str | tuple[Part, ...]:
-    """A message's content checked: a str, or a sequence of parts (kept as a tuple)."""
+    """A message's content checked: a str, or a sequence of parts (kept as a tuple). Part
+    dicts in the APIs' own shapes (``{"type": "image_url", ...}``, as Missy builds them) are
+    converted strictly (native.py)."""
     if isinstance(value, str):
         return value
     if isinstance(value, Part):
         return (value,)
     if isinstance(value, (list, tuple)) and all(isinstance(p, Part) for p in value):
         return tuple(value)
+    if isinstance(value, (list, tuple)) and any(isinstance(p, dict) for p in value):
+        from .native import content_from
+
+        return content_from(value, f"{where} content")
     raise UsageError(f"{where} content must be a str or a list of Text/Image/Document parts, "
                      f"got {type(value).__name__}")
 

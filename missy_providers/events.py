@@ -27,7 +27,7 @@ log = get_logger(__name__)
 
 # Every event type and the fields it carries (checked when emitted: a typo fails loudly).
 EVENT_FIELDS: dict[str, frozenset[str]] = {
-    "call_started": frozenset({"model", "tier", "stream"}),
+    "call_started": frozenset({"model", "tier", "stream", "session_id", "task_id"}),
     "attempt": frozenset({"number", "key_index", "host"}),
     "retry": frozenset({"reason", "wait_s"}),
     "key_rotated": frozenset({"from_index", "to_index", "why"}),

@@ -4,6 +4,10 @@ The ring has a current key; calls use it. Only a key's own failure moves a call 
 key: a 401 or 403 (the key is refused) or a 429 (the key is out of rate). A key the server
 refused is skipped by every call for ``cooldown`` seconds while another key is usable, so a
 revoked key is not tried again on the next call, or on a retry after an unrelated failure.
+
+With ``key_rotation_strategy: round_robin`` (Missy's name) each call starts on the next key
+instead, picked by smooth weighted round robin over ``account_weights``: the calls are shared
+out between the keys (accounts), and a key's failure still moves that call on as above.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ from collections.abc import Callable, Sequence
 
 from .core.secret import Secret
 
+TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
+if TYPE_CHECKING:
+    from .settings import ProviderConfig
+
 KEY_COOLDOWN_SECONDS = 600.0  # a refused key is skipped this long while another key is usable
 
 
@@ -21,8 +29,15 @@ class KeyRing:
     """The keys of one provider. Thread-safe; never shows a key."""
 
     def __init__(self, keys: Sequence[Secret] = (), cooldown: float = KEY_COOLDOWN_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 weights: Sequence[float] | None = None) -> None:
+        from .weighted import WeightedRoundRobin
+
         self._keys = tuple(keys)
+        # round_robin: each call starts on the next key by weight (None: failover).
+        self._weights = None if weights is None else \
+            dict(enumerate(tuple(weights) or (1.0,) * len(self._keys)))
+        self._balancer = WeightedRoundRobin()
         self._index = 0
         self._refused: dict[int, float] = {}  # index -> when its cool-down ends
         self._cooldown, self._clock = cooldown, clock
@@ -44,6 +59,26 @@ class KeyRing:
         if fresh:
             return fresh[0]
         return allowed[0] if allowed else None
+
+    def start(self) -> int | None:
+        """The index a new call starts with: :meth:`pick` (failover), or with round robin the
+        next key by weight among those not cooling down (which becomes the current key)."""
+        if self._weights is None or len(self._keys) < 2:
+            return self.pick()
+        with self._lock:
+            now = self._clock()
+            fresh = [i for i in range(len(self._keys)) if self._refused.get(i, 0.0) <= now]
+            chosen = self._balancer.select(fresh or list(range(len(self._keys))),
+                                           self._weights)
+            if chosen is None:  # no weight above 0 (the config refuses that): stay put
+                return self._index
+            self._index = chosen
+            return chosen
+
+    @property
+    def round_robin(self) -> bool:
+        """Whether calls are shared out between the keys (Missy's multi-account mode)."""
+        return self._weights is not None and len(self._keys) > 1
 
     def current(self) -> Secret | None:
         """The key the next call would start with."""
@@ -87,4 +122,12 @@ class KeyRing:
         return len(self._keys)
 
     def __repr__(self) -> str:
-        return f"KeyRing({len(self._keys)} keys, index={self._index})"
+        mode = ", round robin" if self.round_robin else ""
+        return f"KeyRing({len(self._keys)} keys, index={self._index}{mode})"
+
+
+def ring_for(config: ProviderConfig) -> KeyRing:
+    """The key ring a provider's config asks for: failover, or round robin with its
+    weights."""
+    round_robin = config.key_rotation_strategy == "round_robin"
+    return KeyRing(config.keys, weights=config.account_weights if round_robin else None)

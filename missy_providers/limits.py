@@ -74,7 +74,7 @@ class RateLimiter:
                        self.tokens.wait_for(estimated_tokens) if self.tokens else 0.0)
             if wait > self.max_wait:
                 raise RateLimitError(
-                    f"client-side limit: the next request would wait {wait:.1f}s, over "
+                    f"client-side rate limit: the next request would wait {wait:.1f}s, over "
                     f"max_wait_seconds={self.max_wait:g} (requests_per_minute/"
                     "tokens_per_minute in the provider's config)", provider=self.provider,
                     retry_after=wait)

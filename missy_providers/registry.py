@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from .config import Config, ProviderConfig, config_from_dict, load_config
 from .core.errors import (
@@ -52,20 +52,49 @@ PROVIDER_CLASSES = {
 
 def provider_class(provider_type: str) -> type[BaseProvider]:
     from .core.env import load_own
+    from .provider_types import HOST_TYPES  # a host's own types (register_type)
+
+    if provider_type in HOST_TYPES:
+        return HOST_TYPES[provider_type]
 
     module_name, _, class_name = PROVIDER_CLASSES[provider_type].partition(":")
     cls: type[BaseProvider] = load_own(module_name, class_name)  # type: ignore[assignment]
     return cls
 
 
+class RegistryNotInitialised(UsageError, RuntimeError):
+    """get_registry() before init_registry(); a RuntimeError too, as Missy's callers expect."""
+
+
 class ProviderRegistry:
-    """The single source of truth for the configured providers."""
+    """The single source of truth for the configured providers.
 
-    def __init__(self, config: Config, client: PolicyHTTPClient | None = None,
+    Two surfaces on one object. Ours: :meth:`provider` (a UsageError for a name that is
+    unknown or disabled), :attr:`default`, :meth:`complete` with fallback and tiers,
+    :meth:`provider_rows`. Missy's, with its meaning (its runtime, CLI and API server call
+    these): :meth:`get` (None for an unknown name), :meth:`register`, :meth:`list_providers`
+    (sorted names), :meth:`get_available`, :meth:`select_weighted`, :meth:`set_default`,
+    :meth:`get_default_name`, :meth:`set_enabled` / :meth:`is_enabled` (a runtime toggle that
+    never enables what the config disabled), :meth:`get_config`, :meth:`key_for`,
+    :meth:`rotate_key`."""
+
+    # How long an availability answer is reused, and the most get_available(),
+    # select_weighted() and set_default() wait for the probes (Missy's values).
+    AVAILABILITY_CACHE_SECONDS = 5.0
+    AVAILABILITY_BULK_DEADLINE_SECONDS = 0.5
+
+    def __init__(self, config: Config | None = None, client: PolicyHTTPClient | None = None,
                  on_event: Hook | None = None) -> None:
-        from .config import http_client
-        from .keys import KeyRing
+        """``config`` None: an empty registry, filled with :meth:`register` (Missy's
+        ``ProviderRegistry()``)."""
+        import threading
 
+        from .availability import AvailabilityCache
+        from .config import http_client
+        from .keys import ring_for
+        from .weighted import WeightedRoundRobin
+
+        config = Config() if config is None else config
         self.config = config
         self.client = client or http_client(config)
         self.hooks = Hooks()  # shared by every provider of this registry
@@ -81,24 +110,40 @@ class ProviderRegistry:
             # Required: a call whose events cannot be written fails (nothing unrecorded).
             self.hooks.subscribe(lambda event: log_file(event.as_dict()), required=True)
         self._keys: dict[str, KeyRing] = {}
-        self._providers: dict[str, BaseProvider] = {}
+        self._providers: dict[str, Any] = {}  # registered: the config's enabled ones, then
+        self._configs: dict[str, Any] = {}  # register()'s; and the config each came with
         for name, pconf in config.providers.items():
             if pconf.enabled:  # disabled providers are listed, never constructed
-                self._keys[name] = KeyRing(pconf.keys)
+                self._keys[name] = ring_for(pconf)
                 cls = provider_class(pconf.provider_type)
                 self._providers[name] = cls(pconf, self.client, self._keys[name], self.hooks)
+                self._configs[name] = pconf
         self._default = config.default_provider or next(iter(self._providers), "")
+        self._chosen: str | None = config.default_provider or None  # get_default_name()
+        self._runtime_disabled: set[str] = set()
+        self._weighted = WeightedRoundRobin()
+        self._availability = AvailabilityCache(self.AVAILABILITY_CACHE_SECONDS)
+        self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls,
                     config: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None,
                     *, client: PolicyHTTPClient | None = None,
-                    on_event: Hook | None = None) -> ProviderRegistry:
+                    on_event: Hook | None = None,
+                    resolve_secret: Callable[[str], str] | None = None) -> ProviderRegistry:
         """From a Config, a config dict, a file path, or (None) the default config file.
-        ``on_event`` receives every call event (see :meth:`subscribe`)."""
-        if not isinstance(config, Config):
-            config = (config_from_dict(config) if isinstance(config, Mapping)
-                      else load_config(config))
+        ``on_event`` receives every call event (see :meth:`subscribe`); ``resolve_secret``
+        resolves ``vault://``-style key references (see config.config_from_dict)."""
+        if isinstance(config, Mapping):
+            config = config_from_dict(config, resolve_secret=resolve_secret)
+        elif config is None or isinstance(config, (str, os.PathLike)):
+            config = load_config(config, resolve_secret=resolve_secret)
+        elif not isinstance(config, Config):
+            raise UsageError(
+                f"from_config takes a Config, a config mapping or a file path, got "
+                f"{type(config).__module__}.{type(config).__qualname__}: a host's own config "
+                "object has already read its secrets into plain text and lost where each came "
+                "from; pass the path of its file (and resolve_secret= for its vault)"[:400])
         return cls(config, client, on_event)
 
     def subscribe(self, hook: Hook) -> Callable[[], None]:
@@ -107,9 +152,8 @@ class ProviderRegistry:
         return self.hooks.subscribe(hook)
 
     def __repr__(self) -> str:
-        enabled = [n for n, p in self.config.providers.items() if p.enabled]
-        return (f"ProviderRegistry(source={self.config.source!r}, providers={enabled!r}, "
-                f"default={self._default!r})")
+        return (f"ProviderRegistry(source={self.config.source!r}, "
+                f"providers={list(self._providers)!r}, default={self._default!r})")
 
     def _config_of(self, name: str) -> ProviderConfig:
         try:
@@ -119,13 +163,18 @@ class ProviderRegistry:
             raise UsageError(f"no provider named {name!r} in the config (configured: {known})"
                              ) from None
 
-    def get(self, name: str | None = None) -> BaseProvider:
-        """The provider ``name`` (default: the default provider)."""
+    # --- ours -----------------------------------------------------------------------------
+
+    def provider(self, name: str | None = None) -> BaseProvider:
+        """The provider ``name`` (default: the default provider); a UsageError when it is not
+        configured, or disabled."""
         name = name or self.default_name
+        if name in self._providers and name not in self.config.providers:
+            return self._providers[name]  # type: ignore[no-any-return]  # register()ed
         pconf = self._config_of(name)
         if not pconf.enabled:
             raise UsageError(f"provider {name!r} is disabled (providers.{name}.enabled: false)")
-        return self._providers[name]
+        return self._providers[name]  # type: ignore[no-any-return]
 
     @property
     def default_name(self) -> str:
@@ -135,26 +184,17 @@ class ProviderRegistry:
 
     @property
     def default(self) -> BaseProvider:
-        return self.get(self.default_name)
-
-    def set_default(self, name: str) -> None:
-        self.get(name)  # must exist and be enabled
-        self._default = name
-
-    def rotate_key(self, name: str) -> int:
-        """Switch ``name`` to its next API key, round robin (a no-op with fewer than two
-        keys); returns the index of the key now in use. Thread-safe."""
-        self.get(name)
-        return self._keys[name].rotate()
+        return self.provider(self.default_name)
 
     def names(self) -> list[str]:
         return list(self.config.providers)
 
     def available(self) -> list[str]:
-        """Enabled providers that report themselves available (may probe the network)."""
-        return [n for n, p in self._providers.items() if p.is_available()]
+        """Enabled providers that report themselves available (probed in parallel, see
+        :meth:`get_available`), by name."""
+        return self._available_names()
 
-    def list_providers(self) -> list[dict[str, Any]]:
+    def provider_rows(self) -> list[dict[str, Any]]:
         """One row per configured provider, disabled ones included; no network, no secrets."""
         rows = []
         for name, pconf in self.config.providers.items():
@@ -169,26 +209,180 @@ class ProviderRegistry:
             })
         return rows
 
-    def fallback_order(self, providers: Sequence[str] | None = None) -> list[str]:
-        """``providers``, else the config's ``fallback``, else the default provider; providers
-        with a ``weight`` are ordered by weighted random choice (heavier first, on average),
-        unweighted ones keep their place after them."""
-        # A disabled provider in the config's chain is skipped (config check says so); one
-        # named in ``providers`` by the caller is an error, from get().
-        order = list(providers or [n for n in self.config.fallback
-                                   if self._config_of(n).enabled] or [self.default_name])
-        weighted = [n for n in order if self._config_of(n).weight > 0]
-        if not weighted:
-            return order
-        import random  # only for weighted orders
+    # --- Missy's ----------------------------------------------------------------------------
 
-        rng = random.Random()  # noqa: S311 (load spreading, not security)
-        chosen = []
-        while weighted:
-            pick = rng.choices(weighted, [self._config_of(n).weight for n in weighted])[0]
-            weighted.remove(pick)
-            chosen.append(pick)
-        return chosen + [n for n in order if n not in chosen]
+    def get(self, name: str | None = None) -> Any:
+        """The provider registered as ``name``, or None (Missy's meaning: an unknown name,
+        and one the config disabled, is None). No name: the default provider."""
+        if name is None:
+            return self.default
+        return self._providers.get(name)
+
+    def register(self, name: str, provider: Any, config: Any = None) -> None:
+        """Add ``provider`` (any object with Missy's provider methods) as ``name``, with
+        its ``config`` (what :meth:`get_config` returns; its ``weight`` counts in
+        :meth:`select_weighted`). The same object again is a no-op; another object under a
+        taken name, or the same one with another config, is a ValueError."""
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"a provider name is a non-empty str, got {name!r}"[:80])
+        with self._lock:
+            existing = self._providers.get(name)
+            if existing is not None and existing is not provider:
+                raise UsageError(f"Provider {name!r} is already registered.")
+            if existing is provider:
+                known = self._configs.get(name)
+                if config is not None and known is not None and config != known:
+                    raise UsageError(f"Provider {name!r} is already registered with different "
+                                     "config.")
+                return
+            self._providers[name] = provider
+            if config is not None:
+                import copy
+
+                self._configs[name] = copy.deepcopy(config)  # the caller's stays theirs
+            if not self._default:
+                self._default = name
+
+    def get_config(self, name: str) -> Any:
+        """The config ``name`` was registered with (a ProviderConfig for the config's
+        providers: Missy reads ``fast_model``, ``premium_model``, ``weight``,
+        ``circuit_breaker_threshold``, ``api_keys``, ...), or None."""
+        import copy
+
+        config = self._configs.get(name)
+        return config if isinstance(config, ProviderConfig) else copy.deepcopy(config)
+
+    @property
+    def _provider_configs(self) -> Mapping[str, Any]:
+        """Read-only: Missy's runtime reads this private name (``len(config.api_keys)``);
+        :meth:`get_config` is the public way."""
+        from types import MappingProxyType
+
+        return MappingProxyType(self._configs)
+
+    def key_for(self, provider: Any) -> str | None:
+        """The name ``provider`` (this very object) is registered as, or None."""
+        return next((n for n, p in list(self._providers.items()) if p is provider), None)
+
+    def list_providers(self) -> list[str]:
+        """The names of every registered provider, runtime-disabled ones included, sorted
+        (Missy's shape; :meth:`provider_rows` has ours)."""
+        return sorted(self._providers)
+
+    def get_available(self) -> list[Any]:
+        """The registered, enabled providers that are available now, in registration order
+        (probed in parallel, at most AVAILABILITY_BULK_DEADLINE_SECONDS in all; an answer is
+        reused for AVAILABILITY_CACHE_SECONDS; a slow probe counts as unavailable this time)."""
+        return [self._providers[n] for n in self._available_names() if n in self._providers]
+
+    def _available_names(self, exclude: Collection[str] = ()) -> list[str]:
+        with self._lock:
+            candidates = [(n, p) for n, p in self._providers.items()
+                          if n not in self._runtime_disabled and n not in exclude]
+        return self._availability.available(candidates, self.AVAILABILITY_BULK_DEADLINE_SECONDS)
+
+    def select_weighted(self, *, exclude: Collection[str] | None = None,
+                        only: Collection[str] | None = None) -> Any:
+        """One available provider (not in ``exclude``; in ``only`` when given), picked by
+        smooth weighted round robin over the configs' ``weight`` (1.0 without a config): over
+        many picks each gets its weight's share, spread out (3:1 gives ``a a b a a a b a``).
+        Weight 0 is never picked while a candidate with a weight is available; when every
+        candidate has weight 0, the first (registration order). None when there is none."""
+        names = self._available_names(exclude or ())
+        if only is not None:
+            names = [n for n in names if n in only]
+        if not names:
+            return None
+        picked = self._weighted.select(names, self._weights()) or names[0]
+        return self._providers.get(picked)
+
+    def _weights(self) -> dict[str, float]:
+        return {n: float(getattr(c, "weight", 1.0)) for n, c in self._configs.items()}
+
+    def set_default(self, name: str) -> None:
+        """Make ``name`` the default. A ValueError (UsageError) when it is not registered,
+        disabled (by the config or at run time), or not available now."""
+        if name in self.config.providers and not self.config.providers[name].enabled:
+            raise UsageError(f"Provider {name!r} is disabled in the config "
+                             f"(providers.{name}.enabled: false).")
+        provider = self._providers.get(name)
+        if provider is None:
+            raise UsageError(f"Provider {name!r} is not registered.")
+        if name in self._runtime_disabled:
+            raise UsageError(f"Provider {name!r} is disabled; enable it first.")
+        if name not in self._availability.available(
+                [(name, provider)], self.AVAILABILITY_BULK_DEADLINE_SECONDS):
+            raise UsageError(f"Provider {name!r} is not available or its probe timed out.")
+        with self._lock:
+            if self._providers.get(name) is not provider:
+                raise UsageError(f"Provider {name!r} changed while it was being selected.")
+            if name in self._runtime_disabled:
+                raise UsageError(f"Provider {name!r} is disabled; enable it first.")
+            self._default = self._chosen = name
+
+    def get_default_name(self) -> str | None:
+        """The default set by the config's ``default_provider`` or :meth:`set_default`;
+        None until one of them names it (Missy's meaning)."""
+        return self._chosen
+
+    def is_enabled(self, name: str) -> bool:
+        """Registered and not disabled at run time (False for an unknown name)."""
+        return name in self._providers and name not in self._runtime_disabled
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        """Disable a registered provider at run time (it stays registered, is left out of
+        get_available, select_weighted and fallback chains, and cannot become the default), or
+        enable it again. Never enables what the config disabled; never disables the default.
+        A ValueError (UsageError) otherwise."""
+        if name in self.config.providers and not self.config.providers[name].enabled:
+            raise UsageError(f"Provider {name!r} is disabled in the config "
+                             f"(providers.{name}.enabled: false); the runtime toggle never "
+                             "enables it.")
+        with self._lock:
+            if name not in self._providers:
+                raise UsageError(f"Provider {name!r} is not registered.")
+            if not enabled and name in (self._chosen, self._default):
+                raise UsageError(f"Provider {name!r} is the current default; set a different "
+                                 "default before disabling it.")
+            if enabled:
+                self._runtime_disabled.discard(name)
+            else:
+                self._runtime_disabled.add(name)
+        self._availability.forget(name)
+
+    def rotate_key(self, name: str) -> int:
+        """Switch ``name`` to its next API key, round robin (a no-op with fewer than two
+        keys); returns the index of the key now in use. Thread-safe."""
+        self.provider(name)
+        return self._keys[name].rotate()
+
+    def fallback_order(self, providers: Sequence[str] | None = None) -> list[str]:
+        """The order a call that fails over tries its providers in, now: the chain's first
+        (see :meth:`_chain`), then the others by weight (:meth:`_by_weight`). Each call asks
+        only once its first provider failed, as Missy picks a fallback only on a failure."""
+        chain = self._chain(providers)
+        return chain[:1] + self._by_weight(chain[1:])
+
+    def _chain(self, providers: Sequence[str] | None) -> list[str]:
+        """``providers``, else the config's ``fallback``, else the default provider; each
+        once. Disabled providers in the config's chain are skipped (config check says so);
+        one the caller names is an error, from provider()."""
+        order = list(providers or [n for n in self.config.fallback
+                                   if self._config_of(n).enabled
+                                   and n not in self._runtime_disabled] or [self.default_name])
+        return list(dict.fromkeys(order))
+
+    def _by_weight(self, names: Sequence[str]) -> list[str]:
+        """Fallbacks ordered by ``weight`` with Missy's meaning: the first is picked by smooth
+        weighted round robin (over many failovers each gets its weight's share of going first:
+        3:1 is a a b a a a b a; equal weights take turns), the rest follow heaviest first;
+        weight 0 comes last, in listed order (never picked while one with a weight is left)."""
+        weight = {n: self.config.providers[n].weight if n in self.config.providers else
+                  float(getattr(self._configs.get(n), "weight", 1.0)) for n in names}
+        weighted = [n for n in names if weight[n] > 0]
+        first = self._weighted.select(weighted, weight) if weighted else None
+        rest = sorted((n for n in weighted if n != first), key=lambda n: -weight[n])
+        return ([first] if first else []) + rest + [n for n in names if weight[n] <= 0]
 
     @at_boundary
     def complete(self, messages: Sequence[Message], *, providers: Sequence[str] | None = None,
@@ -228,13 +422,17 @@ class ProviderRegistry:
         messages = as_messages(messages)
         router = router or ModelRouter()
         errors: list[MissyError] = []
-        order = self.fallback_order(providers)
-        budget = self._chain_budget(order, opts)
+        chain = self._chain(providers)
+        budget = self._chain_budget(chain, opts)
+        # The fallbacks are ordered (by weight) only once the first provider failed: the
+        # loop below sees them as they are appended.
+        order = chain[:1]
         for position, name in enumerate(order):
-            provider = self.get(name)
+            provider = self.provider(name)
             if not provider.has_credentials():
                 errors.append(AuthenticationError(provider.missing_credentials(),
                                                   provider=name))
+                order += self._by_weight(chain[1:]) if position == 0 else []
                 continue
             call_opts = dict(opts)
             chosen_tier = None if tier is None else self._tier(tier, messages, tools, router)
@@ -248,6 +446,7 @@ class ProviderRegistry:
                 return call(messages, tools or None, call_opts, trace, chosen_tier, budget)
             except FALLBACK_ERRORS as exc:
                 errors.append(exc)
+                order += self._by_weight(chain[1:]) if position == 0 else []
                 if position + 1 < len(order):
                     log.warning("%s failed (%s); trying the next provider", name, exc)
                     trace.emit("fallback", to_provider=order[position + 1],
@@ -260,9 +459,9 @@ class ProviderRegistry:
         the first provider's), and the sum of each provider's sends."""
         from .core.wire import CallBudget
 
-        first = self.get(order[0]) if order else self.default
+        first = self.provider(order[0]) if order else self.default
         total = opts.get("total_timeout", first.config.total_timeout)
-        return CallBudget.for_call(total, [self.get(n).send_plan(opts.get("max_retries"))
+        return CallBudget.for_call(total, [self.provider(n).send_plan(opts.get("max_retries"))
                                            for n in order])
 
     async def acomplete(self, messages: Sequence[Message], **kw: Any) -> CompletionResponse:
@@ -288,3 +487,30 @@ class ProviderRegistry:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --- the process-level registry (Missy's init_registry / get_registry) ------------------------
+
+# The one piece of process-wide state here (docs/AUDIT.md question 8): the registry
+# init_registry() made last, for code that cannot be handed one. Everything else takes the
+# registry it is given.
+_PROCESS_REGISTRY: dict[str, ProviderRegistry] = {}
+
+
+def init_registry(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+                  **kw: Any) -> ProviderRegistry:
+    """Build a registry (:meth:`ProviderRegistry.from_config`, same arguments) and make it the
+    process's, replacing the one before (which is not closed: calls in flight keep it)."""
+    registry = ProviderRegistry.from_config(config, **kw)
+    _PROCESS_REGISTRY["current"] = registry
+    return registry
+
+
+def get_registry() -> ProviderRegistry:
+    """The registry init_registry() made last; RegistryNotInitialised (a RuntimeError) before
+    any."""
+    try:
+        return _PROCESS_REGISTRY["current"]
+    except KeyError:
+        raise RegistryNotInitialised("ProviderRegistry has not been initialised. Call "
+                                     "init_registry(config) first.") from None

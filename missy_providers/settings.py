@@ -21,6 +21,9 @@ NETWORK_DEFAULTS: dict[str, Any] = {
     "provider_allowed_hosts": (), "proxy": "", "ca_bundle": "", "audit_log": "",
     "allow_plain_http_proxy": False, "allow_env_base_url": False,
     "ca_bundle_adds_to_system": False, "tls_key_log": False,
+    # Missy's keys: presets (already expanded into the three lists above), REST rules (enforced
+    # by the policy) and the host lists of traffic that is not a provider's (kept, never used).
+    "presets": (), "rest_policies": (), "tool_allowed_hosts": (), "discord_allowed_hosts": (),
 }
 
 
@@ -40,6 +43,10 @@ class NetworkConfig(Value):
     allow_env_base_url: bool  # OPENAI_BASE_URL / OLLAMA_HOST may set a base_url (and egress)
     ca_bundle_adds_to_system: bool  # the bundle adds to the system store (default: replaces)
     tls_key_log: bool  # honour SSLKEYLOGFILE (debugging only: writes TLS secrets to disk)
+    presets: tuple[str, ...]  # the preset names given (their entries are in the lists above)
+    rest_policies: tuple[Any, ...]  # core.policy.RestRule values, in order
+    tool_allowed_hosts: tuple[str, ...]  # Missy's tool traffic: accepted, never used here
+    discord_allowed_hosts: tuple[str, ...]  # Missy's Discord traffic: accepted, never used here
 
     def __init__(self, **settings: Any) -> None:
         self._set_over(NETWORK_DEFAULTS, settings)
@@ -82,7 +89,9 @@ PROVIDER_DEFAULTS: dict[str, Any] = {
     "max_wait_seconds": 30.0,
     "circuit_breaker_threshold": 5,  # 0: off
     "circuit_breaker_cooldown_seconds": 30.0,
-    "weight": 0.0,  # 0: not weighted; see ProviderRegistry.fallback_order
+    "weight": 1.0,  # Missy's meaning: a share of automatic picks; 0: never picked automatically
+    "key_rotation_strategy": "failover",  # or round_robin: each call starts on the next key
+    "account_weights": (),  # round_robin: one weight > 0 per key of the ring (empty: equal)
     "base_url_source": "config",  # config | default | env OPENAI_BASE_URL | env OLLAMA_HOST
     "allow_plain_http": False,  # a key may go over http:// to a host that is not loopback
     "headers": (),  # (name, str | Secret) pairs sent on every request (config `headers:`)
@@ -119,6 +128,8 @@ class ProviderConfig(Value):
     circuit_breaker_threshold: int
     circuit_breaker_cooldown_seconds: float
     weight: float
+    key_rotation_strategy: str
+    account_weights: tuple[float, ...]
     base_url_source: str
     allow_plain_http: bool
     headers: tuple[tuple[str, Any], ...]
@@ -129,12 +140,29 @@ class ProviderConfig(Value):
         self._set_over({"name": name, "provider_type": provider_type, "model": model,
                         "base_url": base_url, **PROVIDER_DEFAULTS}, settings)
 
+    # Missy's field names, read by its runtime and API server (``registry.get_config(name)``).
+
+    @property
+    def api_key(self) -> Secret | None:
+        """The key a call starts with (a Secret: its repr never shows it), or None."""
+        return self.keys[0] if self.keys else None
+
+    @property
+    def api_keys(self) -> tuple[Secret, ...]:
+        """Every key of the ring (more than one: a failed key rotates to the next)."""
+        return self.keys
+
+    @property
+    def oauth_accounts(self) -> tuple[str, ...]:
+        """Missy's Codex accounts: not supported here (the config refuses the key), so none."""
+        return ()
+
 
 class Config(Value):
     """A validated config: build it with config_from_dict or load_config."""
 
     __slots__ = ("providers", "network", "default_provider", "fallback", "source", "notes",
-                 "call_log")
+                 "call_log", "host_keys", "log_level")
     providers: Mapping[str, ProviderConfig]
     network: NetworkConfig
     default_provider: str
@@ -142,15 +170,18 @@ class Config(Value):
     source: str
     notes: tuple[str, ...]  # not errors, but worth an operator's attention (config check)
     call_log: str  # observability.call_log: a JSONL file of call events ("" for none)
+    host_keys: tuple[str, ...]  # top-level keys that are the host application's, not ours
+    log_level: str  # observability.log_level as a logging level name ("" when not set)
 
     def __init__(self, providers: Mapping[str, ProviderConfig] | None = None,
                  network: NetworkConfig | None = None, default_provider: str = "",
                  fallback: tuple[str, ...] = (), source: str = "<dict>",
-                 notes: tuple[str, ...] = (), call_log: str = "") -> None:
+                 notes: tuple[str, ...] = (), call_log: str = "",
+                 host_keys: tuple[str, ...] = (), log_level: str = "") -> None:
         self._set(providers={} if providers is None else providers,
                   network=NetworkConfig() if network is None else network,
                   default_provider=default_provider, fallback=fallback, source=source,
-                  notes=notes, call_log=call_log)
+                  notes=notes, call_log=call_log, host_keys=host_keys, log_level=log_level)
 
     def __hash__(self) -> int:  # providers is a dict
         return hash((self.source, tuple(self.providers)))

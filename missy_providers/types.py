@@ -311,31 +311,26 @@ class StreamEvent(Value):
         init(self, "response", response)
 
 
-_MESSAGE_DICT_KEYS = frozenset({"role", "content"})
-
-
 def as_messages(messages: object) -> list[Message]:
     """The conversation as Messages, checked before any I/O. Accepted as a convenience: a
-    plain string (one user turn) and ``{"role": ..., "content": ...}`` dicts (checked as
-    strictly as Message itself; other keys are refused, not dropped)."""
+    plain string (one user turn), and message dicts in OpenAI's chat shape, with
+    ``tool_calls``, ``tool_call_id``, ``name`` and content part dicts (native.py: converted as
+    strictly as Message itself; a key it does not know is refused, not dropped)."""
     if isinstance(messages, str):
         return [Message("user", messages)]
     if isinstance(messages, (Mapping, bytes)) or not isinstance(messages, Sequence):
-        raise UsageError(f"messages must be a list of Message (or of {{'role', 'content'}} "
-                         f"dicts, or a str), got {type(messages).__name__}")
+        raise UsageError(f"messages must be a list of Message (or of message dicts, or a "
+                         f"str), got {type(messages).__name__}")
     out: list[Message] = []
+    call_names: dict[str, str] = {}  # tool call id -> tool name, for tool result dicts
     for i, item in enumerate(messages):
         if isinstance(item, Message):
             out.append(item)
+            call_names.update((c.id, c.name) for c in item.tool_calls)
         elif isinstance(item, Mapping):
-            extra = set(item) - _MESSAGE_DICT_KEYS
-            if extra or "role" not in item:
-                raise UsageError(f"messages[{i}]: a message dict has exactly the keys 'role' "
-                                 f"and 'content'; got {sorted(map(str, item))}")
-            try:
-                out.append(Message(item["role"], item.get("content", "")))
-            except UsageError as exc:
-                raise UsageError(f"messages[{i}]: {exc}") from None
+            from .native import message_from_dict
+
+            out.append(message_from_dict(item, f"messages[{i}]", call_names))
         else:
             raise UsageError(f"messages[{i}] must be a Message, got {type(item).__name__}")
     if not out:
@@ -344,10 +339,12 @@ def as_messages(messages: object) -> list[Message]:
 
 
 def as_tools(tools: object) -> list[Tool]:
-    """The tools, checked before any I/O."""
-    if isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence):
+    """The tools, checked before any I/O: Tools, objects with ``get_schema()`` (a host's tool
+    classes) or ``{name, description, parameters}`` dicts, each checked into a Tool."""
+    if isinstance(tools, (str, bytes, Mapping, Tool)) or not isinstance(tools, Sequence):
         raise UsageError(f"tools must be a list of Tool, got {type(tools).__name__}")
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, Tool):
-            raise UsageError(f"tools[{i}] must be a Tool, got {type(tool).__name__}")
-    return list(tools)
+    if all(isinstance(t, Tool) for t in tools):
+        return list(tools)
+    from .native import tool_from
+
+    return [tool_from(tool, f"tools[{i}]") for i, tool in enumerate(tools)]

@@ -353,13 +353,13 @@ def test_policy_check_and_show(server: LoopbackServer, tmp_path: Path) -> None:
 def test_config_check_lists_every_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"providers:\n  a:\n    name: anthropic\n    api_key: {CANARY}\n"
-                   "  b:\n    name: gemini\n    model: m\nnetwork:\n  default_deny: maybe\n")
+                   "  b:\n    name: olama\n    model: m\nnetwork:\n  default_deny: maybe\n")
     result = missy("config", "check", config=bad)
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert len(lines) == 4
     assert "missing required key 'model'" in lines[0] and "(at providers.a)" in lines[0]
-    assert "unknown provider type 'gemini'" in lines[1]
+    assert "unknown provider type 'olama'; did you mean 'ollama'" in lines[1]
     assert "(at network.default_deny)" in lines[2]
     assert lines[3] == f"3 problem(s) in {bad}"
     good = missy("config", "check", config=ROOT / "examples" / "config.yaml")

@@ -32,10 +32,12 @@ BAD = [
      ("providers", "p", "model")),
     ({"providers": {"p": {"name": "anthropic", "model": 3}}}, "expected a non-empty string, got "
      "a number", ("providers", "p", "model")),
-    ({"providers": {"p": {"name": "gemini", "model": "m"}}}, "unknown provider type 'gemini'",
+    ({"providers": {"p": {"name": "olama", "model": "m"}}},
+     "unknown provider type 'olama'; did you mean 'ollama'", ("providers", "p", "name")),
+    ({"providers": {"antropic": {"model": "m"}}}, "unknown provider type 'antropic'",
+     ("providers", "antropic")),
+    ({"providers": {"p": {"name": 3, "model": "m"}}}, "unknown provider type 3",
      ("providers", "p", "name")),
-    ({"providers": {"gemini": {"model": "m"}}}, "unknown provider type 'gemini'",
-     ("providers", "gemini")),
     ({"providers": {"anthropic": {"model": "m", "modle": "x"}}},
      "unknown key 'modle'; did you mean 'model'?", ("providers", "anthropic")),
     ({"providers": {"anthropic": {"model": "m", "enabled": "yes"}}},
@@ -97,7 +99,7 @@ def test_bad_config(data: Any, fragment: str, path: tuple[str, ...]) -> None:
 def test_every_problem_is_collected() -> None:
     with pytest.raises(ConfigError) as info:
         config_from_dict({"providers": {"a": {"name": "anthropic"}, "b": {"model": "m",
-                                                                            "name": "x"}},
+                                                                            "name": "olama"}},
                           "network": {"default_deny": 1}}, env={})
     assert len(info.value.problems) == 3
     assert "(and 2 more problem(s))" in str(info.value)

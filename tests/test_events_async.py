@@ -72,7 +72,8 @@ def test_plain_call(server: LoopbackServer) -> None:
     registry(server, events).get("p").complete(HI)
     assert types(events) == ["call_started", "attempt", "call_finished"]
     started, attempt, done = events
-    assert started.fields == {"model": "m", "tier": None, "stream": False}
+    assert started.fields == {"model": "m", "tier": None, "stream": False, "session_id": None,
+                              "task_id": None}
     assert attempt.fields == {"number": 1, "key_index": 0, "host": f"127.0.0.1:{server.port}"}
     assert done.fields["request_id"] == "req-42" and done.fields["attempts"] == 1
     assert done.fields["usage"]["total_tokens"] == 4 and done.fields["stop_reason"] == "stop"

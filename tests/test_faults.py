@@ -381,14 +381,26 @@ def test_fallback_tier_routing(server: LoopbackServer) -> None:
 
 
 def test_weighted_order() -> None:
+    """The first of a chain stays first; the others take turns by weight (Missy's smooth
+    weighted round robin: 3:1 is a a b a a a b a), weight 0 last; weight defaults to 1."""
     config = config_from_dict({"providers": {
-        "a": {"name": "ollama", "model": "m", "weight": 9},
+        "a": {"name": "ollama", "model": "m", "weight": 3},
         "b": {"name": "ollama", "model": "m", "weight": 1},
-        "c": {"name": "ollama", "model": "m"}}}, env={})
+        "c": {"name": "ollama", "model": "m"},
+        "z": {"name": "ollama", "model": "m", "weight": 0}}}, env={})
     registry = ProviderRegistry(config)
-    firsts = [registry.fallback_order(["c", "b", "a"])[0] for _ in range(400)]
-    assert 300 < firsts.count("a") < 400 and firsts.count("c") == 0
-    assert all(registry.fallback_order(["c", "b", "a"])[-1] == "c" for _ in range(20))
+    orders = [registry.fallback_order(["z", "a", "b"]) for _ in range(8)]
+    assert [o[1] for o in orders] == list("aabaaaba")
+    assert all(o == ["z", "a", "b"] or o == ["z", "b", "a"] for o in orders)
+    assert registry.fallback_order(["a", "z", "b", "c"]) == ["a", "b", "c", "z"]  # 0 last
+    equal = ProviderRegistry(config_from_dict({"providers": {
+        n: {"name": "ollama", "model": "m"} for n in "pqr"}, "fallback": ["p", "q", "r"]},
+        env={}))
+    assert [equal.fallback_order() for _ in range(3)] == [["p", "q", "r"], ["p", "r", "q"],
+                                                          ["p", "q", "r"]]
+    zeros = ProviderRegistry(config_from_dict({"providers": {
+        n: {"name": "ollama", "model": "m", "weight": 0} for n in "xy"}}, env={}))
+    assert zeros.fallback_order(["x", "y"]) == ["x", "y"]  # every one 0: listed order
 
 
 # --- client-side limits -----------------------------------------------------------------------

@@ -79,7 +79,7 @@ def test_max_wait_at_the_edge(wait_needed: float, max_wait: float, refused: bool
             lim.acquire(0)
         assert info.value.provider == "p" and info.value.retry_after == wait_needed
         assert info.value.message == (
-            f"client-side limit: the next request would wait {wait_needed:.1f}s, over "
+            f"client-side rate limit: the next request would wait {wait_needed:.1f}s, over "
             f"max_wait_seconds={max_wait:g} (requests_per_minute/tokens_per_minute in the "
             f"provider's config)")
         assert clock.slept == [] and lim.requests.level == 1 - wait_needed  # nothing taken

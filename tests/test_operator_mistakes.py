@@ -71,7 +71,7 @@ def test_verbose_and_quiet_before_the_command(server: LoopbackServer, tmp_path: 
 
 
 def test_version_and_every_option_has_help() -> None:
-    from missy import _parser
+    from missy_providers.cli import _parser
 
     version = missy("--version")
     assert version.returncode == 0 and version.stdout.strip() == "missy 0.1.0"
@@ -315,8 +315,9 @@ def provider(server: LoopbackServer) -> AnthropicProvider:
 @pytest.mark.parametrize("messages, fragment", [
     ({"role": "user", "content": "hi"}, "messages must be a list of Message"),
     (42, "messages must be a list of Message"),
-    ([{"role": "user", "content": "hi", "name": "x"}], "messages[0]: a message dict has exactly"),
-    ([{"role": "robot", "content": "hi"}], "messages[0]: Message role must be one of"),
+    ([{"role": "user", "content": "hi", "name": "x"}],
+     "messages[0]: a user message dict has no key(s) ['name']"),
+    ([{"role": "robot", "content": "hi"}], "messages[0].role: must be one of"),
     ([("user", "hi")], "messages[0] must be a Message, got tuple"),
     ([], "messages is empty"),
 ])
@@ -336,8 +337,9 @@ def test_message_content_must_be_text() -> None:
 
 
 def test_tools_must_be_tools(provider: AnthropicProvider, server: LoopbackServer) -> None:
-    with pytest.raises(UsageError, match=r"tools\[0\] must be a Tool, got dict"):
-        provider.complete_with_tools([Message("user", "hi")], [{"name": "x"}])  # type: ignore
+    with pytest.raises(UsageError, match=r"tools\[0\] must be a Tool, an object with "
+                       r"get_schema\(\), or a \{name, description, parameters\} dict, got int"):
+        provider.complete_with_tools([Message("user", "hi")], [3])  # type: ignore
     with pytest.raises(UsageError, match="tools must be a list of Tool, got Tool"):
         provider.complete_with_tools([Message("user", "hi")], Tool("x"))  # type: ignore
     assert server.requests == []

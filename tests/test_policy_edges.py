@@ -217,7 +217,8 @@ def test_origins_and_description() -> None:
     assert policy.describe() == {
         "default_deny": True, "allowed_hosts": ["h.example"],
         "allowed_domains": ["*.d.example"], "allowed_cidrs": ["10.0.0.0/8"],
-        "provider_hosts": {"h.example": "providers.p", "p.example:443": "x"}}
+        "provider_hosts": {"h.example": "providers.p", "p.example:443": "x"},
+        "rest_policies": []}
     assert HostEntry("h", None, None).matches(parse_url("https://h:1/"))
 
 

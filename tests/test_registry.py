@@ -35,18 +35,19 @@ def test_get_default_and_types() -> None:
     assert isinstance(reg.get("ollama"), OllamaProvider)
     assert reg.default_name == "anthropic"  # the first, when none is named
     assert reg.get() is reg.get("anthropic")
-    reg.set_default("ollama")
-    assert reg.default is reg.get("ollama")
+    reg.set_default("anthropic")  # available: it has its keys (Ollama would be probed)
+    assert reg.default is reg.get("anthropic")
     assert registry(default_provider="ollama").default_name == "ollama"
 
 
 def test_unknown_and_disabled() -> None:
     reg = registry()
     with pytest.raises(UsageError, match=r"no provider named 'nope'.*anthropic, ollama, off"):
-        reg.get("nope")
+        reg.provider("nope")
     with pytest.raises(UsageError, match=r"'off' is disabled \(providers.off.enabled: false\)"):
-        reg.get("off")
-    with pytest.raises(UsageError):
+        reg.provider("off")
+    assert reg.get("nope") is None and reg.get("off") is None  # Missy's get(): None
+    with pytest.raises(UsageError, match=r"'off' is disabled in the config"):
         reg.set_default("off")
     assert "off" not in reg._providers  # disabled providers are never constructed
 
@@ -55,6 +56,8 @@ def test_no_enabled_provider() -> None:
     reg = registry({"providers": {"off": {"name": "openai", "model": "m", "enabled": False}}})
     with pytest.raises(UsageError, match="no enabled provider"):
         reg.get()
+    with pytest.raises(UsageError, match="no enabled provider"):
+        reg.provider()
 
 
 def test_every_provider_type_has_a_real_class() -> None:
@@ -107,8 +110,8 @@ def test_rotation_under_8_threads() -> None:
     assert seen == {"key-a", "key-b", "key-c"}
 
 
-def test_list_providers_rows_never_hold_keys() -> None:
-    rows = registry().list_providers()
+def test_provider_rows_never_hold_keys() -> None:
+    rows = registry().provider_rows()
     assert [r["name"] for r in rows] == ["anthropic", "ollama", "off"]
     first = rows[0]
     assert first == {"name": "anthropic", "type": "anthropic", "default": True,

@@ -152,7 +152,14 @@ class PolicyViolation(MissyError, PermissionError):
 
 
 class ProviderError(MissyError):
-    """A provider request failed. ``status`` is the HTTP status when there was a response."""
+    """A provider request failed. ``status`` is the HTTP status when there was a response.
+
+    ``says``: the words that name the failure class, in every message of a class that has
+    them (the first is put in front of a message that has none of them), so that a reader, and
+    code that goes by words (Missy's recovery matches "authentication failed", "rate limit",
+    "timed out", "content policy"), sees the class ``failure`` names."""
+
+    says: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -163,6 +170,8 @@ class ProviderError(MissyError):
         error_type: str | None = None,
         request_id: str | None = None,
     ) -> None:
+        if self.says and not any(word in message.lower() for word in self.says):
+            message = f"{self.says[0]}: {message}"
         prefix = f"{provider}: " if provider else ""
         suffix = f" (HTTP {status})" if status is not None else ""
         super().__init__(f"{prefix}{message}{suffix}")
@@ -176,12 +185,14 @@ class AuthenticationError(ProviderError):
     """The server refused the credentials (401/403), or none were configured."""
 
     failure = "auth"
+    says = ("authentication failed",)
 
 
 class RateLimitError(ProviderError):
     """429: ``retry_after`` is the server's advice in seconds, when it gave one."""
 
     failure = "rate_limit"
+    says = ("rate limited", "rate limit")
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
@@ -254,6 +265,7 @@ class RequestTimeout(ProviderError, TimeoutError):
     """Timed out: connect, read (between bytes) or the call's overall deadline passed."""
 
     failure = "timeout"
+    says = ("timed out",)
 
 
 class ContentRefused(ProviderError):
@@ -263,6 +275,7 @@ class ContentRefused(ProviderError):
     ``response.raise_for_refusal()``)."""
 
     failure = "content_policy"
+    says = ("refused by content policy", "content policy", "refused")
 
     def __init__(self, message: str, *, response: Any = None, **kw: Any) -> None:
         super().__init__(message, **kw)

@@ -274,6 +274,8 @@ class PolicyHTTPClient:
             decision = self.policy.check(url)
             if len(self._decisions) < DECISION_CACHE_SIZE:
                 self._decisions[url] = decision
+        if decision.allowed and decision.target is not None:
+            decision = self.policy.check_rest(method, decision.target) or decision
         self._audit(method, decision.target, decision.allowed, decision.reason, decision.rule)
         if not decision.allowed or decision.target is None:
             log.info("policy refused %s request: %s", method, decision.reason)

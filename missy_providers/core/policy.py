@@ -319,17 +319,81 @@ def special_reason(ip: IPAddress) -> str | None:
     return None
 
 
+REST_ACTIONS = frozenset({"allow", "deny"})
+
+
+class RestRule(Value):
+    """One ``network.rest_policies`` rule (Missy's format): requests to ``host`` (exact name,
+    any port) whose method is ``method`` (or any, ``*``) and whose path matches the glob
+    ``path`` (``*`` matches ``/`` too, so ``/repos/*`` is ``/repos/**``) get ``action``.
+    Rules are read top to bottom and the first that matches decides; ``allow`` only means
+    "not denied by these rules": the host must still be allowed by the policy."""
+
+    __slots__ = ("host", "method", "path", "action")
+    host: str
+    method: str
+    path: str
+    action: str
+
+    def __init__(self, host: str, method: str = "*", path: str = "/**",
+                 action: str = "deny") -> None:
+        if action not in REST_ACTIONS:
+            raise ValueError(f"action must be allow or deny, got {action!r}"[:80])
+        self._set(host=_canonical_host(host)[0], method=method.upper(), path=path,
+                  action=action)
+
+    def matches(self, host: str, method: str, path: str) -> bool:
+        from fnmatch import fnmatchcase  # only when rules are configured
+
+        return (host == self.host and self.method in ("*", method)
+                and fnmatchcase(path, self.path))
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.method} {self.host}{self.path}"
+
+
+def rest_paths(path: str) -> tuple[str, ...]:
+    """The forms of a request path the rules are matched against: as sent and
+    percent-decoded, each with ``.``/``..`` segments resolved (a trailing ``/`` kept). A rule
+    that denies either form denies the request: a server may decode or resolve what we send."""
+    import posixpath
+    from urllib.parse import unquote
+
+    forms = []
+    for form in (path, unquote(path)):
+        resolved = posixpath.normpath(form) if form else "/"
+        if form.endswith("/") and not resolved.endswith("/"):
+            resolved += "/"
+        if resolved not in forms:
+            forms.append(resolved)
+    return tuple(forms)
+
+
+def rest_verdict(rules: tuple[RestRule, ...], method: str, target: Target) -> RestRule | None:
+    """The rule that denies ``method`` on ``target``, or None (no rule matched, or the first
+    match allows it) -- for every form of the path."""
+    for path in rest_paths(target.log_path):
+        for rule in rules:
+            if rule.matches(target.host, method.upper(), path):
+                if rule.action == "deny":
+                    return rule
+                break
+    return None
+
+
 class NetworkPolicy(Value):
     """Decides, for a URL and later for each address it resolves to, whether to connect.
     Immutable: a different policy is a new object (the client's decision cache and pool are
     keyed to the one in force)."""
 
-    __slots__ = ("default_deny", "allowed_hosts", "domains", "cidrs", "provider_hosts")
+    __slots__ = ("default_deny", "allowed_hosts", "domains", "cidrs", "provider_hosts",
+                 "rest_rules")
     default_deny: bool
     allowed_hosts: tuple[HostEntry, ...]
     domains: tuple[tuple[str, bool], ...]
     cidrs: tuple[IPNetwork, ...]
     provider_hosts: tuple[tuple[HostEntry, str], ...]  # (entry, where it came from)
+    rest_rules: tuple[RestRule, ...]  # method + path rules that can only deny
 
     def __init__(
         self,
@@ -339,14 +403,17 @@ class NetworkPolicy(Value):
         allowed_domains: Iterable[str] = (),
         allowed_cidrs: Iterable[str] = (),
         provider_hosts: Mapping[str, str] | None = None,
+        rest_rules: Iterable[RestRule] = (),
     ) -> None:
-        """``provider_hosts`` maps a host entry (``host:port``) to the provider it came from."""
+        """``provider_hosts`` maps a host entry (``host:port``) to the provider it came from;
+        ``rest_rules`` narrow what an allowed host may be sent (:meth:`check_rest`)."""
         self._set(default_deny=bool(default_deny),
                   allowed_hosts=tuple(parse_host_entry(h) for h in allowed_hosts),
                   domains=tuple(parse_domain_entry(d) for d in allowed_domains),
                   cidrs=tuple(parse_cidr(c) for c in allowed_cidrs),
                   provider_hosts=tuple((parse_host_entry(h), who) for h, who in
-                                       (provider_hosts or {}).items()))
+                                       (provider_hosts or {}).items()),
+                  rest_rules=tuple(rest_rules))
 
     def _explicit_address(self, address: IPAddress, port: int) -> tuple[str, str] | None:
         """(reason, rule) of an allowed_cidrs entry, or an exact-IP host entry on this port
@@ -406,6 +473,17 @@ class NetworkPolicy(Value):
         return Decision(False, f"{what} '{target.authority}' is not allowed by the network "
                         f"policy (default_deny is true); {fix}", target, "default_deny")
 
+    def check_rest(self, method: str, target: Target) -> Decision | None:
+        """A denial by ``network.rest_policies`` of ``method`` on an allowed ``target``, or
+        None. The rules only narrow: nothing they say allows a host the policy refused."""
+        if not self.rest_rules:
+            return None
+        rule = rest_verdict(self.rest_rules, method, target)
+        if rule is None:
+            return None
+        return Decision(False, f"{method.upper()} {target.host}{target.log_path} is denied by "
+                        f"network.rest_policies rule '{rule}'", target, "rest_policies")
+
     def check_address(self, target: Target, address: IPAddress) -> Decision:
         """Whether a name that passed :meth:`check_target` may connect to one resolved address
         (``target.port`` is the port it connects to).
@@ -449,4 +527,5 @@ class NetworkPolicy(Value):
             "allowed_domains": [f"*.{d}" if w else d for d, w in self.domains],
             "allowed_cidrs": [str(c) for c in self.cidrs],
             "provider_hosts": {str(e): who for e, who in self.provider_hosts},
+            "rest_policies": [str(r) for r in self.rest_rules],
         }

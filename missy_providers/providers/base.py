@@ -34,7 +34,7 @@ from ..core.secret import get_logger
 from ..core.values import Value
 from ..core.wire import CallBudget
 from ..events import NO_TRACE, Hooks, Trace
-from ..keys import KeyRing
+from ..keys import KeyRing, ring_for
 from ..limits import CircuitBreaker, RateLimiter
 from ..retry import RetryPolicy, is_retryable
 from ..streams import NDJSONDecoder, SSEDecoder
@@ -52,6 +52,14 @@ from ..types import (
 from . import controls
 from .error_mapping import classify_error, classify_stream_error, sse_error, str_or_none
 from .streaming import Accumulator, StreamResponse
+from .surface import (
+    METADATA_OPTIONS,
+    HostSurface,
+    call_metadata,
+    metadata_problem,
+    standalone_config,
+    without_repeated_system,
+)
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -68,7 +76,7 @@ CALL_LIMITS = ("timeout", "total_timeout", "max_retries")
 OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system", "cache",
                      "schema", "schema_name", "reasoning", "tool_choice",
                      "parallel_tool_calls", "headers", "provider_options", *CALL_LIMITS,
-                     "raise_on_refusal"})
+                     "raise_on_refusal", *METADATA_OPTIONS})
 # What a request asks for: SSE or NDJSON for a stream, JSON otherwise.
 ACCEPT = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
 
@@ -127,6 +135,7 @@ OPTION_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "reasoning_budget": controls.budget_problem,
     "raise_on_refusal": controls.bool_problem,
     "think": controls.think_problem,
+    "session_id": metadata_problem, "task_id": metadata_problem,
 }
 
 
@@ -237,7 +246,7 @@ def system_prompt(messages: Sequence[Message], system: str | None) -> str:
     return "\n\n".join(p.text for p in system_parts(messages, system) if p.text)
 
 
-class BaseProvider:
+class BaseProvider(HostSurface):
     """The interface every provider implements; subclasses fill in the mapping hooks."""
 
     provider_type: ClassVar[str] = ""
@@ -251,12 +260,22 @@ class BaseProvider:
     auth_scheme: ClassVar[str] = "Bearer"
     refreshes_tokens: ClassVar[bool] = False  # a login token that a 401 refreshes (Codex)
 
-    def __init__(self, config: ProviderConfig, client: PolicyHTTPClient,
+    def __init__(self, config: ProviderConfig | Mapping[str, Any],
+                 client: PolicyHTTPClient | None = None,
                  keys: KeyRing | None = None, hooks: Hooks | None = None) -> None:
+        """``config`` and ``client`` come from a registry; built directly, a provider takes
+        its config (or a mapping of its settings) and makes its own policy client, allowing
+        its own endpoint (see :meth:`close`)."""
+        config = standalone_config(config, self.provider_type)
+        if client is None:
+            from ..config import Config, http_client
+
+            client = http_client(Config(providers={config.name: config}))
+            self.owns_client = True
         self.config = config
         self.client = client
         self.hooks = hooks if hooks is not None else Hooks()  # call events (events.py)
-        self.keys = keys if keys is not None else KeyRing(config.keys)
+        self.keys = keys if keys is not None else ring_for(config)
         self.limiter = RateLimiter(config.name, config.requests_per_minute,
                                    config.tokens_per_minute, config.max_wait_seconds)
         self.breaker = CircuitBreaker(config.name, config.circuit_breaker_threshold,
@@ -624,7 +643,7 @@ class BaseProvider:
         policy = RetryPolicy(max_retries=call.max_retries)
         avoid: set[int] = set()
         retries = 0
-        index = self.keys.pick()
+        index = self.keys.start()
         assert index is not None
         while True:
             trace = call.trace
@@ -664,11 +683,13 @@ class BaseProvider:
                 call.budget.wait(delay, self.sleep, self.name, "backing off before a retry")
                 retries += 1
 
-    def _checked(self, messages: object, tools: object, opts: Mapping[str, Any]
+    def _checked(self, messages: object, tools: object, opts: dict[str, Any]
                  ) -> tuple[list[Message], list[Tool] | None]:
         """The arguments of a call, checked before any I/O (types, ranges, known options)."""
         self._check_opts(opts)
-        return as_messages(messages), None if tools is None else as_tools(tools)
+        checked = as_messages(messages)
+        without_repeated_system(checked, opts)
+        return checked, None if tools is None else as_tools(tools)
 
     def call_limits(self, opts: dict[str, Any]) -> tuple[Timeouts, int]:
         """This call's timeouts and retries (per-call options over the config), taken out of
@@ -718,7 +739,7 @@ class BaseProvider:
         schema = opts.get("schema")
         refuse = bool(opts.get("raise_on_refusal"))
         trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
-                   stream=False)
+                   stream=False, **call_metadata(opts))
         try:
             call = self._outgoing(messages, tools, opts, False, trace, budget)
             estimate = estimate_tokens(messages)
@@ -755,7 +776,7 @@ class BaseProvider:
         schema = opts.get("schema")
         refuse = bool(opts.get("raise_on_refusal"))
         trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
-                   stream=True)
+                   stream=True, **call_metadata(opts))
         try:
             call = self._outgoing(messages, tools, opts, True, trace, budget)
             estimate = estimate_tokens(messages)

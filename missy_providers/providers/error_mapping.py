@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from ..core.errors import (
     AuthenticationError,
+    ContentRefused,
     ContextLengthError,
     OverloadedError,
     ProviderError,
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
 
 CONTEXT_LENGTH_MARKERS = ("context_length_exceeded", "context length", "context window",
                            "prompt is too long", "maximum context", "too many tokens")
+# What servers say when a content filter or usage policy refused the request (OpenAI's
+# content_policy_violation code, Azure's content_filter, the Codex backend's "flagged for
+# possible cybersecurity risk", Anthropic's "usage policies").
+CONTENT_POLICY_MARKERS = ("content_policy", "content policy", "content_filter",
+                          "content filter", "content management policy", "usage policies",
+                          "safety system", "flagged for possible")
 
 
 def classify_error(status: int, message: str, header: Callable[[str], str],
@@ -28,12 +35,15 @@ def classify_error(status: int, message: str, header: Callable[[str], str],
     etype = str(kw.get("error_type") or "")
     lowered = f"{etype} {message}".lower()
     if status in (401, 403):
-        return AuthenticationError(f"{message}; check the API key", **kw)
+        return AuthenticationError(f"authentication failed: {message}; check the API key",
+                                   **kw)
     if status == 429:
         retry_after = retry_after_seconds(lambda name: header(name) or None)
         return RateLimitError(message, retry_after=retry_after, **kw)
     if status == 529 or "overloaded" in lowered:
         return OverloadedError(message, **kw)
+    if status < 500 and any(m in lowered for m in CONTENT_POLICY_MARKERS):
+        return ContentRefused(message, **kw)
     if status in (400, 413, 422) and any(m in lowered for m in CONTEXT_LENGTH_MARKERS):
         return ContextLengthError(message, **kw)
     if status == 404:
@@ -54,6 +64,8 @@ def classify_stream_error(message: str, kw: dict[str, Any]) -> ProviderError:
         return OverloadedError(message, **kw)
     if "rate_limit" in lowered:
         return RateLimitError(message, **kw)
+    if any(m in lowered for m in CONTENT_POLICY_MARKERS):
+        return ContentRefused(message, **kw)
     if any(m in lowered for m in CONTEXT_LENGTH_MARKERS):
         return ContextLengthError(message, **kw)
     if etype in ("api_error", "server_error"):
