@@ -21,7 +21,7 @@ FORBIDDEN_ATTRIBUTES = {("os", "system"), ("os", "popen"), ("os", "execv"), ("os
 IMPORT_TIME_CALLS = {"frozenset", "set", "dict", "tuple", "range", "map", "chr", "namedtuple",
                      "getLogger", "Timeouts", "NullHandler", "addHandler", "dataclass", "field",
                      "NetworkPolicy", "compile", "WeakSet",
-                     "JSONEncoder", "count", "Trace", "ContextVar", "get_logger",
+                     "JSONEncoder", "JSONDecoder", "count", "Trace", "ContextVar", "get_logger",
                      "ProcessEnvironment", "RoundTrip",
                      "object"}  # re.compile (the builtin is forbidden above)
 

@@ -23,7 +23,7 @@ from ..types import (
 from .base import BaseProvider, parse_tool_arguments, system_parts
 from .dialects import native_of, tagged
 from .model_facts import from_anthropic
-from .streaming import Accumulator, TextBuffer, check_tool_calls
+from .streaming import NOT_QUICK, Accumulator, TextBuffer, check_tool_calls, quick_json
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -210,13 +210,28 @@ class AnthropicStream(Accumulator):
         # Text and thinking arrive in thousands of deltas: joined as they come (adding each
         # delta to a growing str would copy it again every time; a list keeps every piece).
         self.pieces: dict[tuple[int, str], TextBuffer] = {}
+        self.texts: dict[int, TextBuffer] = {}  # a text block's buffer, by index, once begun
         self.stopped = False
 
-    def feed(self, item: Event) -> Iterable[StreamEvent]:
-        name = item.event
+    def feed(self, item: Event) -> Iterable[str | StreamEvent]:
+        name = item[0]
         if name == "ping":
             return ()
-        data = parse_json(item.data, f"event {name[:40]!r} data", self.provider.name)
+        data = quick_json(item[1])
+        if data is NOT_QUICK:
+            data = parse_json(item[1], f"event {name[:40]!r} data", self.provider.name)
+        elif name == "content_block_delta" and data.__class__ is dict:  # pragma: no mutate
+            # The commonest event: more text for a text block already begun. Anything else
+            # takes the full rules below, which would do exactly this with this one.
+            delta = data.get("delta")
+            if delta.__class__ is dict and delta.get("type") == "text_delta":  # pragma: no mutate
+                text = delta.get("text")
+                buffer = self.texts.get(data.get("index"))  # type: ignore[arg-type]
+                if buffer is not None and text.__class__ is str:  # pragma: no mutate
+                    if not text:
+                        return ()
+                    buffer.add(text)
+                    return (text,)
         if not isinstance(data, dict):
             raise ProtocolError(f"event {name[:40]!r} data is not a JSON object",
                                 provider=self.provider.name)
@@ -260,13 +275,15 @@ class AnthropicStream(Accumulator):
             raise ProtocolError(f"delta for content block {index} before its start",
                                 provider=self.provider.name) from None
 
-    def _delta(self, index: int, delta: Mapping[str, Any]) -> Iterable[StreamEvent]:
+    def _delta(self, index: int, delta: Mapping[str, Any]) -> Iterable[str | StreamEvent]:
         block = self._block(index)
         kind = delta.get("type")
         if kind == "text_delta":
             text = str(delta.get("text", ""))
-            self._piece(index, block, "text").add(text)
-            return (StreamEvent("text", text),) if text else ()
+            piece = self._piece(index, block, "text")
+            piece.add(text)
+            self.texts[index] = piece  # later text deltas of this block: the quick path
+            return (text,) if text else ()
         if kind == "input_json_delta":
             buffer = self.partial_json.get(index)
             if buffer is None:

@@ -210,6 +210,13 @@ def parse_tool_arguments(raw: str | None, *, tool: str, provider: str) -> dict[s
     return value
 
 
+class _SSEAtEnd(SSEDecoder):
+    """SSE, where a last event without its blank line is still the server's last word."""
+
+    def close(self, *, dispatch_unterminated: bool = True) -> list[Any]:
+        return super().close(dispatch_unterminated=dispatch_unterminated)
+
+
 def _partial(accumulator: Accumulator) -> CompletionResponse | None:
     try:
         return accumulator.partial()
@@ -819,36 +826,44 @@ class BaseProvider(HostSurface):
             yield StreamEvent("tool_call", tool_call=call)
         yield StreamEvent("done", response=final)
 
-    def _decoded(self, response: Response) -> Iterator[Any]:
-        """Stream items (SSE events or NDJSON values) as their bytes arrive."""
+    def new_decoder(self) -> Any:
+        """The sans-IO decoder of this API's stream framing: SSE, or NDJSON (``feed(bytes)``
+        -> items, ``close()`` -> the last ones)."""
         if self.stream_format == "ndjson":
-            ndjson = NDJSONDecoder()
-            for chunk in response.iter_raw():
-                yield from ndjson.feed(chunk)
-            yield from ndjson.close()
-            return
-        sse = SSEDecoder()
-        for chunk in response.iter_raw():
-            yield from sse.feed(chunk)
-        # A last event without its blank line is still the server's last word.
-        yield from sse.close(dispatch_unterminated=True)
+            return NDJSONDecoder()
+        return _SSEAtEnd()
 
     def _events(self, response: Response, estimate: int = 0, trace: Trace = NO_TRACE,
                 schema: Mapping[str, Any] | None = None, refuse: bool = False
-                ) -> Iterator[StreamEvent]:
+                ) -> Iterator[str | StreamEvent]:
+        """What the caller reads: each text delta as a ``str``, every other event as a
+        StreamEvent, then the ``done`` event with the final response. One generator from the
+        socket's bytes to the caller (the decoder and the accumulator are plain calls), so a
+        delta costs one frame switch, not one per layer."""
         accumulator = self.new_accumulator()
+        feed = accumulator.feed
         announced: set[str] = set()
+        waiting = bool(trace)  # for the first_token event
+        decoder = self.new_decoder()
         try:
             try:
-                for item in self._decoded(response):
-                    for event in accumulator.feed(item):
-                        if event.tool_call is not None:
-                            announced.add(event.tool_call.id)
-                        elif trace and not trace.first_token and event.text:
-                            trace.first_token = True
-                            trace.emit("first_token", ms=trace.elapsed_ms())
+                for chunk in response.iter_raw():
+                    for item in decoder.feed(chunk):
+                        for event in feed(item):
+                            if isinstance(event, str):
+                                if waiting:
+                                    waiting, trace.first_token = False, True
+                                    trace.emit("first_token", ms=trace.elapsed_ms())
+                            elif event.tool_call is not None:
+                                announced.add(event.tool_call.id)
+                            elif waiting and event.text:
+                                waiting, trace.first_token = False, True
+                                trace.emit("first_token", ms=trace.elapsed_ms())
+                            yield event
+                for item in decoder.close():  # a last event without its blank line counts
+                    for event in feed(item):
                         yield event
-                item = None  # the last raw item is not kept past the loop
+                item = chunk = b""  # the last raw bytes are not kept past the loop
                 try:
                     final = accumulator.finish()
                 except ProtocolError as exc:

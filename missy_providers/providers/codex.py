@@ -315,7 +315,7 @@ class CodexStream(Accumulator):
         self.arguments: dict[str, TextBuffer] = {}
         self.meta: dict[str, Any] | None = None
 
-    def feed(self, item: Event) -> Iterable[StreamEvent]:
+    def feed(self, item: Event) -> Iterable[str | StreamEvent]:
         if item.data.startswith("[DONE]"):
             return ()  # gateways (LiteLLM) end Responses streams so too; the SDKs skip it
         data = parse_json(item.data, "event data", self.provider.name)
@@ -323,7 +323,7 @@ class CodexStream(Accumulator):
         if kind == "response.output_text.delta":
             delta = str(data.get("delta") or "")
             self.delta_text.add(delta)
-            return (StreamEvent("text", delta),) if delta else ()
+            return (delta,) if delta else ()
         if kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
             delta = str(data.get("delta") or "")
             return (StreamEvent("reasoning", delta),) if delta else ()

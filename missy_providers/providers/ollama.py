@@ -179,17 +179,17 @@ class OllamaStream(Accumulator):
         self.calls: list[tuple[int, ToolCall]] = []  # (function.index or arrival, call)
         self.final: Mapping[str, Any] | None = None
 
-    def feed(self, item: Any) -> Iterable[StreamEvent]:
+    def feed(self, item: Any) -> Iterable[str | StreamEvent]:
         if not isinstance(item, Mapping):
             raise ProtocolError("stream line is not a JSON object", provider=self.provider.name)
         if item.get("error"):
             self.provider.raise_stream_error(item)
-        out: list[StreamEvent] = []
+        out: list[str | StreamEvent] = []
         message = item.get("message") or {}
         content = message.get("content")
         if content and isinstance(content, str):
             self.text.add(content)
-            out.append(StreamEvent("text", content))
+            out.append(content)
         if message.get("thinking"):
             self.thinking.add(str(message["thinking"]))
             out.append(StreamEvent("reasoning", str(message["thinking"])))

@@ -33,7 +33,7 @@ from .dialects import (
     native_of,
     readable_reasoning,
 )
-from .streaming import Accumulator, TextBuffer, check_tool_calls
+from .streaming import NOT_QUICK, Accumulator, TextBuffer, check_tool_calls, quick_json
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -253,24 +253,51 @@ class OpenAIStream(Accumulator):
         self.finish_reason: str | None = None
         self.usage: Mapping[str, Any] | None = None
         self.meta: dict[str, Any] = {}
+        self.meta_id = False  # the stream's id was seen
         self.done = False
 
-    def feed(self, item: Event) -> Iterable[StreamEvent]:
-        data = item.data
-        if data.startswith("[DONE]"):
-            self.done = True
-            return ()
-        chunk = parse_json(data, "stream chunk", self.provider.name)
+    def feed(self, item: Event) -> Iterable[str | StreamEvent]:
+        data = item[1]
+        chunk = quick_json(data)
+        if chunk is NOT_QUICK:
+            if data.startswith("[DONE]"):
+                self.done = True
+                return ()
+            chunk = parse_json(data, "stream chunk", self.provider.name)
+        elif self.meta_id and chunk.__class__ is dict:  # pragma: no mutate (a fast path)
+            # The commonest chunk: one choice whose delta is only text. Anything more (a
+            # finish reason, usage, an error, a filter, reasoning, a tool call) takes the full
+            # rules below, which would do exactly this with this one.
+            choices = chunk.get("choices")
+            if choices.__class__ is list and len(choices) == 1 and not chunk.get("usage") \
+                    and "error" not in chunk:  # pragma: no mutate
+                choice = choices[0]
+                if choice.__class__ is dict and choice.get("finish_reason") is None and \
+                        choice.get("index", 0) == 0 and \
+                        "content_filter_results" not in choice:  # pragma: no mutate
+                    delta = choice.get("delta")
+                    if delta.__class__ is dict and len(delta) == 1:  # pragma: no mutate
+                        content = delta.get("content")
+                        if content.__class__ is str:  # pragma: no mutate
+                            if not content:
+                                return ()
+                            self.text.add(content)
+                            return (content,)
+        return self._chunk(chunk)
+
+    def _chunk(self, chunk: Any) -> Iterable[str | StreamEvent]:
+        """One parsed chunk, by the full rules."""
         if not isinstance(chunk, dict):
             raise ProtocolError("stream chunk is not a JSON object", provider=self.provider.name)
         if chunk.get("error"):
             self.provider.raise_stream_error(chunk)
-        if not self.meta.get("id") and chunk.get("id"):
+        if not self.meta_id and chunk.get("id"):
             # Azure's first chunk has only prompt_filter_results, with id and model "".
             self.meta = {"id": chunk.get("id"), "model": chunk.get("model")}
+            self.meta_id = True
         if chunk.get("usage"):
             self.usage = chunk["usage"]
-        out: list[StreamEvent] = []
+        out: list[str | StreamEvent] = []
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue
@@ -282,7 +309,7 @@ class OpenAIStream(Accumulator):
             content = delta.get("content")
             if content and isinstance(content, str):
                 self.text.add(content)
-                out.append(StreamEvent("text", content))
+                out.append(content)
             refusal = delta.get("refusal")
             if refusal and isinstance(refusal, str):
                 self.refusal.add(refusal)

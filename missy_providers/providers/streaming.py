@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from json import JSONDecoder
 
 from ..core.errors import MissyError, ProtocolError
 from ..core.http import Response
@@ -18,8 +19,8 @@ class StreamResponse:
     CompletionResponse. :meth:`events` gives typed events (text, tool_call, done) instead.
     Closing it early closes the connection."""
 
-    def __init__(self, events: Iterator[StreamEvent], http_response: Response) -> None:
-        self._events = events
+    def __init__(self, items: Iterator[str | StreamEvent], http_response: Response) -> None:
+        self._items = items  # text deltas as str, everything else as StreamEvents
         self._http = http_response
         self._final: CompletionResponse | None = None
         self._error: MissyError | None = None
@@ -32,19 +33,33 @@ class StreamResponse:
         if self._error is not None:
             raise self._error.with_traceback(None)
         try:
-            for event in self._events:
-                if event.type == "done":
-                    self._final = event.response
-                yield event
+            for item in self._items:
+                if isinstance(item, str):
+                    yield StreamEvent("text", item)  # made here, for a caller who asks
+                    continue
+                if item.type == "done":
+                    self._final = item.response
+                yield item
         except MissyError as exc:
             self._error = exc  # .response raises it again; exc.partial is what arrived
             # The boundary: the decoder and accumulator frames below hold raw server bytes.
             raise exc.with_traceback(None) from None
 
     def __iter__(self) -> Iterator[str]:
-        for event in self.events():
-            if event.type == "text":
-                yield event.text
+        """The text deltas (what most callers read): no event object is made for them."""
+        if self._error is not None:
+            raise self._error.with_traceback(None)
+        try:
+            for item in self._items:
+                if isinstance(item, str):
+                    yield item
+                elif item.type == "text":
+                    yield item.text
+                elif item.type == "done":
+                    self._final = item.response
+        except MissyError as exc:
+            self._error = exc
+            raise exc.with_traceback(None) from None
 
     @property
     def response(self) -> CompletionResponse:
@@ -59,7 +74,7 @@ class StreamResponse:
         """Close the stream and its connection. Safe from another thread while one reads: the
         blocked read is interrupted and that thread's loop ends with StreamClosed."""
         self._http.close()
-        close = getattr(self._events, "close", None)
+        close = getattr(self._items, "close", None)
         if close is not None:
             try:
                 close()
@@ -109,6 +124,22 @@ class TextBuffer:
         return self.size > 0
 
 
+# json.loads without its Python-level wrapper frames (the C scanner json.loads calls).
+_scan: Callable[[str, int], tuple[Any, int]] = JSONDecoder().scan_once  # type: ignore[attr-defined]
+NOT_QUICK = object()
+
+
+def quick_json(text: str) -> Any:
+    """``text`` as JSON by the C scanner alone (the common, well-formed chunk); NOT_QUICK for
+    anything it does not take whole (leading or trailing whitespace, malformed JSON): the
+    caller then parses with the full rules (``parse_json``), which say what is wrong."""
+    try:
+        value, end = _scan(text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return NOT_QUICK
+    return value if end == len(text) else NOT_QUICK
+
+
 def check_tool_calls(count: int, provider: str) -> None:
     if count > MAX_TOOL_CALLS:
         raise ProtocolError(f"more than {MAX_TOOL_CALLS} tool calls in one response",
@@ -116,10 +147,12 @@ def check_tool_calls(count: int, provider: str) -> None:
 
 
 class Accumulator:
-    """Turns decoded stream items (SSE events or NDJSON objects) into StreamEvents, and at the
-    end into the final CompletionResponse. One per stream."""
+    """Turns decoded stream items (SSE events or NDJSON objects) into what the caller sees, and
+    at the end into the final CompletionResponse. One per stream. A text delta is given as the
+    ``str`` itself (a StreamEvent is made only for a caller of ``events()``: most callers only
+    iterate text); everything else as a StreamEvent."""
 
-    def feed(self, item: Any) -> Iterable[StreamEvent]:
+    def feed(self, item: Any) -> Iterable[str | StreamEvent]:
         raise NotImplementedError
 
     def finish(self) -> CompletionResponse:
