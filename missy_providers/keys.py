@@ -49,8 +49,8 @@ class KeyRing:
         usable, keys in their cool-down. None when every key is in ``avoid``. With no keys, 0
         (and :meth:`key_at` gives None)."""
         count = len(self._keys)
-        if count == 0:
-            return 0
+        if count <= 1:  # no key, or the one key: nothing to choose (and no lock to take)
+            return 0 if count == 0 or 0 not in avoid else None
         with self._lock:
             now = self._clock()
             order = [(self._index + i) % count for i in range(count)]

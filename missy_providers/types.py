@@ -321,6 +321,8 @@ def as_messages(messages: object) -> list[Message]:
     if isinstance(messages, (Mapping, bytes)) or not isinstance(messages, Sequence):
         raise UsageError(f"messages must be a list of Message (or of message dicts, or a "
                          f"str), got {type(messages).__name__}")
+    if messages and all(map(Message.__instancecheck__, messages)):  # pragma: no mutate
+        return list(messages)  # every turn is already a Message: nothing to convert
     out: list[Message] = []
     call_names: dict[str, str] = {}  # tool call id -> tool name, for tool result dicts
     for i, item in enumerate(messages):

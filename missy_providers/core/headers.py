@@ -10,6 +10,7 @@ them, whatever header or body field carries it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from .secret import Secret, scrub
@@ -37,15 +38,14 @@ CLIENT_OWNED = frozenset({"host", "content-length", "transfer-encoding", "connec
 # one (``X-Auth-Token``, ``X-Goog-Api-Key``, ``Ocp-Apim-Subscription-Key``).
 CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization",
                                 "chatgpt-account-id", "api-key", "x-goog-api-key", "cookie"})
-_CREDENTIAL_WORDS = ("auth", "key", "token", "secret", "passw", "cookie", "signature",
-                     "credential")
+_CREDENTIAL_WORD = re.compile("auth|key|token|secret|passw|cookie|signature|credential")
 
 
 def is_credential_header(name: str) -> bool:
     """Whether a header of this name carries a credential: its value is held as a Secret and
     the credential rules apply to it."""
     lowered = name.lower()
-    return lowered in CREDENTIAL_HEADERS or any(w in lowered for w in _CREDENTIAL_WORDS)
+    return lowered in CREDENTIAL_HEADERS or _CREDENTIAL_WORD.search(lowered) is not None
 
 
 class Credential:

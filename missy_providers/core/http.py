@@ -177,7 +177,7 @@ class PolicyHTTPClient:
         ca_bundle: str = "",
         audit: AuditHook | None = None,
         audit_log: str = "",
-        max_idle_per_host: int = 8,
+        max_idle_per_host: int | None = None,
         allow_plain_http_proxy: bool = False,
         ca_bundle_adds_to_system: bool = False,
         tls_key_log: bool = False,
@@ -204,7 +204,9 @@ class PolicyHTTPClient:
         self._audit_hooks: list[AuditHook] = [audit] if audit else []
         if audit_log:
             self._audit_hooks.append(JsonlAppender(audit_log, ("network", "audit_log")))
-        self._max_idle = max_idle_per_host
+        # As many idle connections per host as threads that may share the client (the
+        # asyncio facade's pool): 16 threads on one client keep their 16 connections.
+        self._max_idle = max_async_workers if max_idle_per_host is None else max_idle_per_host
         self._dns_ttl = dns_cache_seconds
         self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._idle: dict[tuple[Any, ...], list[Connection]] = {}
@@ -569,8 +571,10 @@ class PolicyHTTPClient:
         all_headers = self._headers(headers, json is not None)
         data, body_secrets = encode_body(json) if json is not None else (body, [])
         payload = Payload(data)
-        secrets = credentials_in(all_headers) + body_secrets + \
-            (signer.secrets() if signer is not None else [])
+        # The caller's headers are all the headers that can hold one (ours never do).
+        secrets = credentials_in(headers) if headers else []
+        if body_secrets or signer is not None:
+            secrets += body_secrets + (signer.secrets() if signer is not None else [])
         if problem := bound_elsewhere(secrets, target.host):
             raise PolicyViolation(f"{provider or 'request'}: {problem}")
         proxy = self._proxy_route(provider)

@@ -64,9 +64,9 @@ class CallBudget:
     __slots__ = ("total", "deadline", "max_sends", "sends", "refreshes", "limit", "_lock")
 
     def __init__(self, total: float, max_sends: int, limit: str = "total_timeout") -> None:
-        if not isinstance(total, (int, float)) or isinstance(total, bool) or total <= 0:
+        if total.__class__ not in (int, float) or not total > 0:  # a bool is not a number here
             raise UsageError(f"a call's total time must be a number > 0, got {total!r}")
-        if not isinstance(max_sends, int) or max_sends < 1:
+        if max_sends.__class__ is not int or max_sends < 1:
             raise UsageError(f"a call's sends must be a whole number >= 1, got {max_sends!r}")
         self.total, self.max_sends, self.limit = float(total), max_sends, limit
         self.deadline = time.monotonic() + self.total
@@ -79,7 +79,10 @@ class CallBudget:
         """The budget of one call to ``providers`` (one, or a fallback chain in order), each
         given as (its keys, its max_retries, whether it refreshes a login token): ``total``
         seconds, and the sum of :meth:`sends_for` over them."""
-        return cls(total, max(1, sum(cls.sends_for(*p) for p in providers)), limit)
+        sends = 0
+        for keys, max_retries, token_refresh in providers:
+            sends += cls.sends_for(keys, max_retries, token_refresh)
+        return cls(total, max(1, sends), limit)
 
     @staticmethod
     def sends_for(keys: int, max_retries: int, token_refresh: bool = False) -> int:
@@ -155,7 +158,8 @@ def frame_request(method: str, target: Target, path: str, payload: Payload,
         target.authority.rpartition(":")[0]
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     # The one place a header's secret is revealed: into the bytes about to be sent.
-    lines += [f"{name}: {rendered(value)}" for name, value in headers.items()]
+    lines += [f"{name}: {value if value.__class__ is str else rendered(value)}"
+              for name, value in headers.items()]
     body = payload.data
     if body is not None or method == "POST":
         lines.append(f"Content-Length: {0 if body is None else len(body)}")

@@ -62,11 +62,20 @@ def usage_from(raw: Mapping[str, Any]) -> dict[str, int]:
                       cache_write=cache_write)
 
 
+_PLAIN_ROLES = frozenset({"user", "assistant"})
+
+
 def to_anthropic_messages(messages: Sequence[Message], parts: WireParts, provider: str = ""
                           ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    append = out.append
     for m in messages:
-        if m.role == "system":
+        role, content = m.role, m.content
+        if content.__class__ is str and m.native is None and not m.tool_calls and \
+                role in _PLAIN_ROLES:  # pragma: no mutate (the plain turn, in one step)
+            append({"role": role, "content": content})
+            continue
+        if role == "system":
             continue
         if m.role == "tool" and m.tool_result is not None:
             r = m.tool_result

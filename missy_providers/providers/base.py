@@ -228,7 +228,8 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
     """A prompt's tokens before the server counts them: about four characters a token, and
     content.py's estimates for images and documents. Used only by the client-side
     tokens_per_minute limit, corrected by the real usage afterwards."""
-    return sum(content_tokens(m.content) for m in messages) + 1
+    return sum([len(c) // 4 if c.__class__ is str else content_tokens(c)
+                for c in [m.content for m in messages]]) + 1
 
 
 def system_parts(messages: Sequence[Message], system: str | None) -> list[Text]:
@@ -749,7 +750,9 @@ class BaseProvider(HostSurface):
                    stream=False, **call_metadata(opts))
         try:
             call = self._outgoing(messages, tools, opts, False, trace, budget)
-            estimate = estimate_tokens(messages)
+            # Only a tokens_per_minute limit needs the estimate: a long history is not
+            # measured for nothing.
+            estimate = estimate_tokens(messages) if self.limiter.tokens else 0
             http_response = self._send(call, estimate)
             response = self._parsed(http_response.json())
         except MissyError as exc:
@@ -786,7 +789,7 @@ class BaseProvider(HostSurface):
                    stream=True, **call_metadata(opts))
         try:
             call = self._outgoing(messages, tools, opts, True, trace, budget)
-            estimate = estimate_tokens(messages)
+            estimate = estimate_tokens(messages) if self.limiter.tokens else 0
             response = self._send(call, estimate)
         except MissyError as exc:
             trace.failed(exc)

@@ -103,18 +103,33 @@ def function_tools(tools: Sequence[Tool]) -> list[dict[str, Any]]:
         **({"strict": True} if t.strict else {})}} for t in tools]
 
 
+_NONE: Mapping[str, Any] = {}  # a message with no native record (never changed)
+
+
 def to_openai_messages(messages: Sequence[Message], system: str | None, parts: WireParts,
                        provider: str = "") -> list[dict[str, Any]]:
     """Messages -> Chat Completions messages. An assistant turn from this provider gets back
     the reasoning fields and per-call fields its server sent (dialects.py); once the
     conversation shows a dialect whose server insists (DeepSeek), a tool-call turn without
     the field gets the dialect's empty value."""
-    natives = [native_of(m, provider, "openai") for m in messages]
-    shown = {key for n in natives for key in n.get("message", {})}
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    # The plain turn (text, no tool calls, nothing native) in one step, for every turn at once;
+    # the others (left as Messages here) by the full rules below.
+    wired: list[Any] = [
+        {"role": m.role, "content": c} if (c := m.content).__class__ is str and  # pragma: no mutate
+        m.native is None and not m.tool_calls and m.role != "tool" else m for m in messages]
+    if Message not in map(type, wired):  # pragma: no mutate
+        return out + wired
+    natives = [native_of(m, provider, "openai") if m.native is not None else _NONE
+               for m in messages]
+    shown = {key for n in natives if n for key in n.get("message", {})}
     fills = {f.key: f.fill for f in CHAT_MESSAGE_FIELDS
              if f.fill is not None and f.key in shown}
-    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-    for m, native in zip(messages, natives, strict=True):
+    append = out.append
+    for m, native, wire in zip(messages, natives, wired, strict=True):
+        if wire is not m:
+            append(wire)
+            continue
         if m.role == "tool" and m.tool_result is not None:
             result = m.tool_result.content
             out.append({"role": "tool", "tool_call_id": m.tool_result.tool_call_id,
