@@ -26,11 +26,15 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PEERS = BENCH / ".peers"
 PEER_PACKAGES = ["openai", "anthropic", "litellm"]
-CLIENTS = ["missy", "raw", "openai", "missy-anthropic", "anthropic", "litellm"]
+CLIENTS = ["missy", "raw", "openai", "missy-anthropic", "raw-anthropic", "anthropic", "litellm"]
+OURS = ["missy", "raw", "missy-anthropic", "raw-anthropic"]  # us and the floors, no SDK
 # (case, extra run.py arguments, which clients): every client, or ours against the floor.
 CASES = [("requests", [], CLIENTS), ("stream_events", ["--events", "1000"], CLIENTS),
          ("stream_events", ["--events", "10000"], CLIENTS),
-         ("stream_events", ["--events", "100000"], ["missy", "raw", "missy-anthropic"]),
+         ("stream_events", ["--events", "100000"], OURS),
+         ("history", ["--messages", "10"], ["missy", "raw"]),
+         ("history", ["--messages", "1000"], ["missy", "raw"]),
+         ("history", ["--messages", "5000"], ["missy", "raw"]),
          ("stream_mb", [], CLIENTS), ("first_token", [], CLIENTS), ("rss", [], CLIENTS),
          ("cold", [], CLIENTS), ("memory", [], ["missy", "raw", "openai", "missy-anthropic"]),
          ("concurrency", ["--threads", "1"], ["missy", "raw"]),
@@ -39,7 +43,8 @@ CASES = [("requests", [], CLIENTS), ("stream_events", ["--events", "1000"], CLIE
 IMPORTS = {"missy": "import missy_providers", "raw": "import http.client, json",
            "openai": "import openai", "anthropic": "import anthropic", "litellm": "import litellm"}
 HIGHER_IS_BETTER = {"requests", "stream_mb", "sse_decode", "concurrency"}
-EXTRA = {"cpu_us": "client CPU µs", "rss_mib": "MiB resident", "text_mib": "MiB"}
+EXTRA = {"cpu_us": "client CPU µs", "rss_mib": "MiB resident", "text_mib": "MiB",
+         "connections": "opened after warm-up"}
 # litellm fetches a price list from the internet at import unless told not to: loopback only.
 ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
@@ -71,8 +76,11 @@ def wall(argv: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ours", action="store_true",
+                        help="only missy and the raw floors (no SDKs): the ratios, in minutes")
     args = parser.parse_args()
-    python = peers_python()
+    load_before = os.getloadavg()
+    python = sys.executable if args.ours else peers_python()
     # Byte-compiled first, as `pip install` leaves the package.
     subprocess.run([python, "-m", "compileall", "-q", "missy_providers", "missy.py"], cwd=ROOT,
                    check=True)
@@ -87,6 +95,8 @@ def main() -> None:
             for case, extra, clients in CASES:
                 row = " ".join([case, *extra[1:]])
                 for client in clients:
+                    if args.ours and client not in OURS:
+                        continue
                     got = run_json([python, str(BENCH / "run.py"), "--client", client,
                                     "--case", case, *extra, "--port",
                                     live_port if case == "first_token" else port])
@@ -98,6 +108,8 @@ def main() -> None:
                             units[f"{row}: {key}"] = unit
         for _ in range(args.rounds * 3):  # whole-process cold import, interleaved
             for client, code in IMPORTS.items():
+                if args.ours and client not in OURS:
+                    continue
                 results.setdefault(("import", client), []).append(
                     wall([python, "-c", code]))
             results.setdefault(("cli", "missy"), []).append(wall(
@@ -116,6 +128,10 @@ def main() -> None:
         for server in servers:
             server.stdin.close()  # type: ignore[union-attr]
             server.wait(timeout=10)
+    print(f"python bench/compare.py --rounds {args.rounds}{' --ours' if args.ours else ''}: "
+          f"medians of {args.rounds} round(s), each measurement a fresh process, clients "
+          f"interleaved; load average before {load_before[0]:.2f}, after "
+          f"{os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)\n")
     print_table(results, units)
 
 
@@ -127,9 +143,11 @@ def print_table(results: dict[tuple[str, str], list[float]], units: dict[str, st
         med = {c: statistics.median(v) for (k, c), v in results.items() if k == case}
         cells = [f"{med[c]:.1f}" if c in med else "" for c in CLIENTS]
         better = case.split()[0] in HIGHER_IS_BETTER and ":" not in case
-        ours = med.get("missy")
-        floor = med.get("raw")
+        ours, floor = med.get("missy"), med.get("raw")
         ratio = f"{ours / floor:.2f}x" if ours and floor else ""
+        if med.get("missy-anthropic") and med.get("raw-anthropic"):
+            anthropic_ratio = med["missy-anthropic"] / med["raw-anthropic"]
+            ratio += f"{'; ' if ratio else ''}{anthropic_ratio:.2f}x anthropic shape"
         sdk_ratios = []
         for ours_name, sdk in (("missy", "openai"), ("missy-anthropic", "anthropic"),
                                ("missy", "litellm")):

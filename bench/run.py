@@ -3,18 +3,21 @@
     python bench/run.py --client missy --case requests --port 8080
 
 Clients speak to bench/fake_server.py: ``missy`` and ``raw``/``openai``/``litellm`` use the
-OpenAI wire format, ``missy-anthropic`` and ``anthropic`` the Anthropic one. ``raw`` is a
-plain ``http.client`` loop: the floor any client pays.
+OpenAI wire format, ``missy-anthropic``, ``raw-anthropic`` and ``anthropic`` the Anthropic
+one. ``raw`` and ``raw-anthropic`` are plain ``http.client`` loops: the floor any client pays.
 
 Cases: ``import`` (the library's import, timed in-process), ``rss`` (MiB resident after
 import), ``cold`` (ms from before the import to the first response in hand, and MiB resident
 then), ``requests`` (non-streamed requests/s over 1,000 requests, client reused, and client
 CPU µs per request), ``concurrency`` (requests/s with ``--threads`` threads sharing one
-client; ``raw`` gives each thread its own connection, as http.client requires),
+client, client CPU µs per request, and the connections opened after the warm-up; ``raw``
+gives each thread its own connection, as http.client requires),
 ``stream_events`` (wall and client CPU µs per event over an ``--events``-event stream of
-8-character deltas), ``stream_mb`` (MB/s over a 2 MB stream), ``memory`` (peak RSS growth
-while consuming a 50 MB stream of 400-character deltas, and the final text's size as a
-Python string), ``first_token`` (ms from the server sending the first delta to the caller
+8-character deltas), ``history`` (client CPU µs per non-streamed request carrying a
+conversation of ``--messages`` turns: the raw client builds its message dicts from its own
+(role, text) list for each request, as any client must), ``stream_mb`` (MB/s over a 2 MB
+stream), ``memory`` (peak RSS growth while consuming a 50 MB stream of 400-character
+deltas, and the final text's size as a Python string), ``first_token`` (ms from the server sending the first delta to the caller
 holding it; median of 20; needs the server's ``--live`` mode). CPU time is
 ``time.process_time()`` in this (client) process. ``raw`` sets a socket timeout, as every
 real client does.
@@ -64,6 +67,8 @@ def build(client: str, port: int) -> tuple[Callable[[], str], Stream]:
         return (lambda: provider.complete(hi, max_tokens=1).content), missy_stream
     if client == "raw":
         return raw_client(port)
+    if client == "raw-anthropic":
+        return raw_anthropic_client(port)
     if client == "openai":
         import openai
 
@@ -141,6 +146,72 @@ def raw_client(port: int) -> tuple[Callable[[], str], Stream]:
     return once, stream
 
 
+def raw_anthropic_client(port: int) -> tuple[Callable[[], str], Stream]:
+    """The Anthropic-shaped floor: http.client, and the SSE lines split by hand (an event's
+    name line, then its data line)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Content-Type": "application/json", "x-api-key": "sk-bench",
+               "anthropic-version": "2023-06-01"}
+
+    def post(body: dict[str, Any]) -> http.client.HTTPResponse:
+        conn.request("POST", "/v1/messages", json.dumps(body), headers)
+        return conn.getresponse()
+
+    def once() -> str:
+        data = json.loads(post({"model": "bench-8", "max_tokens": 1, "messages": []}).read())
+        return str(data["content"][0]["text"])
+
+    def stream(n: int, size: int) -> Iterator[str]:
+        resp = post({"model": f"bench-{size}", "max_tokens": n, "stream": True, "messages": []})
+        buf, done = b"", False
+        try:
+            while chunk := resp.read1(65536):
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    if line.startswith(b"data: {"):
+                        data = json.loads(line[6:])
+                        if data["type"] == "content_block_delta" and data["delta"].get("text"):
+                            yield data["delta"]["text"]
+            done = True
+        finally:
+            if not done:
+                conn.close()
+
+    return once, stream
+
+
+def history_call(client: str, port: int, messages: int) -> Callable[[], str]:
+    """One non-streamed request carrying a conversation of ``messages`` turns."""
+    turns = [("user" if i % 2 == 0 else "assistant", f"turn {i}: a few words of history")
+             for i in range(messages - 1)] + [("user", "hi")]
+    if client == "missy":
+        from missy_providers import Message, ProviderRegistry
+
+        registry = ProviderRegistry.from_config({"providers": {"p": {
+            "name": "openai", "model": "bench-8", "api_key": "sk-bench", "max_retries": 0,
+            "base_url": f"http://127.0.0.1:{port}/v1"}}})
+        provider = registry.get("p")
+        conversation = [Message(role, text) for role, text in turns]
+        return lambda: provider.complete(conversation, max_tokens=1).content
+    if client != "raw":
+        raise SystemExit(f"history: no {client!r} client")
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
+
+    def once() -> str:
+        body = {"model": "bench-8", "max_tokens": 1,
+                "messages": [{"role": role, "content": text} for role, text in turns]}
+        conn.request("POST", "/v1/chat/completions", json.dumps(body), headers)
+        return str(json.loads(conn.getresponse().read())["choices"][0]["message"]["content"])
+
+    return once
+
+
 def rss_kib() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -169,6 +240,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         if case == "import":
             return {"value": (time.perf_counter() - started) * 1000, "unit": "ms"}
         return {"value": rss_kib() / 1024, "unit": "MiB"}
+    if case == "history":
+        call = history_call(client, port, args.messages)
+        call()
+        wall, cpu, n = timed(lambda: sum(1 for _ in range(50) if call() is not None))
+        return {"value": cpu / n * 1e6, "unit": "client CPU µs", "cpu_us": cpu / n * 1e6}
     once, stream = build(client, port)
     once()  # the first response (warm: connection open, lazy imports done)
     if case == "cold":
@@ -209,8 +285,27 @@ def concurrency(client: str, port: int, threads: int, per_thread: int = 200) -> 
     requests each; requests per second over all of them."""
     calls = [build(client, port)[0] for _ in range(threads)] if client == "raw" else \
         [build(client, port)[0]] * threads
-    for call in set(calls):
+    import socket
+
+    opened = [0]
+    connect = socket.create_connection
+
+    def counted(*a: Any, **kw: Any) -> socket.socket:
+        opened[0] += 1
+        return connect(*a, **kw)
+
+    socket.create_connection = counted  # type: ignore[assignment]
+    warm = threading.Barrier(threads)
+
+    def warm_up(call: Callable[[], str]) -> None:  # every thread's own first request, at once
+        warm.wait()
         call()
+
+    pool = [threading.Thread(target=warm_up, args=(call,)) for call in calls]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
     gate = threading.Barrier(threads + 1)
 
     def work(call: Callable[[], str]) -> None:
@@ -222,10 +317,13 @@ def concurrency(client: str, port: int, threads: int, per_thread: int = 200) -> 
     for t in pool:
         t.start()
     gate.wait()
-    started = time.perf_counter()
+    opened[0] = 0
+    started, cpu = time.perf_counter(), time.process_time()
     for t in pool:
         t.join()
-    return {"value": threads * per_thread / (time.perf_counter() - started), "unit": "req/s"}
+    n = threads * per_thread
+    return {"value": n / (time.perf_counter() - started), "unit": "req/s",
+            "cpu_us": (time.process_time() - cpu) / n * 1e6, "connections": opened[0]}
 
 
 def main() -> None:
@@ -235,6 +333,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--events", type=int, default=10_000, help="stream_events length")
     parser.add_argument("--threads", type=int, default=16, help="concurrency threads")
+    parser.add_argument("--messages", type=int, default=5000, help="history length")
     args = parser.parse_args()
     print(json.dumps({"client": args.client, "case": args.case, **measure(args)}))
 
