@@ -19,8 +19,8 @@ conversation of ``--messages`` turns: the raw client builds its message dicts fr
 stream), ``memory`` (peak RSS growth while consuming a 50 MB stream of 400-character
 deltas, and the final text's size as a Python string), ``first_token`` (ms from the server
 sending the first delta to the caller holding it; median of 20; needs the server's
-``--live`` mode). CPU time is ``time.process_time()`` in this (client) process. ``raw`` sets a socket timeout, as every
-real client does.
+``--live`` mode). CPU time is ``time.process_time()`` in this (client) process. ``raw``
+sets a socket timeout, as every real client does.
 """
 
 from __future__ import annotations
