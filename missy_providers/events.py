@@ -13,7 +13,7 @@ import itertools
 import os
 import time
 
-from .core.secret import get_logger
+from .core.secret import get_logger, sanitize
 from .core.values import Value
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -132,8 +132,10 @@ class Trace:
         expected = EVENT_FIELDS[type]
         if set(fields) != expected:
             raise TypeError(f"{type} takes {sorted(expected)}, got {sorted(fields)}")
-        event = CallEvent(type, self.call_id, provider or self.provider, time.time(), fields,
-                          self.run)
+        # A field may hold a server's words (a request id, a stop reason): sanitized like any
+        # outside text, so neither a call log nor a terminal line carries a key or an escape.
+        event = CallEvent(type, self.call_id, provider or self.provider, time.time(),
+                          {k: _clean(v) for k, v in fields.items()}, self.run)
         for hook in self.hooks:
             try:
                 hook(event)
@@ -146,6 +148,14 @@ class Trace:
     def failed(self, exc: BaseException) -> None:
         self.emit("call_failed", latency_ms=self.elapsed_ms(), error_type=type(exc).__name__,
                   status=getattr(exc, "status", None), attempts=self.attempts)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return sanitize(value, 200)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    return value
 
 
 NO_TRACE = Trace((), "")

@@ -69,7 +69,7 @@ class RateLimiter:
         part of the call) for one request and the estimated prompt tokens."""
         if not self.enabled:
             return
-        with self._lock:  # callers queue here in arrival order
+        with self._lock:  # callers reserve in arrival order, then wait without the lock
             wait = max(self.requests.wait_for(1) if self.requests else 0.0,
                        self.tokens.wait_for(estimated_tokens) if self.tokens else 0.0)
             if wait > self.max_wait:
@@ -78,15 +78,20 @@ class RateLimiter:
                     f"max_wait_seconds={self.max_wait:g} (requests_per_minute/"
                     "tokens_per_minute in the provider's config)", provider=self.provider,
                     retry_after=wait)
-            if budget is not None:
-                budget.wait(wait, sleep or self._sleep, self.provider,
-                            "waiting for the client-side rate limit")
-            elif wait > 0:
-                self._sleep(wait)
+            if budget is not None and wait > budget.remaining():
+                raise budget.expired(self.provider, f"waiting for the client-side rate limit "
+                                                    f"(a wait of {wait:.1f}s)")
+            # Reserved now: a later caller's wait counts this one's, so no one waits while
+            # holding the lock (a call's deadline is never spent queueing behind another's).
             if self.requests:
                 self.requests.take(1)
             if self.tokens:
                 self.tokens.take(estimated_tokens)
+        if budget is not None:
+            budget.wait(wait, sleep or self._sleep, self.provider,
+                        "waiting for the client-side rate limit")
+        elif wait > 0:
+            self._sleep(wait)
 
     def settle(self, estimated_tokens: int, actual_tokens: int) -> None:
         """Charge the difference once the response says how many tokens were really used."""

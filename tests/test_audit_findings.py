@@ -512,3 +512,28 @@ def test_the_environment_is_read_by_name_only(monkeypatch: pytest.MonkeyPatch) -
     bound = secret_from({"OPENAI_API_KEY": "sk-openai-12345678"}, "OPENAI_API_KEY")
     assert bound is not None and bound.only_host == VENDOR_KEY_HOSTS["OPENAI_API_KEY"]
     assert secret_from({}, "OPENAI_API_KEY") is None
+
+
+def test_a_call_never_waits_its_deadline_away_behind_another_calls_wait() -> None:
+    """The rate limiter reserves under its lock and waits outside it: a call whose deadline
+    the queue would pass is refused at once, however many others are waiting."""
+    import threading
+
+    server = LoopbackServer()
+    server.reset(lambda ex: ex.json(200, {"choices": [{"message": {"content": "ok"}}]}))
+    try:
+        reg = registry({"a": {"name": "openai", "model": "m", "base_url": server.url + "/v1",
+                              "requests_per_minute": 12, "max_wait_seconds": 60}})
+        provider = reg.get("a")
+        provider.limiter.requests.level = 0.0  # the burst is spent: the next waits 5 s
+        waiter = threading.Thread(target=lambda: provider.complete(HI))
+        waiter.start()
+        time.sleep(0.2)  # the first caller is now waiting (without the lock)
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout, match="client-side rate limit"):
+            provider.complete(HI, total_timeout=2)
+        took = time.monotonic() - started
+        waiter.join()
+    finally:
+        server.stop()
+    assert took < 0.5, took

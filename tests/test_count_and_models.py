@@ -127,7 +127,8 @@ def test_ollama_model_info_documented(server: LoopbackServer) -> None:
 
 def test_ollama_list_model_info_from_tags(server: LoopbackServer) -> None:
     """v0.30 /api/tags entries carry capabilities and details.context_length; an entry of an
-    older server is asked with /api/show."""
+    older server says less (None: unknown), and is not asked with /api/show one by one (the
+    server would choose how many requests the call sends); model_info(name) asks it."""
     show = load("ollama-show-docs")["response"]["body"]
 
     def answer(ex: Exchange) -> None:
@@ -141,12 +142,14 @@ def test_ollama_list_model_info_from_tags(server: LoopbackServer) -> None:
             ex.json(200, show)
 
     server.reset(answer)
-    infos = loopback_provider(server, "ollama").list_model_info()
+    provider = loopback_provider(server, "ollama")
+    infos = provider.list_model_info()
     assert infos == [ModelInfo("qwen3:8b", 40960, vision=False, tools=True, thinking=True,
                                source="GET /api/tags"),
-                     ModelInfo("llava:latest", 8192, vision=True, tools=False, thinking=False,
-                               source="POST /api/show")]
-    assert [r.path for r in server.requests] == ["/api/tags", "/api/show"]
+                     ModelInfo("llava:latest", None, source="GET /api/tags")]
+    assert [r.path for r in server.requests] == ["/api/tags"]
+    assert provider.model_info("llava:latest") == ModelInfo(
+        "llava:latest", 8192, vision=True, tools=False, thinking=False, source="POST /api/show")
 
 
 def test_compatible_model_info_from_the_list(server: LoopbackServer) -> None:

@@ -86,6 +86,9 @@ def test_max_wait_at_the_edge(wait_needed: float, max_wait: float, refused: bool
     else:
         lim.acquire(0)
         assert clock.slept == [wait_needed]
+        # Reserved before the wait (the next caller queues behind it); the wait refills it.
+        assert lim.requests.level == -wait_needed
+        lim.requests._refill()
         assert lim.requests.level == 0.0
 
 

@@ -262,6 +262,10 @@ GITHUB_RULES = (RestRule("api.github.com", "GET", "/repos/**", "allow"),
     ("GET", "https://api.github.com/repos/../admin/x", "deny * api.github.com/admin/*"),
     ("POST", "https://api.github.com/%61dmin/x", "deny * api.github.com/admin/*"),
     ("POST", "https://api.github.com/public/%2e%2e/admin/x", "deny * api.github.com/admin/*"),
+    ("POST", "https://api.github.com//admin/x", "deny * api.github.com/admin/*"),
+    ("POST", "https://api.github.com/ADMIN/x", "deny * api.github.com/admin/*"),
+    ("GET", "https://api.github.com/Repos/a/b", None),  # an allow as written: no match...
+    ("DELETE", "https://api.github.com/Repos/a/b", "deny DELETE api.github.com/**"),
     ("POST", "https://api.github.com/adminx", None),
     ("POST", "https://github.com/admin/x", None),  # another host: no rule
     ("DELETE", "https://other.example/x", None),

@@ -5,7 +5,10 @@ Pure (mutation-tested)."""
 from __future__ import annotations
 
 import gc
+import json
 import pickle
+import re
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -87,3 +90,46 @@ def test_pickling_message() -> None:
     with pytest.raises(TypeError) as info:
         pickle.dumps(Secret("x"))
     assert str(info.value) == "a Secret cannot be pickled"
+
+
+ECHO_KEY = "Ab+c/d=e-f_g.h~i:j12345678XYZ"  # a key with the characters encodings touch
+
+
+def _b64(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize("echo", [
+    ECHO_KEY,
+    quote(ECHO_KEY, safe=""),
+    re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), quote(ECHO_KEY, safe="")),
+    ECHO_KEY.replace("/", "%2F"), ECHO_KEY.replace("+", "%2B"),
+    quote(quote(ECHO_KEY, safe=""), safe=""), quote_plus(ECHO_KEY),
+    json.dumps(ECHO_KEY)[1:-1], ECHO_KEY.replace("/", "\\u002f"),
+    "".join(f"\\u{ord(c):04x}" for c in ECHO_KEY), ECHO_KEY.replace("+", "&#43;"),
+    _b64("user:" + ECHO_KEY), _b64("u:" + ECHO_KEY), _b64(ECHO_KEY + ":"),
+    _b64("user:" + ECHO_KEY).rstrip("="), ECHO_KEY.encode().hex(),
+], ids=lambda e: e[:24])
+def test_every_echo_of_a_key_is_scrubbed_whole(echo: str) -> None:
+    key = Secret(ECHO_KEY)
+    shown = scrub(f"server said {echo} ok")
+    assert shown.startswith("server said ") and shown.endswith(" ok")
+    assert REDACTED in shown and echo not in shown
+    # No run of 4 or more of the key's characters survives, in any form.
+    assert not any(ECHO_KEY[i:i + 4] in shown for i in range(len(ECHO_KEY) - 3))
+    assert key.reveal() == ECHO_KEY
+
+
+def test_overlapping_secrets_go_whole_whatever_their_order() -> None:
+    first, second = Secret("abcdefgh12345678"), Secret("12345678zzzzzzzz")
+    assert scrub("abcdefgh12345678zzzzzzzz end") == f"{REDACTED} end"
+    assert scrub("12345678zzzzzzzz abcdefgh12345678") == f"{REDACTED} {REDACTED}"
+    assert first.reveal() and second.reveal()
+
+
+def test_text_around_a_secret_is_kept() -> None:
+    key = Secret("straddling-the-cut-0123456789")
+    assert scrub(f"x{key.reveal()}!") == f"x{REDACTED}!"
+    assert scrub(f"url?a=1%20b&key={quote(key.reveal())}") == f"url?a=1%20b&key={REDACTED}"

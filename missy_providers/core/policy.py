@@ -343,10 +343,14 @@ class RestRule(Value):
                   action=action)
 
     def matches(self, host: str, method: str, path: str) -> bool:
+        """A deny rule matches a path in any letter case (a server may not care); an allow
+        rule only as written (so it never lets through what a deny rule below it names)."""
         from fnmatch import fnmatchcase  # only when rules are configured
 
-        return (host == self.host and self.method in ("*", method)
-                and fnmatchcase(path, self.path))
+        if host != self.host or self.method not in ("*", method):
+            return False
+        return fnmatchcase(path, self.path) or (
+            self.action == "deny" and fnmatchcase(path.lower(), self.path.lower()))
 
     def __str__(self) -> str:
         return f"{self.action} {self.method} {self.host}{self.path}"
@@ -361,6 +365,9 @@ def rest_paths(path: str) -> tuple[str, ...]:
 
     forms = []
     for form in (path, unquote(path)):
+        # Runs of slashes are one to most servers (normpath folds them, but keeps "//" at the
+        # start, as POSIX says).
+        form = "/" + form.lstrip("/") if form.startswith("//") else form
         resolved = posixpath.normpath(form) if form else "/"
         if form.endswith("/") and not resolved.endswith("/"):
             resolved += "/"

@@ -43,14 +43,14 @@ class Secret:
     ``origin`` says where it came from, for display (``env OPENAI_API_KEY``, ``config``);
     ``only_host``, when set, is the one host it may be sent to (the core refuses any other)."""
 
-    __slots__ = ("_value", "_forms", "origin", "only_host", "__weakref__")
+    __slots__ = ("_value", "_forms_cache", "origin", "only_host", "__weakref__")
     _live: ClassVar[weakref.WeakSet[Secret]] = weakref.WeakSet()
 
     def __init__(self, value: str, *, origin: str = "", only_host: str | None = None) -> None:
         if not isinstance(value, str):
             raise TypeError(f"a Secret holds a str, got {type(value).__name__}")
         self._value = value
-        self._forms: tuple[str, ...] | None = None
+        self._forms_cache: tuple[str, ...] | None = None
         self.origin, self.only_host = origin, only_host
         if len(value) >= MIN_SECRET_CHARS:
             Secret._live.add(self)
@@ -87,11 +87,12 @@ class Secret:
     def __reduce__(self) -> str:  # never pickled with its value
         raise TypeError("a Secret cannot be pickled")
 
-    def forms(self) -> tuple[str, ...]:
-        """Every way a server may echo the value back, longest first: as sent,
-        percent-encoded, form-encoded, JSON-escaped, and base64 at each of the three
-        alignments it can have inside a longer base64 text (``Basic user:key``)."""
-        if self._forms is None:
+    def _forms(self) -> tuple[str, ...]:
+        """The ways a server most often echoes the value back, found and replaced exactly:
+        as sent, percent-encoded, form-encoded, JSON-escaped, and base64 at each of the three
+        alignments it can have inside a longer base64 text (``Basic user:key``). Any other
+        encoding is found by decoding the text (:func:`scrub`)."""
+        if self._forms_cache is None:
             value = self._value
             json = value.replace("\\", "\\\\").replace('"', '\\"')
             found = {value, quote(value, safe=""), quote(value), quote_plus(value), json,
@@ -99,26 +100,110 @@ class Secret:
             raw = value.encode("utf-8", "surrogatepass")
             for offset in range(3):
                 encoded = base64.b64encode(b"\0" * offset + raw).decode("ascii")
-                # Only the characters that depend on the value's bytes alone.
+                # Only the characters that depend on the value's bytes alone (the run of
+                # base64 around it is removed whole, :func:`scrub`).
                 middle = encoded[4 if offset else 0:(offset + len(raw)) // 3 * 4]
                 if len(middle) >= MIN_SECRET_CHARS:
-                    found |= {middle, middle.replace("+", "-").replace("/", "_")}
-            self._forms = tuple(sorted(found, key=len, reverse=True))
-        return self._forms
+                    found |= {f"\0{middle}", f"\0{middle.replace('+', '-').replace('/', '_')}"}
+            self._forms_cache = tuple(sorted(found, key=len, reverse=True))
+        return self._forms_cache
+
+
+# A token: a run of characters an encoding keeps together (quotes, brackets, commas and white
+# space end one). One that carries an escape, or looks like base64 or hex, is decoded.
+_TOKEN = re.compile(r"""[^\s"'<>()\[\]{},]{8,}""")
+_ENCODED = re.compile(r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\/|&#?\w+;|^[A-Za-z0-9+/_=-]{12,}$")
+_JSON_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\(.)")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_")
+
+
+def _json_unescaped(text: str) -> str:
+    return _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else m.group(2),
+                            text)
+
+
+def _decoded(token: str) -> set[str]:
+    """``token`` as every encoding a server may have applied would decode it, each twice
+    over: percent (any case), JSON escapes, HTML entities; and base64 (standard or URL-safe,
+    padded or not) and hex, when it has their shape."""
+    from html import unescape
+    from urllib.parse import unquote
+
+    out = {token}
+    for _ in range(2):
+        out |= {decoded for text in out
+                for decoded in (unquote(text), unescape(text), _json_unescaped(text))}
+    for text in list(out):
+        core = text.rstrip("=")
+        if len(core) >= 16 and len(core) % 2 == 0 and _HEX.issuperset(core):
+            out.add(bytes.fromhex(core).decode("utf-8", "replace"))
+        for altchars in (b"+/", b"-_"):
+            try:
+                raw = base64.b64decode(core + "=" * (-len(core) % 4), altchars, validate=True)
+            except ValueError:
+                continue
+            out.add(raw.decode("utf-8", "replace"))
+    return out
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    spans.sort()
+    merged = [spans[0]]
+    for start, end in spans[1:]:
+        if start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def scrub(text: str) -> str:
-    """``text`` with every live Secret, in each of its forms, and everything shaped like a key
-    or bearer token, replaced by ``[REDACTED]``. Every form of every secret is replaced
-    whatever else matched first (longest forms first, so a form that contains another is
-    replaced whole)."""
+    """``text`` with every live Secret, and everything shaped like a key or bearer token,
+    replaced by ``[REDACTED]``, in one pass: the spans of every form of every secret are found
+    in the original text and merged before anything is replaced (two secrets that overlap go
+    whole, whatever their order); and a token that carries an encoding is decoded
+    (:func:`_decoded`) and goes whole if it holds a secret (a form not listed, such as
+    lower-case or partial percent-encoding, ``\\u002f``, ``&#43;``, base64 with its ends)."""
     if not text:
         return text
-    for secret in list(Secret._live):
-        for form in secret.forms():
-            if form in text:
-                text = text.replace(form, REDACTED)
+    secrets = list(Secret._live)
+    spans: list[tuple[int, int]] = []
+    for secret in secrets:
+        for form in secret._forms():
+            base64_run = form[0] == "\0"  # a base64 middle: its whole run goes
+            form = form[1:] if base64_run else form
+            start = text.find(form)
+            while start >= 0:
+                end = start + len(form)
+                if base64_run:
+                    while start and text[start - 1] in _BASE64_CHARS:
+                        start -= 1
+                    while end < len(text) and text[end] in _BASE64_CHARS:
+                        end += 1
+                spans.append((start, end))
+                start = text.find(form, end)
+    text = _replaced(text, spans)
+    if secrets:  # then what is left, decoded (the markers above end a token)
+        spans = []
+        for match in _TOKEN.finditer(text):
+            token = match.group()
+            if _ENCODED.search(token) is not None:
+                variants = _decoded(token)
+                if any(s._value in v for s in secrets for v in variants):
+                    spans.append(match.span())
+        text = _replaced(text, spans)
     return _TOKEN_PATTERNS.sub(REDACTED, text)
+
+
+def _replaced(text: str, spans: list[tuple[int, int]]) -> str:
+    if not spans:
+        return text
+    pieces, last = [], 0
+    for start, end in _merged(spans):
+        pieces += [text[last:start], REDACTED]
+        last = end
+    return "".join(pieces) + text[last:]
 
 
 # Escaped wherever outside text is shown: C0 and C1 controls and DEL (a server must not move an

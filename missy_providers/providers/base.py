@@ -30,7 +30,7 @@ from ..core.errors import (
 )
 from ..core.headers import Credential
 from ..core.http import PolicyHTTPClient, Response, Timeouts
-from ..core.secret import get_logger
+from ..core.secret import get_logger, sanitize
 from ..core.values import Value
 from ..core.wire import CallBudget
 from ..events import NO_TRACE, Hooks, Trace
@@ -172,7 +172,18 @@ def finished(trace: Trace, response: CompletionResponse) -> None:
 
 
 def request_id(response: Response) -> str:
-    return response.header("request-id") or response.header("x-request-id")
+    """The server's request id (its own words: sanitized, bounded, like any outside text)."""
+    return sanitize(response.header("request-id") or response.header("x-request-id"), 200)
+
+
+# What a mapping raises when a server's JSON is not the shape it reads: made a ProtocolError
+# (never a bare TypeError out of a public call) by :func:`unexpected_shape`.
+SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError, RecursionError)
+
+
+def unexpected_shape(exc: BaseException, what: str, provider: str) -> ProtocolError:
+    return ProtocolError(f"{what} of an unexpected shape ({type(exc).__name__}: "
+                         f"{sanitize(str(exc), 60)})", provider=provider)
 AVAILABILITY_TIMEOUT = Timeouts(connect=2.0, read=3.0, total=5.0)
 # Failures that say the provider itself is unwell (they open the circuit breaker); a 4xx says
 # the request was wrong, and a 429 that the provider is up but busy with us.
@@ -220,7 +231,7 @@ class _SSEAtEnd(SSEDecoder):
 def _partial(accumulator: Accumulator) -> CompletionResponse | None:
     try:
         return accumulator.partial()
-    except MissyError:  # the pieces themselves are broken: nothing whole to give back
+    except (MissyError, *SHAPE_ERRORS):  # the pieces are broken: nothing whole to give back
         return None
 
 
@@ -383,13 +394,21 @@ class BaseProvider(HostSurface):
                 return Probe(False, f"HTTP {exc.status} from {self.probe_path}",
                              (time.monotonic() - started) * 1000)
             return Probe(False, f"unreachable: {exc}")
-        return Probe(True, "OK", (time.monotonic() - started) * 1000, self.models_from(data))
+        try:
+            models = self.models_from(data)
+        except SHAPE_ERRORS as exc:
+            return Probe(False, f"unreachable: {unexpected_shape(exc, 'model list', self.name)}")
+        return Probe(True, "OK", (time.monotonic() - started) * 1000, models)
 
     @at_boundary
     def list_models(self) -> list[str]:
         """The model names the provider offers (``GET`` its model list through the policy
         client, with the same key choice as a call); a UsageError for an API without one."""
-        return self.models_from(self._get_json(self._listing_path()))
+        data = self._get_json(self._listing_path())
+        try:
+            return self.models_from(data)
+        except SHAPE_ERRORS as exc:
+            raise unexpected_shape(exc, "model list", self.name) from None
 
     def _listing_path(self) -> str:
         """The path that lists models; a UsageError for an API without one."""
@@ -416,8 +435,10 @@ class BaseProvider(HostSurface):
         policy client: the ring's key, this call's budget (CallBudget.for_call: its time and
         sends), retries as for a completion; a JSON object or a typed error."""
         budget = self._budget(timeout.total, max_retries, limit)
-        call = Outgoing(body, False, timeout, max_retries, budget, headers=headers,
-                        method=method, url=self.config.base_url + path)
+        # Each send is an `attempt` call event like a completion's: the call log records it
+        # (and, failing to, stops it before it is sent).
+        call = Outgoing(body, False, timeout, max_retries, budget, self.hooks.trace(self.name),
+                        headers=headers, method=method, url=self.config.base_url + path)
         with self._send_with_retries(call) as response:
             data = response.json()
         if not isinstance(data, Mapping):
@@ -491,8 +512,12 @@ class BaseProvider(HostSurface):
     def _list_model_info(self) -> list[ModelInfo]:
         path = self._listing_path()
         data = self._get_json(path)
-        items = data.get("data")
-        return [self.info_from(m, f"GET {path}") for m in items or [] if isinstance(m, Mapping)]
+        try:
+            items = data.get("data")
+            return [self.info_from(m, f"GET {path}") for m in items or []
+                    if isinstance(m, Mapping)]
+        except SHAPE_ERRORS as exc:
+            raise unexpected_shape(exc, "model list", self.name) from None
 
     def info_from(self, entry: Mapping[str, Any], source: str) -> ModelInfo:
         """One entry of the model list as ModelInfo (OpenAI's shape and compatible servers')."""
@@ -732,9 +757,10 @@ class BaseProvider(HostSurface):
         ProtocolError, not a KeyError."""
         try:
             return self.parse_response(data)
-        except (KeyError, TypeError, AttributeError, IndexError) as exc:
-            raise ProtocolError(f"response of an unexpected shape ({type(exc).__name__}: "
-                                f"{str(exc)[:60]})", provider=self.name) from None
+        except MissyError:
+            raise
+        except SHAPE_ERRORS as exc:
+            raise unexpected_shape(exc, "response", self.name) from None
 
     def _complete(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                   opts: dict[str, Any], trace: Trace | None = None,
@@ -872,13 +898,12 @@ class BaseProvider(HostSurface):
                 except ProtocolError as exc:
                     raise ProtocolError(f"{exc.message}; {response.bytes_received} bytes "
                                         "received", provider=self.name) from None
-            except (KeyError, TypeError, AttributeError, IndexError) as exc:
-                raise ProtocolError(f"stream item of an unexpected shape ({type(exc).__name__}: "
-                                    f"{str(exc)[:60]})", provider=self.name) from None
-            except ProtocolError as exc:
+            except MissyError as exc:
                 if type(exc) is ProtocolError and not exc.provider:  # from a decoder
                     raise ProtocolError(exc.message, provider=self.name) from None
                 raise
+            except SHAPE_ERRORS as exc:
+                raise unexpected_shape(exc, "stream item", self.name) from None
             final.request_id = request_id(response)
             self.limiter.settle(estimate, final.usage.get("total_tokens", 0))
             self._structured(final, schema, refuse)
@@ -906,7 +931,7 @@ class BaseProvider(HostSurface):
             data = sse_error(body)
         message, etype = self.error_details(data)
         message = excerpt(message, MAX_SERVER_MESSAGE_CHARS) if message else \
-            excerpt(body.strip()) or response.reason
+            excerpt(body.strip()) or excerpt(response.reason)
         body_request_id = data.get("request_id") if isinstance(data, Mapping) else None
         request_id = (response.header("request-id") or response.header("x-request-id")
                       or str_or_none(body_request_id))

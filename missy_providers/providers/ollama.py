@@ -18,7 +18,7 @@ from ..types import (
     make_usage,
     token_count,
 )
-from .base import BaseProvider, parse_tool_arguments
+from .base import SHAPE_ERRORS, BaseProvider, parse_tool_arguments, unexpected_shape
 from .dialects import native_of, tagged
 from .model_facts import from_ollama
 from .openai import function_tools, new_call_id, unique_ids
@@ -102,16 +102,17 @@ class OllamaProvider(BaseProvider):
                            "POST /api/show")
 
     def _list_model_info(self) -> list[ModelInfo]:
-        """``/api/tags``: from v0.30 each entry has capabilities and the context length;
-        an older server's models are each asked with /api/show."""
-        out = []
-        for entry in self._get_json("/api/tags").get("models") or []:
-            if not isinstance(entry, Mapping):
-                continue
-            name = str(entry.get("name") or entry.get("model"))
-            out.append(from_ollama(name, entry, "GET /api/tags") if "capabilities" in entry
-                       else self.model_info(name))
-        return out
+        """``/api/tags``, one request: from v0.30 each entry has capabilities and the context
+        length; an older server's entries say less (None: unknown; ``model_info(name)`` asks
+        ``/api/show`` for one model). Never one request a model: the server would choose how
+        many a call sends."""
+        data = self._get_json("/api/tags")
+        try:
+            return [from_ollama(str(entry.get("name") or entry.get("model")), entry,
+                                "GET /api/tags")
+                    for entry in data.get("models") or [] if isinstance(entry, Mapping)]
+        except SHAPE_ERRORS as exc:
+            raise unexpected_shape(exc, "model list", self.name) from None
 
     def models_from(self, data: Any) -> list[str]:
         models = data.get("models") if isinstance(data, Mapping) else None
