@@ -493,8 +493,9 @@ def command() -> str:
     """How this CLI was started, for the commands its hints name: ``missy-providers`` (the
     console script), ``python -m missy_providers``, ``python -m missy`` (a checkout), or
     ``python3 path/missy.py`` (a vendored copy, run as a file)."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
+    import __main__
+
+    spec = getattr(__main__, "__spec__", None)
     if spec is not None and spec.name:
         return f"python -m {spec.name.removesuffix('.__main__')}"
     script = sys.argv[0] if sys.argv else ""

@@ -4,13 +4,19 @@ A module holds a power when it can open sockets or TLS, reveal a secret, read th
 create or write files, import dynamically, decide egress, or count a call's sends and deadline.
 The core is every module that holds one, plus every module of the package they import (so the
 core can be audited without reading anything else). Names are followed through aliases
-(``import os as o``, ``from os import environ as e``); a name computed at run time
-(``getattr(x, name)``) is itself flagged outside the core.
+(``import os as o``, ``from os import environ as e``), through strings built of constants
+(``"_val" + "ue"``, ``"{0._value}".format``) and through the stdlib's side doors to the same
+powers (``operator.attrgetter``, ``sys.modules[...]``, ``io.FileIO``, logging's file and socket
+handlers, ``/proc/``); a name computed at run time (``getattr(x, name)``) is itself flagged
+outside the core. What it catches is names, aliases and the side doors it knows: a reviewer
+reading a diff outside the core still looks for deliberate obfuscation (docs/AUDIT.md
+question 10).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +35,7 @@ SOCKET_METHODS = frozenset({"create_connection", "open_connection", "start_serve
                             "create_unix_server", "start_tls", "socketpair", "fromfd"})
 ENV_NAMES = frozenset({"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv",
                        "expanduser", "expandvars"})
-SECRET_NAMES = frozenset({"reveal", "_value", "render"})
+SECRET_NAMES = frozenset({"reveal", "_value", "render", "_forms", "_forms_cache"})
 # Names that create, change or remove files whatever object they are called on ...
 WRITE_CALLS = frozenset({"makedirs", "mkdir", "chmod", "fchmod", "lchmod", "chown",
                          "fchown", "rename", "renames", "removedirs", "unlink", "rmdir",
@@ -47,7 +53,15 @@ IMPORT_NAMES = frozenset({"__import__", "import_module", "spec_from_file_locatio
 # Counting a call's sends and time: only the core counts, and a budget is made only by the
 # core's own formula (CallBudget.for_call, for_chain), never with a number of one's own.
 BUDGET_COUNTERS = frozenset({"take_send", "sends", "max_sends", "deadline", "refreshes"})
-REFLECTION = frozenset({"getattr", "setattr", "delattr", "__getattribute__", "vars"})
+REFLECTION = frozenset({"getattr", "setattr", "delattr", "__getattribute__", "vars",
+                        "attrgetter", "methodcaller", "__setattr__", "__delattr__"})
+# Stdlib classes that open a file or a socket on their own.
+FILE_CLASSES = frozenset({"FileIO", "FileHandler", "RotatingFileHandler",
+                          "TimedRotatingFileHandler", "WatchedFileHandler"})
+SOCKET_CLASSES = frozenset({"SocketHandler", "DatagramHandler", "SysLogHandler",
+                            "HTTPHandler", "SMTPHandler"})
+# Attributes whose assignment changes where a client may send.
+EGRESS_ATTRIBUTES = frozenset({"policy", "_policy"})
 WRITE_MODES = set("wax+")
 
 
@@ -93,6 +107,39 @@ def _mode(node: ast.Call, index: int) -> str:
     return str(arg.value) if isinstance(arg, ast.Constant) else "w"  # computed: assume writes
 
 
+def folded(node: ast.AST) -> str | None:
+    """The string an expression of constants spells (``"_val" + "ue"``, ``f"{'a'}b"``,
+    ``"".join(["a", "b"])``), or None."""
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = folded(node.left), folded(node.right)
+        return left + right if left is not None and right is not None else None
+    if isinstance(node, ast.JoinedStr):
+        parts = [folded(v.value if isinstance(v, ast.FormattedValue) else v)
+                 for v in node.values]
+        return "".join(p for p in parts if p is not None) if None not in parts else None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+            node.func.attr == "join" and len(node.args) == 1 and \
+            isinstance(node.args[0], (ast.List, ast.Tuple)):
+        glue = folded(node.func.value)
+        parts = [folded(e) for e in node.args[0].elts]
+        return glue.join(p for p in parts if p is not None) \
+            if glue is not None and None not in parts else None
+    return None
+
+
+def format_fields(text: str) -> list[str]:
+    """The attribute and key names a format string reaches (``"{0._value}"`` → ``_value``)."""
+    import string
+
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f]
+    except ValueError:
+        return []
+    return [part for field in fields for part in re.split(r"[.\[\]]", field) if part]
+
+
 def powers(path: Path) -> dict[str, list[int]]:
     """Each power ``path`` holds, with the lines that show it."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -116,6 +163,9 @@ def powers(path: Path) -> dict[str, list[int]]:
         if name in NETWORK_MODULES or top in ("socket", "ssl", "select", "selectors") or \
                 name.startswith(("http.client", "urllib.request", "xmlrpc")):
             flag("network", node)
+        if name.startswith(("logging.handlers", "logging.config")):
+            flag("network", node)  # socket handlers; dictConfig builds any handler
+            flag("files", node)
         if top in IMPORT_MODULES and not name.startswith("importlib.resources"):
             flag("dynamic import", node)
         leaf = name.rpartition(".")[2]
@@ -139,12 +189,36 @@ def powers(path: Path) -> dict[str, list[int]]:
                 flag("budget", node)
             if attr == "Decision":
                 flag("egress", node)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            # getattr(x, "reveal"): the name, spelled as a string, is the same power.
-            for names, power in ((SECRET_NAMES, "secret"), (IMPORT_NAMES, "dynamic import"),
-                                 (ENV_NAMES, "environment")):
-                if node.value in names:
-                    flag(power, node)
+        spelled = folded(node)
+        if spelled is not None:
+            # getattr(x, "reveal"), attrgetter("_val" + "ue"), "{0._value}".format(x),
+            # sys.modules["importlib"]: the name, spelled as a string, is the same power.
+            for name in {spelled, *format_fields(spelled)}:
+                for names, power in ((SECRET_NAMES, "secret"), (IMPORT_NAMES, "dynamic import"),
+                                     (IMPORT_MODULES, "dynamic import"),
+                                     (ENV_NAMES, "environment")):
+                    if name in names:
+                        flag(power, node)
+            if "/proc/" in spelled:  # /proc/self/environ is the environment, and more
+                flag("environment", node)
+        if isinstance(node, ast.Attribute) and node.attr in EGRESS_ATTRIBUTES and \
+                isinstance(node.ctx, (ast.Store, ast.Del)):
+            flag("egress", node)
+        if isinstance(node, ast.Attribute) and node.attr == "__dict__":
+            flag("reflection", node)  # x.__dict__[name]: every attribute by name
+        if isinstance(node, ast.Attribute) and node.attr == "modules" and \
+                module_of(node.value) == "sys":
+            flag("dynamic import", node)  # sys.modules[...] reaches any loaded module
+        if isinstance(node, (ast.Attribute, ast.Name)):
+            attr = node.attr if isinstance(node, ast.Attribute) else node.id
+            imported = aliases.names.get(attr, ("", ""))[1] if isinstance(node, ast.Name) \
+                else attr
+            if imported in FILE_CLASSES:
+                flag("files", node)
+            if imported in SOCKET_CLASSES:
+                flag("network", node)
+            if isinstance(node, ast.Name) and aliases.names.get(node.id) == ("time", "sleep"):
+                flag("budget", node)
         if isinstance(node, ast.Attribute) and node.attr in OS_ONLY_WRITE and \
                 module_of(node.value) in ("os", "posix", "shutil", "io"):
             if node.attr != "open" or module_of(node.value) in ("os", "posix"):
@@ -164,9 +238,19 @@ def powers(path: Path) -> dict[str, list[int]]:
             elif fname == "open" and isinstance(func, ast.Attribute):  # Path(...).open("w")
                 if WRITE_MODES & set(_mode(node, 0)):
                     flag("files", node)
-            if fname in REFLECTION and len(node.args) >= 2 and \
-                    not isinstance(node.args[1], ast.Constant):
+            name_arg = 0 if fname in ("attrgetter", "methodcaller") else 1
+            if fname in REFLECTION and len(node.args) > name_arg and \
+                    folded(node.args[name_arg]) is None:
                 flag("reflection", node)
+            if fname == "vars" or (fname in REFLECTION and not node.args):
+                flag("reflection", node)  # vars(x)[name]: every attribute by name
+            if fname in ("setattr", "__setattr__", "delattr", "__delattr__") and \
+                    len(node.args) > 1:
+                # setattr(budget, "max_sends", n) is the store it spells.
+                if folded(node.args[1]) in BUDGET_COUNTERS:
+                    flag("budget", node)
+                if folded(node.args[1]) in EGRESS_ATTRIBUTES:
+                    flag("egress", node)
             if fname == "sleep" and isinstance(func, ast.Attribute) and \
                     module_of(func.value) == "time":
                 flag("budget", node)
@@ -216,8 +300,6 @@ def line_count(path: Path) -> int:
 def fix_audit_table(audit: Path) -> None:
     """Rewrite docs/AUDIT.md question 10's line counts and totals from the code (a module
     that joined or left the core is for a person to add or remove, with its why)."""
-    import re
-
     text = audit.read_text(encoding="utf-8")
     core = derived_core()
 

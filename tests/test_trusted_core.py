@@ -82,24 +82,46 @@ DISGUISES = {
                 "import http.client", "import urllib.request as u",
                 "async def f(loop):\n    await loop.create_connection(None)"],
     "secret": ["def f(k):\n    return k.reveal()", "def f(k):\n    r = k.reveal\n    return r()",
-               "def f(k):\n    return k._value", "def f(k):\n    return getattr(k, 'reveal')()"],
+               "def f(k):\n    return k._value", "def f(k):\n    return getattr(k, 'reveal')()",
+               "def f(k):\n    return '{0._value}'.format(k)",
+               "def f(k):\n    return '{0[x]._value!r}'.format([k])",
+               "import operator\nf = operator.attrgetter('_val' + 'ue')",
+               "def f(k):\n    return getattr(k, ''.join(['rev', 'eal']))()",
+               "def f(k):\n    return getattr(k, f\"{'_val'}ue\")",
+               "def f(k):\n    return k._forms()"],
     "environment": ["import os as o\nx = o.environ", "from os import environ as e",
                     "from os import getenv", "import os\nx = os.path.expanduser('~')",
-                    "import posix\nx = posix.environ", "x = 'environ'"],
+                    "import posix\nx = posix.environ", "x = 'environ'",
+                    "x = open('/proc/self/' + 'env' + 'iron', 'rb').read()",
+                    "x = open('/proc/%d/environ' % 1).read()"],
     "files": ["open('x', 'w')", "open('x', mode='a')", "def f(m):\n    open('x', m)",
               "import os as o\no.makedirs('d')", "import os\nos.open('x', 0)",
               "from os import replace\nreplace('a', 'b')", "import pathlib\n"
               "pathlib.Path('x').write_text('')", "import shutil\nshutil.move('a', 'b')",
               "import tempfile as t\nt.mkstemp()", "def f(p):\n    p.open('wb')",
-              "def f(ctx):\n    ctx.keylog_filename = 'x'"],
+              "def f(ctx):\n    ctx.keylog_filename = 'x'",
+              "import io\nio.FileIO('x', 'w' + 'b')", "from io import FileIO as F\nF('x', 'wb')",
+              "import logging\nlogging.FileHandler('x')",
+              "import logging.handlers as h\nh.WatchedFileHandler('x')",
+              "from logging.config import dictConfig"],
     "dynamic import": ["import importlib", "from importlib import import_module",
-                       "x = __import__('os')", "import runpy"],
+                       "x = __import__('os')", "import runpy",
+                       "import sys\nx = sys.modules['import' + 'lib']",
+                       "import operator\nf = operator.methodcaller('import_' + 'module', 'os')"],
     "budget": ["def f(b):\n    b.take_send('p')", "def f(b):\n    b.sends = 0",
                "def f(b):\n    b.deadline = 0", "CallBudget(1, 99)",
-               "import time as t\nt.sleep(1)"],
-    "egress": ["Decision(True, 'ok')"],
+               "import time as t\nt.sleep(1)", "from time import sleep as pause\npause(1)",
+               "def f(b):\n    setattr(b, 'max_' + 'sends', 10)",
+               "def f(b):\n    object.__setattr__(b, 'deadline', 0)"],
+    "egress": ["Decision(True, 'ok')", "def f(c, p):\n    c.policy = p",
+               "def f(c, p):\n    setattr(c, '_policy', p)"],
     "reflection": ["def f(o, n):\n    return getattr(o, n)",
-                   "def f(o, n):\n    setattr(o, n, 1)"],
+                   "def f(o, n):\n    setattr(o, n, 1)",
+                   "import operator\ndef f(n):\n    return operator.attrgetter(n)",
+                   "def f(o, n):\n    return vars(o)[n]", "def f(o, n):\n    return o.__dict__[n]",
+                   "def f(o, n, v):\n    object.__setattr__(o, n, v)"],
+    "network (stdlib side doors)": ["import logging.handlers as h\nh.SocketHandler('h', 1)",
+                                    "from logging.handlers import SysLogHandler"],
 }
 
 
@@ -108,7 +130,7 @@ DISGUISES = {
 def test_a_disguised_power_is_still_found(tmp_path: Path, power: str, code: str) -> None:
     module = tmp_path / "m.py"
     module.write_text(textwrap.dedent(code) + "\n")
-    assert power in powers(module), code
+    assert power.split(" (")[0] in powers(module), code
 
 
 @pytest.mark.parametrize("code", [
@@ -116,6 +138,9 @@ def test_a_disguised_power_is_still_found(tmp_path: Path, power: str, code: str)
     "open('x')", "open('x', 'rb')", "import os\nx = os.path.join('a', 'b')",
     "def f(k):\n    return k.same_value(k)", "import asyncio\nasyncio.get_running_loop()",
     "def f(b):\n    return b.remaining()", "def f(b):\n    return b.take_refresh()",
+    "policy = 'policy'", "def f(p):\n    p.add_parser('policy')", "x = 'deadline passed'",
+    "x = '{0} of {1}'.format(1, 2)", "import logging\nlog = logging.getLogger('x')",
+    "def f(o):\n    return getattr(o, 'na' + 'me')", "import __main__",
 ])
 def test_harmless_look_alikes_are_not_powers(tmp_path: Path, code: str) -> None:
     module = tmp_path / "m.py"
