@@ -87,8 +87,16 @@ def _models(row: dict[str, Any]) -> str:
             f"{row['premium_model'] or '-'})")
 
 
+def _cell(value: object) -> str:
+    """A field of a one-line record (a table cell, a model id): its line breaks and tabs
+    escaped too, so a server's value cannot start a row or a column of its own."""
+    from missy_providers.core.secret import MAX_MESSAGE_CHARS, sanitize
+
+    return sanitize(str(value), MAX_MESSAGE_CHARS)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    cells = [header, *rows]
+    cells = [header, *([_cell(c) for c in row] for row in rows)]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                      for r in cells)
@@ -301,7 +309,8 @@ def cmd_models(cli: Cli) -> int:
     else:
         for name, result in found.items():
             for model in result.get("models", []):
-                cli.print(f"{name}\t{_model_line(model) if cli.args.long else model}")
+                shown = _model_line(model) if cli.args.long else _cell(model)
+                cli.print(f"{_cell(name)}\t{shown}")
             if "note" in result:
                 cli.note(f"missy: {name}: {result['note']}")
             if "error" in result:
@@ -317,7 +326,7 @@ def _model_line(info: dict[str, Any]) -> str:
 
     caps = ",".join(f"{k}={_yes_no(info[k])}" for k in
                     ("vision", "tools", "thinking", "structured_output"))
-    return (f"{info['name']}\tcontext {count(info['context_window'])}\toutput "
+    return (f"{_cell(info['name'])}\tcontext {count(info['context_window'])}\toutput "
             f"{count(info['max_output_tokens'])}\t{caps}")
 
 

@@ -407,6 +407,41 @@ def test_the_cli_neutralises_server_and_model_text(tmp_path: Path) -> None:
     assert ESCAPE in raw.stdout  # --raw: the model's text as it came
 
 
+def test_a_server_value_cannot_forge_a_cli_line_or_column(tmp_path: Path) -> None:
+    """A model id holding a line break and a tab stays one line, one field, in every table
+    (`models`, `models --long`, `providers --check`)."""
+    forged = "real-model\nanthropic\tclaude-opus-FORGED\u2028x\x0bz"
+
+    def handler(ex: Exchange) -> None:
+        if ex.req.path == "/api/tags":
+            ex.json(200, {"models": [{"name": forged}]})
+        elif ex.req.path == "/api/show":
+            ex.json(200, {"model_info": {}, "capabilities": ["completion"]})
+        else:
+            ex.json(404, {"error": "no"})
+
+    server = LoopbackServer()
+    server.reset(handler)
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"providers": {"o": {"name": "ollama", "model": "m",
+                                                      "base_url": server.url}}}))
+    try:
+        listed = missy("models", "--config", str(config))
+        long = missy("models", "--long", "--config", str(config))
+        checked = missy("providers", "--check", "--config", str(config))
+    finally:
+        server.stop()
+    for run in (listed, long):
+        assert run.returncode == 0, run.stderr
+        lines = run.stdout.splitlines()
+        assert len(lines) == 1, run.stdout
+        assert lines[0].startswith("o\treal-model\\x0aanthropic\\x09"), run.stdout
+    assert listed.stdout.count("\t") == 1
+    assert checked.returncode == 0, checked.stderr
+    rows = checked.stdout.splitlines()
+    assert len(rows) == 2 and "FORGED" in rows[1] and "\t" not in checked.stdout
+
+
 def test_the_cli_error_line_is_neutralised(tmp_path: Path) -> None:
     def handler(c: RawConnection) -> None:
         while c.read_request():

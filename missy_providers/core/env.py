@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 
 from .secret import Secret, get_logger
 
@@ -19,7 +20,9 @@ log = get_logger(__name__)
 
 # A vendor's own key variable is sent only to that vendor's API host, however the config
 # references it (implicitly, as `api_key: $OPENAI_API_KEY`, in `api_keys`, or in a header).
-VENDOR_KEY_HOSTS = {"OPENAI_API_KEY": "api.openai.com", "OLLAMA_API_KEY": "ollama.com"}
+# Read-only: a caller's .clear() or [name] = ... cannot unbind a vendor's key by accident.
+VENDOR_KEY_HOSTS: Mapping[str, str] = MappingProxyType(
+    {"OPENAI_API_KEY": "api.openai.com", "OLLAMA_API_KEY": "ollama.com"})
 
 
 class ProcessEnvironment(Mapping[str, str]):
