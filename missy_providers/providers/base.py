@@ -610,11 +610,12 @@ class BaseProvider(HostSurface):
         :meth:`CallBudget.sends_for`."""
         return CallBudget.for_call(total, [self.send_plan(max_retries)], limit)
 
-    def send_plan(self, max_retries: int | None = None) -> tuple[int, int, bool]:
+    def send_plan(self, max_retries: int | None = None) -> tuple[int, int, bool, bool]:
         """What bounds this provider's sends in one call (CallBudget.for_call): its keys, its
-        retries (this call's, else the config's), whether it refreshes a login token."""
+        retries (this call's, else the config's), whether it refreshes a login token, and
+        whether it reads its credential again after a refusal (one more send)."""
         retries = self.config.max_retries if max_retries is None else max_retries
-        return len(self.keys), retries, self.refreshes_tokens
+        return len(self.keys), retries, self.refreshes_tokens, False
 
     def _send(self, call: Outgoing, estimated_tokens: int = 0) -> Response:
         """One logical request: circuit breaker and rate limits first (the limiter's wait is
