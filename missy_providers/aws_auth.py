@@ -43,6 +43,47 @@ REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 SIGNING_NAME = "bedrock"  # the service model's signingName (the host says bedrock-runtime)
 
 
+REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+def region_problem(value: Any) -> str | None:
+    ok = isinstance(value, str) and REGION.fullmatch(value) is not None
+    return None if ok else "an AWS region name such as 'us-east-1'"
+
+
+def region_of(good: Mapping[str, Any], env: Mapping[str, str], use_env: bool,
+              problems: _Problems, notes: list[str], path: tuple[str, ...]
+              ) -> tuple[str, str]:
+    """(region, where it came from): the config's ``region``; AWS_REGION or
+    AWS_DEFAULT_REGION only with network.allow_env_base_url (the region names the host, and
+    the environment decides egress only when the config says so)."""
+    if "region" in good:
+        return good["region"], "config"
+    for var in REGION_VARIABLES:
+        value = env.get(var, "").strip()
+        if not value:
+            continue
+        if not use_env:
+            notes.append(f"{'.'.join(path)}: {var} is set and ignored (the region names the "
+                         "host); set region, or network.allow_env_base_url: true to let it "
+                         "decide")
+            break
+        if problem := region_problem(value):
+            problems.add(f"${var}: expected {problem}", *path, "region")
+            return "", ""
+        return value, f"env {var}"
+    problems.add("missing required key 'region' (the AWS region: it names the host and "
+                 "signs the requests)", *path)
+    return "", ""
+
+
+def default_base_url(region: str, source: str) -> tuple[str, str]:
+    """The region's runtime endpoint, and where it came from (the environment's region)."""
+    if not region:
+        return "", "default"
+    return f"https://{default_host(region)}", "default" if source == "config" else source
+
+
 def default_host(region: str) -> str:
     """``bedrock-runtime.{region}.amazonaws.com`` (the China partition: ``.com.cn``)."""
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"

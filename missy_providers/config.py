@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from .core.env import ENVIRONMENT, expand_user, secret_from
 from .core.errors import ConfigError, at_boundary
 from .core.headers import header_problems, header_value_problem, held
+from .credentials import credential_files
 from .provider_types import BUILTIN_TYPES, HOST_TYPES, known_types
 from .settings import (
     LIBRARY_KEYS,
@@ -60,8 +61,6 @@ KEY_ENV_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY",
                 "ollama": "OLLAMA_API_KEY",  # OLLAMA_API_KEY: Ollama Cloud (ollama.com) only
                 "azure-openai": "AZURE_OPENAI_API_KEY"}  # openai-python's name for it
 AZURE_APIS = ("chat", "responses")  # Chat Completions, or the Responses API
-# Bedrock's region decides its host; from the environment only as a base_url may come from it.
-REGION_ENV_VARS = ("AWS_REGION", "AWS_DEFAULT_REGION")
 BASE_URL_ENV_VARS = {"openai": "OPENAI_BASE_URL", "ollama": "OLLAMA_HOST"}
 DEFAULT_CONFIG_PATH = "~/.missy/config.yaml"
 DEFAULT_CODEX_TOKEN_URL = "https://auth.openai.com/oauth/token"  # noqa: S105 (a URL)
@@ -136,10 +135,9 @@ def _is_api(v: Any) -> str | None:
 
 
 def _is_region(v: Any) -> str | None:
-    from .aws_auth import REGION
+    from .aws_auth import region_problem
 
-    ok = isinstance(v, str) and REGION.fullmatch(v) is not None
-    return None if ok else "an AWS region name such as 'us-east-1'"
+    return region_problem(v)
 
 
 def _is_mapping_list(v: Any) -> str | None:
@@ -586,16 +584,26 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
     explicit = good.get("base_url", "").rstrip("/")
     if ptype == "azure-openai":  # the resource's endpoint; the portal's /openai/v1 URL too
         explicit = explicit.removesuffix("/openai/v1").removesuffix("/openai")
-    region, region_source = _region(ptype, good, env, use_env_base_url, problems, notes, path)
+    region, region_source = "", ""
+    if ptype == "bedrock":
+        from .aws_auth import region_of
+
+        region, region_source = region_of(good, env, use_env_base_url, problems, notes, path)
     if explicit:
         base_url, base_url_source = explicit, "config"
         if "resource" in good:
             problems.add("give base_url or resource, not both", *path, "resource")
-    elif ptype in TYPE_BASE_URLS:
-        base_url, base_url_source = TYPE_BASE_URLS[ptype](good, region, region_source)
-        if not base_url and ptype == "azure-openai":
+    elif ptype == "bedrock":
+        from .aws_auth import default_base_url
+
+        base_url, base_url_source = default_base_url(region, region_source)
+    elif ptype == "azure-openai":  # the resource's own endpoint
+        base_url, base_url_source = f"https://{good.get('resource')}.openai.azure.com", \
+            "default"
+        if "resource" not in good:
             problems.add("missing 'resource' (the Azure OpenAI resource's name) or "
                          "'base_url' (its endpoint)", *path)
+            base_url = ""
     else:
         base_url, base_url_source = _default_base_url(ptype, env, use_env_base_url, notes,
                                                       name)
@@ -606,7 +614,7 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
                      "v1 API takes the deployment's name as model)", *path, "deployment")
     weights: tuple[float, ...] = ()
     enabled = good.get("enabled", True)
-    files = _credential_files(ptype, good, env, problems, path) if enabled else {}
+    files = credential_files(ptype, good, env, problems, path) if enabled else {}
     client_tls = _client_cert(good, problems, path) if enabled else {}
     aws: dict[str, Any] = {}
     keys: tuple[Secret, ...]
@@ -664,80 +672,6 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
         api_version=good.get("api_version", ""), **files, **client_tls, **aws,
         **{k: good[k] for k in _RESILIENCE_KEYS if k in good},
     )
-
-
-def _region(ptype: str, good: Mapping[str, Any], env: Mapping[str, str], use_env: bool,
-            problems: _Problems, notes: list[str], path: tuple[str, ...]) -> tuple[str, str]:
-    """Bedrock's (region, where it came from): the config's ``region``; AWS_REGION or
-    AWS_DEFAULT_REGION only with network.allow_env_base_url (the region names the host)."""
-    if ptype != "bedrock":
-        return "", ""
-    if "region" in good:
-        return good["region"], "config"
-    for var in REGION_ENV_VARS:
-        value = env.get(var, "").strip()
-        if not value:
-            continue
-        if not use_env:
-            notes.append(f"{'.'.join(path)}: {var} is set and ignored (the region names the "
-                         "host); set region, or network.allow_env_base_url: true to let it "
-                         "decide")
-            break
-        if problem := _is_region(value):
-            problems.add(f"${var}: expected {problem}", *path, "region")
-            return "", ""
-        return value, f"env {var}"
-    problems.add("missing required key 'region' (the AWS region: it names the host and "
-                 "signs the requests)", *path)
-    return "", ""
-
-
-def _bedrock_base_url(good: Mapping[str, Any], region: str, source: str) -> tuple[str, str]:
-    from .aws_auth import default_host
-
-    return (f"https://{default_host(region)}", "default" if source == "config" else source) \
-        if region else ("", "default")
-
-
-def _azure_base_url(good: Mapping[str, Any], region: str, source: str) -> tuple[str, str]:
-    resource = good.get("resource")
-    return (f"https://{resource}.openai.azure.com", "default") if resource else ("", "default")
-
-
-# The types whose default base_url comes from another key (a region, a resource's name).
-TYPE_BASE_URLS = {"bedrock": _bedrock_base_url, "azure-openai": _azure_base_url}
-
-
-def _credential_files(ptype: str, good: Mapping[str, Any], env: Mapping[str, str],
-                      problems: _Problems, path: tuple[str, ...]) -> dict[str, Any]:
-    """``api_key_file`` and Azure's ``token_file``: each a file only its owner may read, read
-    when a call needs it (never here); "source" says where the credential comes from."""
-    from .credentials import key_file_path, key_file_problem
-
-    out: dict[str, Any] = {}
-    keys = [k for k in ("api_key", "api_keys") if k in good]
-    if "api_key_file" in good:
-        if keys and ptype != "bedrock":  # (Bedrock's sources are checked in aws_auth)
-            problems.add(f"give {' or '.join(keys)} or api_key_file, not both", *path,
-                         "api_key_file")
-        try:
-            file, systemd, source = key_file_path(good["api_key_file"], env)
-        except ValueError as exc:
-            problems.add(str(exc), *path, "api_key_file")
-            return out
-        if problem := key_file_problem(file, systemd, "api key file"):
-            problems.add(f"{problem} ({file})", *path, "api_key_file")
-        out.update(key_file=file, key_file_systemd=systemd, source=source)
-    if "token_file" in good:
-        others = keys + (["api_key_file"] if "api_key_file" in good else [])
-        if others:
-            problems.add(f"give {' or '.join(others)} or token_file, not both", *path,
-                         "token_file")
-        file = expand_user(good["token_file"])
-        if problem := key_file_problem(file, False, "token file"):
-            problems.add(f"{problem} ({file})", *path, "token_file")
-        out.update(token_file=file, source=f"token file {file}")
-    return out
 
 
 def _client_cert(data: Mapping[str, Any], problems: _Problems, path: tuple[str, ...]

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     # None when it does not expire); azure-identity's AccessToken(token, expires_on) is one.
     CredentialCallback = Callable[[str], Any]
 
+    from .config import _Problems
+
 log = get_logger(__name__)
 
 SYSTEMD_PREFIX = "credentials:"
@@ -62,6 +64,39 @@ def key_file_problem(path: str, systemd: bool, what: str) -> str | None:
     """Why a key file cannot be used, or None: only its owner may read it (a systemd
     credential as systemd makes it: see core.files.private_file_problem)."""
     return private_file_problem(path, what, group_read=systemd)
+
+
+def credential_files(ptype: str, good: Mapping[str, Any], env: Mapping[str, str],
+                     problems: _Problems, path: tuple[str, ...]) -> dict[str, Any]:
+    """A provider's ``api_key_file`` and Azure's ``token_file`` as config values: each a file
+    only its owner may read (checked here, read when a call needs it); "source" says where
+    the credential comes from."""
+    from .core.env import expand_user
+
+    out: dict[str, Any] = {}
+    keys = [k for k in ("api_key", "api_keys") if k in good]
+    if "api_key_file" in good:
+        if keys and ptype != "bedrock":  # (Bedrock's sources are checked in aws_auth)
+            problems.add(f"give {' or '.join(keys)} or api_key_file, not both", *path,
+                         "api_key_file")
+        try:
+            file, systemd, source = key_file_path(good["api_key_file"], env)
+        except ValueError as exc:
+            problems.add(str(exc), *path, "api_key_file")
+            return out
+        if problem := key_file_problem(file, systemd, "api key file"):
+            problems.add(f"{problem} ({file})", *path, "api_key_file")
+        out.update(key_file=file, key_file_systemd=systemd, source=source)
+    if "token_file" in good:
+        others = keys + (["api_key_file"] if "api_key_file" in good else [])
+        if others:
+            problems.add(f"give {' or '.join(others)} or token_file, not both", *path,
+                         "token_file")
+        file = expand_user(good["token_file"])
+        if problem := key_file_problem(file, False, "token file"):
+            problems.add(f"{problem} ({file})", *path, "token_file")
+        out.update(token_file=file, source=f"token file {file}")
+    return out
 
 
 class Renewable:
