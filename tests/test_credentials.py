@@ -283,7 +283,14 @@ def test_a_client_key_others_can_read_is_a_config_error(tmp_path: Path, where: s
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
+    """The CLI in this process (its logging set-up undone after: it is the process's)."""
+    import logging
+
+    handlers, level = logging.root.handlers[:], logging.root.level
+    try:
+        code = main(list(args))
+    finally:
+        logging.root.handlers[:], logging.root.level = handlers, level
     out, err = capsys.readouterr()
     return code, out, err
 
