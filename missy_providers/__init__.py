@@ -1,4 +1,5 @@
-"""missy-providers: one interface to Anthropic, OpenAI (and compatible), Codex and Ollama.
+"""missy-providers: one interface to Anthropic, OpenAI (and compatible), Codex, Ollama, AWS
+Bedrock and Azure OpenAI.
 
 The public API is re-exported here and imported on first use, so ``import missy_providers``
 stays cheap and opens no socket and reads no file.
@@ -33,11 +34,13 @@ if TYPE_CHECKING:
 
     from .config import Config, NetworkConfig, ProviderConfig, config_from_dict, load_config
     from .content import Document, Image, Text
-    from .core.http import PolicyHTTPClient, Timeouts
+    from .core.http import ClientCert, PolicyHTTPClient, Timeouts
     from .core.policy import Decision, NetworkPolicy
     from .provider_types import register_type
     from .providers.anthropic import AnthropicProvider
+    from .providers.azure import AzureOpenAIProvider
     from .providers.base import BaseProvider
+    from .providers.bedrock import BedrockProvider
     from .providers.codex import CodexProvider
     from .providers.ollama import OllamaProvider
     from .providers.openai import OpenAIProvider
@@ -64,7 +67,8 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _LAZY = {
     "Config": "config", "NetworkConfig": "config", "ProviderConfig": "config",
     "config_from_dict": "config", "load_config": "config",
-    "PolicyHTTPClient": "core.http", "Timeouts": "core.http",
+    "PolicyHTTPClient": "core.http", "Timeouts": "core.http", "ClientCert": "core.http",
+    "AzureOpenAIProvider": "providers.azure", "BedrockProvider": "providers.bedrock",
     "Decision": "core.policy", "NetworkPolicy": "core.policy",
     "AnthropicProvider": "providers.anthropic", "BaseProvider": "providers.base",
     "StreamResponse": "providers.streaming", "CodexProvider": "providers.codex",
@@ -79,7 +83,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "AnthropicProvider", "AuthenticationError", "BaseProvider", "CodexProvider",
+    "AnthropicProvider", "AuthenticationError", "AzureOpenAIProvider", "BaseProvider",
+    "BedrockProvider", "ClientCert", "CodexProvider",
     "CompletionResponse", "Config", "ConfigError", "ContentRefused", "ContextLengthError",
     "Decision", "Document",
     "Event", "Image",

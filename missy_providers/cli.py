@@ -383,6 +383,7 @@ def cmd_policy_show(cli: Cli) -> int:
     shown["ca_bundle"] = net.ca_bundle or None
     shown["trust"] = trust_description(net.ca_bundle, net.ca_bundle_adds_to_system)
     shown["audit_log"] = net.audit_log or None
+    shown["client_certificates"] = _client_certificates(config)
     shown.update(_host_network(config))
     if cli.args.json:
         cli.json(shown)
@@ -396,10 +397,24 @@ def cmd_policy_show(cli: Cli) -> int:
     for host, origin in shown["provider_hosts"].items():  # type: ignore[attr-defined]
         cli.print(f"  {host}  ({origin})")
     cli.print(f"tls trust: {shown['trust']}")
+    for where, tls in shown["client_certificates"].items():  # type: ignore[attr-defined]
+        scope = "every server" if where == "network" else f"{where} only"
+        cli.print(f"client certificate ({scope}): {tls['cert']} (key {tls['key']})")
     for key in ("proxy", "audit_log"):
         if shown[key]:
             cli.print(f"{key}: {shown[key]}")
     return EXIT_OK
+
+
+def _client_certificates(config: Config) -> dict[str, dict[str, str]]:
+    """The client certificates (mutual TLS) the config presents, by where they are set: the
+    paths only."""
+    net = config.network
+    found = {"network": {"cert": net.client_cert, "key": net.client_key}} \
+        if net.client_cert else {}
+    found.update({f"providers.{name}": {"cert": p.client_cert, "key": p.client_key}
+                  for name, p in config.providers.items() if p.enabled and p.client_cert})
+    return found
 
 
 def _host_network(config: Config) -> dict[str, Any]:

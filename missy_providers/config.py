@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from .core.env import ENVIRONMENT, expand_user, secret_from
 from .core.errors import ConfigError, at_boundary
 from .core.headers import header_problems, header_value_problem, held
+from .credentials import credential_files
 from .provider_types import BUILTIN_TYPES, HOST_TYPES, known_types
 from .settings import (
     LIBRARY_KEYS,
@@ -57,7 +58,9 @@ DEFAULT_BASE_URLS = {
     "ollama": "http://localhost:11434",
 }
 KEY_ENV_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY",
-                "ollama": "OLLAMA_API_KEY"}  # OLLAMA_API_KEY: Ollama Cloud (ollama.com) only
+                "ollama": "OLLAMA_API_KEY",  # OLLAMA_API_KEY: Ollama Cloud (ollama.com) only
+                "azure-openai": "AZURE_OPENAI_API_KEY"}  # openai-python's name for it
+AZURE_APIS = ("chat", "responses")  # Chat Completions, or the Responses API
 BASE_URL_ENV_VARS = {"openai": "OPENAI_BASE_URL", "ollama": "OLLAMA_HOST"}
 DEFAULT_CONFIG_PATH = "~/.missy/config.yaml"
 DEFAULT_CODEX_TOKEN_URL = "https://auth.openai.com/oauth/token"  # noqa: S105 (a URL)
@@ -121,6 +124,22 @@ def _is_weight_list(v: Any) -> str | None:
     return None if ok else "a list of numbers > 0"
 
 
+def _is_resource(v: Any) -> str | None:
+    ok = isinstance(v, str) and 2 <= len(v) <= 64 and v.isascii() and \
+        v.replace("-", "").isalnum() and v == v.lower()
+    return None if ok else "an Azure resource name (lower-case letters, digits and '-')"
+
+
+def _is_api(v: Any) -> str | None:
+    return None if v in AZURE_APIS else f"one of {', '.join(AZURE_APIS)}"
+
+
+def _is_region(v: Any) -> str | None:
+    from .aws_auth import region_problem
+
+    return region_problem(v)
+
+
 def _is_mapping_list(v: Any) -> str | None:
     ok = isinstance(v, list) and all(isinstance(x, Mapping) for x in v)
     return None if ok else "a list of mappings"
@@ -166,12 +185,21 @@ COMMON_PROVIDER_FIELDS: dict[str, Check] = {
     "allow_plain_http": _is_bool,
     "headers": _is_str_mapping,
     "options": _is_mapping,
+    "api_key_file": _is_nonempty_str,  # a path, or credentials:NAME (systemd)
+    "client_cert": _is_nonempty_str,
+    "client_key": _is_nonempty_str,
 }
 TYPE_PROVIDER_FIELDS: dict[str, dict[str, Check]] = {
     "anthropic": {},
     "openai": {"organization": _is_str, "project": _is_str},
     "openai-codex": {"auth_file": _is_nonempty_str, "token_url": _is_nonempty_str},
     "ollama": {},
+    "azure-openai": {"resource": _is_resource, "token_file": _is_nonempty_str,
+                     "api": _is_api, "deployment": _is_nonempty_str,
+                     "api_version": _is_nonempty_str},
+    "bedrock": {"region": _is_region, "aws_access_key_id": _is_nonempty_str,
+                "aws_secret_access_key": _is_nonempty_str,
+                "aws_session_token": _is_nonempty_str, "aws_profile": _is_nonempty_str},
 }
 NETWORK_FIELDS: dict[str, Check] = {
     "default_deny": _is_bool,
@@ -190,6 +218,8 @@ NETWORK_FIELDS: dict[str, Check] = {
     "rest_policies": _is_mapping_list,
     "tool_allowed_hosts": _is_str_list,
     "discord_allowed_hosts": _is_str_list,
+    "client_cert": _is_nonempty_str,
+    "client_key": _is_nonempty_str,
 }
 REST_RULE_FIELDS: dict[str, Check] = {"host": _is_nonempty_str, "method": _is_nonempty_str,
                                       "path": _is_nonempty_str, "action": _is_nonempty_str}
@@ -428,10 +458,12 @@ def _key_source(ref: str) -> str:
 
 def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
                   env: Mapping[str, str], problems: _Problems,
-                  *path: str, resolve: SecretResolver | None = None
+                  *path: str, resolve: SecretResolver | None = None, from_env: bool = True
                   ) -> tuple[tuple[Secret, ...], str, tuple[str, ...], tuple[float, ...]]:
     """The key ring, a description of where it came from (never a key), the referenced
-    variables that are not set, and the ring's weights for round_robin (empty: failover)."""
+    variables that are not set, and the ring's weights for round_robin (empty: failover).
+    ``from_env``: without ``api_key``, the type's variables may give one (not when the
+    config names another source: a key file, a token file)."""
     ring: list[Secret] = []
     source = "none"
     unset: list[str] = []
@@ -478,7 +510,7 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
         raw = good["api_key"]
         if add(raw, "api_key"):
             source = _key_source(raw)
-    else:
+    elif from_env:
         # The provider type's own variable, then Missy's <YAMLKEY>_API_KEY, used implicitly:
         # the first that is set and may go to this base_url. Not for Ollama: a local server
         # takes no key (Missy's sends none), and one is sent only when the config says so.
@@ -550,19 +582,57 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
                      "configure one openai-codex provider per login (each its own auth_file) "
                      "and list them in fallback", *path, "oauth_accounts")
     explicit = good.get("base_url", "").rstrip("/")
+    if ptype == "azure-openai":  # the resource's endpoint; the portal's /openai/v1 URL too
+        explicit = explicit.removesuffix("/openai/v1").removesuffix("/openai")
+    region, region_source = "", ""
+    if ptype == "bedrock":
+        from .aws_auth import region_of
+
+        region, region_source = region_of(good, env, use_env_base_url, problems, notes, path)
     if explicit:
         base_url, base_url_source = explicit, "config"
+        if "resource" in good:
+            problems.add("give base_url or resource, not both", *path, "resource")
+    elif ptype == "bedrock":
+        from .aws_auth import default_base_url
+
+        base_url, base_url_source = default_base_url(region, region_source)
+    elif ptype == "azure-openai":  # the resource's own endpoint
+        base_url, base_url_source = f"https://{good.get('resource')}.openai.azure.com", \
+            "default"
+        if "resource" not in good:
+            problems.add("missing 'resource' (the Azure OpenAI resource's name) or "
+                         "'base_url' (its endpoint)", *path)
+            base_url = ""
     else:
         base_url, base_url_source = _default_base_url(ptype, env, use_env_base_url, notes,
                                                       name)
     if base_url:  # a host's type may speak no HTTP at all (none is then allowed for it)
         _check_url(base_url, problems, *path, "base_url")
+    if "deployment" in good and "api_version" not in good:
+        problems.add("deployment is for the older deployment URLs: give api_version too (the "
+                     "v1 API takes the deployment's name as model)", *path, "deployment")
     weights: tuple[float, ...] = ()
-    if good.get("enabled", True):
-        keys, key_source, unset, weights = _resolve_keys(ptype, good, base_url, env, problems,
-                                                         *path, resolve=resolve)
-    else:  # a disabled provider is never used: its $VAR references are not read
+    enabled = good.get("enabled", True)
+    files = credential_files(ptype, good, env, problems, path) if enabled else {}
+    client_tls = _client_cert(good, problems, path) if enabled else {}
+    aws: dict[str, Any] = {}
+    keys: tuple[Secret, ...]
+    unset: tuple[str, ...]
+    if not enabled:  # a disabled provider is never used: its $VAR references are not read
         keys, key_source, unset = (), "not read (disabled)", ()
+    elif ptype == "bedrock":
+        from .aws_auth import resolve as resolve_aws
+
+        auth = resolve_aws(good, env, base_url, region, problems, path, notes, resolve)
+        keys, key_source, unset = auth.keys, files.pop("source", auth.source), tuple(auth.unset)
+        aws = {"aws_credentials": auth.aws, "aws_profile": auth.profile,
+               "aws_credentials_file": auth.file}
+    else:
+        keys, key_source, unset, weights = _resolve_keys(ptype, good, base_url, env, problems,
+                                                         *path, resolve=resolve,
+                                                         from_env="source" not in files)
+        key_source = files.pop("source", key_source)
     token_url = good.get("token_url") or (DEFAULT_CODEX_TOKEN_URL if ptype == "openai-codex"
                                           else "")
     if "token_url" in good:
@@ -570,8 +640,10 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
     headers = _headers(ptype, good.get("headers") or {}, base_url, env, problems, *path,
                        "headers", resolve=resolve)
     options = good.get("options") or {}
+    wire = ptype if ptype != "azure-openai" else \
+        "openai-codex" if good.get("api") == "responses" else "openai"  # (Azure's `api`)
     for key in options:
-        if key in LIBRARY_KEYS.get(ptype, ("model", "messages", "stream", "tools")):
+        if key in LIBRARY_KEYS.get(wire, ("model", "messages", "stream", "tools")):
             problems.add(f"{key!r} is set by the library (use the named option)", *path,
                          "options", key)
     if "model" not in good:
@@ -595,9 +667,31 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
                    if ptype == "openai-codex" else ""), token_url=token_url,
         headers=headers, options=tuple(options.items()),
         key_rotation_strategy=good.get("key_rotation_strategy", "failover"),
-        account_weights=weights,
+        account_weights=weights, region=region, api=good.get("api", "chat"),
+        deployment=good.get("deployment") or (good["model"] if "api_version" in good else ""),
+        api_version=good.get("api_version", ""), **files, **client_tls, **aws,
         **{k: good[k] for k in _RESILIENCE_KEYS if k in good},
     )
+
+
+def _client_cert(data: Mapping[str, Any], problems: _Problems, path: tuple[str, ...]
+                 ) -> dict[str, str]:
+    """``client_cert`` / ``client_key`` (network-wide or per provider): the certificate must
+    exist and the key be a file only its owner may read, checked at load."""
+    from .core.http import ClientCert
+
+    cert, key = data.get("client_cert", ""), data.get("client_key", "")
+    if key and not cert:
+        problems.add("client_key needs client_cert beside it", *path, "client_key")
+        return {}
+    if not cert:
+        return {}
+    tls = ClientCert(expand_user(cert), expand_user(key) if key else "", where=path)
+    try:
+        tls.check()
+    except ConfigError as exc:
+        problems.add(exc.msg, *exc.path)
+    return {"client_cert": tls.cert, "client_key": tls.key}
 
 
 def _headers(ptype: str, given: Mapping[str, str], base_url: str, env: Mapping[str, str],
@@ -654,8 +748,9 @@ def _network(data: Any, problems: _Problems) -> NetworkConfig:
             lists.get("allowed_cidrs", ()))
     if good.get("proxy"):
         _check_url(good["proxy"], problems, "network", "proxy")
+    client_tls = _client_cert(good, problems, ("network",))
     return NetworkConfig(
-        default_deny=good.get("default_deny", True), proxy=good.get("proxy", ""),
+        default_deny=good.get("default_deny", True), proxy=good.get("proxy", ""), **client_tls,
         ca_bundle=good.get("ca_bundle", ""), audit_log=good.get("audit_log", ""),
         **{k: good[k] for k in ("allow_plain_http_proxy", "allow_env_base_url",
                                 "ca_bundle_adds_to_system", "tls_key_log") if k in good},
@@ -869,11 +964,12 @@ def http_client(config: Config, **kw: Any) -> PolicyHTTPClient:
     """The policy-enforcing HTTP client for ``config``: its enforced policy (above), its proxy,
     trust and audit log. ``kw`` passes other PolicyHTTPClient settings (a resolver, an audit
     hook)."""
-    from .core.http import PolicyHTTPClient
+    from .core.http import ClientCert, PolicyHTTPClient
 
     net = config.network
+    cert = ClientCert(net.client_cert, net.client_key) if net.client_cert else None
     return PolicyHTTPClient(network_policy(config), proxy=net.proxy, ca_bundle=net.ca_bundle,
-                            audit_log=net.audit_log,
+                            audit_log=net.audit_log, client_cert=cert,
                             allow_plain_http_proxy=net.allow_plain_http_proxy,
                             ca_bundle_adds_to_system=net.ca_bundle_adds_to_system,
                             tls_key_log=net.tls_key_log, **kw)

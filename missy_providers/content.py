@@ -250,6 +250,15 @@ def _title(part: Any) -> dict[str, str]:
     return {"title": part.name} if part.name else {}
 
 
+def _converse_name(part: Any) -> str:
+    """A document's name as Bedrock takes it (letters, digits, single spaces, hyphens,
+    parentheses and square brackets; 1-200 characters): the file name without its extension,
+    other characters as hyphens."""
+    stem = (part.name or "").rpartition(".")[0] or part.name or ""
+    name = " ".join(re.sub(r"[^A-Za-z0-9\s()\[\]-]", "-", stem).split())[:200]
+    return name or "document"
+
+
 WIRE: dict[str, dict[str, Callable[[Any], Any]]] = {
     "anthropic": {
         "text": lambda p: {"type": "text", "text": p.text},
@@ -281,9 +290,17 @@ WIRE: dict[str, dict[str, Callable[[Any], Any]]] = {
         "text": lambda p: p.text,
         "image": _b64,
     },
+    "converse": {  # Bedrock: blobs are base64 in JSON; no URLs (only S3 locations)
+        "text": lambda p: {"text": p.text},
+        "image": lambda p: {"image": {"format": p.media_type.partition("/")[2],
+                                      "source": {"bytes": _b64(p)}}},
+        "document": lambda p: {"document": {"format": "pdf", "name": _converse_name(p),
+                                            "source": {"bytes": _b64(p)}}},
+    },
 }
 API_NAMES = {"anthropic": "the Messages API", "chat": "Chat Completions",
-             "responses": "the Responses API", "ollama": "Ollama's /api/chat"}
+             "responses": "the Responses API", "ollama": "Ollama's /api/chat",
+             "converse": "Bedrock's Converse API"}
 _ALL = frozenset({"text", "image", "image_url", "document"})
 _TEXT = frozenset({"text"})
 # What each place in a conversation may hold, per API (system and assistant turns: text only).
@@ -292,6 +309,8 @@ ACCEPTS: dict[str, dict[str, frozenset[str]]] = {
     "chat": {"user turn": _ALL, "tool result": _TEXT},
     "responses": {"user turn": _ALL, "tool result": _ALL},
     "ollama": {"user turn": frozenset({"text", "image"}), "tool result": _TEXT},
+    "converse": {"user turn": frozenset({"text", "image", "document"}),
+                 "tool result": frozenset({"text", "image", "document"})},
 }
 # Documented limits: (one part, all parts of the kind in one request), and the number of
 # images one request may carry. Anthropic's are on the base64 text (and the 32 MB request);
@@ -301,9 +320,13 @@ LIMITS: dict[str, dict[str, tuple[int, int]]] = {
     "chat": {"image": (20 * MB, 50 * MB), "document": (50 * MB, 50 * MB)},
     "responses": {"image": (20 * MB, 50 * MB), "document": (50 * MB, 50 * MB)},
     "ollama": {},
+    # Bedrock (API_runtime_Message): 3.75 MB an image, 4.5 MB a document (the file bytes), at
+    # most 20 images and five documents a request.
+    "converse": {"image": (3840 * 1024, 20 * 3840 * 1024),
+                 "document": (4608 * 1024, 5 * 4608 * 1024)},
 }
 LIMITS_ON_BASE64 = frozenset({"anthropic"})
-MAX_IMAGES = {"anthropic": 100, "chat": 500, "responses": 500}
+MAX_IMAGES = {"anthropic": 100, "chat": 500, "responses": 500, "converse": 20}
 
 
 def _a(noun: str) -> str:
@@ -313,6 +336,12 @@ def _a(noun: str) -> str:
 def cache_control(cache: bool | str) -> dict[str, str]:
     """Anthropic's breakpoint marker (``True`` is the API's default ttl, 5 minutes)."""
     return {"type": "ephemeral", **({"ttl": cache} if isinstance(cache, str) else {})}
+
+
+def cache_point(cache: bool | str) -> dict[str, Any]:
+    """Bedrock's breakpoint, a block of its own after what it caches."""
+    return {"cachePoint": {"type": "default", **({"ttl": cache} if isinstance(cache, str)
+                                                 else {})}}
 
 
 class WireParts:
@@ -349,6 +378,11 @@ class WireParts:
             for part, block in zip(content, out, strict=True):
                 if part.cache:
                     block["cache_control"] = cache_control(part.cache)
+        if self.api == "converse":  # Bedrock: a cachePoint block after the marked part
+            marked: list[Any] = []
+            for part, block in zip(content, out, strict=True):
+                marked += [block, cache_point(part.cache)] if part.cache else [block]
+            return marked
         return out
 
     def text_only(self, content: str | Sequence[Part], place: str) -> str:

@@ -14,7 +14,7 @@ TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
     from .providers.base import BaseProvider
 
-BUILTIN_TYPES = ("anthropic", "openai", "openai-codex", "ollama")
+BUILTIN_TYPES = ("anthropic", "openai", "openai-codex", "ollama", "azure-openai", "bedrock")
 # A host's types, by name. Written only by register_type; a name is never re-bound.
 HOST_TYPES: dict[str, type[BaseProvider]] = {}
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")

@@ -47,6 +47,8 @@ PROVIDER_CLASSES = {
     "openai": "providers.openai:OpenAIProvider",
     "openai-codex": "providers.codex:CodexProvider",
     "ollama": "providers.ollama:OllamaProvider",
+    "azure-openai": "providers.azure:AzureOpenAIProvider",
+    "bedrock": "providers.bedrock:BedrockProvider",
 }
 
 
@@ -84,9 +86,9 @@ class ProviderRegistry:
     AVAILABILITY_BULK_DEADLINE_SECONDS = 0.5
 
     def __init__(self, config: Config | None = None, client: PolicyHTTPClient | None = None,
-                 on_event: Hook | None = None) -> None:
+                 on_event: Hook | None = None, credential_provider: Any = None) -> None:
         """``config`` None: an empty registry, filled with :meth:`register` (Missy's
-        ``ProviderRegistry()``)."""
+        ``ProviderRegistry()``). ``credential_provider``: see :meth:`from_config`."""
         import threading
 
         from .availability import AvailabilityCache
@@ -118,6 +120,11 @@ class ProviderRegistry:
                 cls = provider_class(pconf.provider_type)
                 self._providers[name] = cls(pconf, self.client, self._keys[name], self.hooks)
                 self._configs[name] = pconf
+        from .credentials import callbacks_for
+
+        for name, callback in callbacks_for(credential_provider, list(config.providers)).items():
+            if name in self._providers:  # (a disabled provider is never built)
+                self._providers[name].use_credential_provider(callback)
         self._default = config.default_provider or next(iter(self._providers), "")
         self._chosen: str | None = config.default_provider or None  # get_default_name()
         self._runtime_disabled: set[str] = set()
@@ -130,10 +137,15 @@ class ProviderRegistry:
                     config: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None,
                     *, client: PolicyHTTPClient | None = None,
                     on_event: Hook | None = None,
-                    resolve_secret: Callable[[str], str] | None = None) -> ProviderRegistry:
+                    resolve_secret: Callable[[str], str] | None = None,
+                    credential_provider: Any = None) -> ProviderRegistry:
         """From a Config, a config dict, a file path, or (None) the default config file.
         ``on_event`` receives every call event (see :meth:`subscribe`); ``resolve_secret``
-        resolves ``vault://``-style key references (see config.config_from_dict)."""
+        resolves ``vault://``-style key references (see config.config_from_dict).
+        ``credential_provider``: the host's source of bearer tokens, a callable for every
+        provider or a mapping of provider name to callable, called with the provider's name
+        and returning ``(token, expires_at)`` (a Unix time, or None); it replaces those
+        providers' configured credentials (credentials.HostCallback)."""
         if isinstance(config, Mapping):
             config = config_from_dict(config, resolve_secret=resolve_secret)
         elif config is None or isinstance(config, (str, os.PathLike)):
@@ -144,7 +156,7 @@ class ProviderRegistry:
                 f"{type(config).__module__}.{type(config).__qualname__}: a host's own config "
                 "object has already read its secrets into plain text and lost where each came "
                 "from; pass the path of its file (and resolve_secret= for its vault)"[:400])
-        return cls(config, client, on_event)
+        return cls(config, client, on_event, credential_provider)
 
     def subscribe(self, hook: Hook) -> Callable[[], None]:
         """Call ``hook`` with every CallEvent of every provider of this registry; returns a

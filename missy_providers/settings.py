@@ -24,6 +24,8 @@ NETWORK_DEFAULTS: dict[str, Any] = {
     # Missy's keys: presets (already expanded into the three lists above), REST rules (enforced
     # by the policy) and the host lists of traffic that is not a provider's (kept, never used).
     "presets": (), "rest_policies": (), "tool_allowed_hosts": (), "discord_allowed_hosts": (),
+    # Mutual TLS: a client certificate (PEM) and its key, presented to every server.
+    "client_cert": "", "client_key": "",
 }
 
 
@@ -47,6 +49,8 @@ class NetworkConfig(Value):
     rest_policies: tuple[Any, ...]  # core.policy.RestRule values, in order
     tool_allowed_hosts: tuple[str, ...]  # Missy's tool traffic: accepted, never used here
     discord_allowed_hosts: tuple[str, ...]  # Missy's Discord traffic: accepted, never used here
+    client_cert: str  # a PEM client certificate chain presented in every TLS handshake
+    client_key: str  # its private key (a file only the owner may read; "" = in client_cert)
 
     def __init__(self, **settings: Any) -> None:
         self._set_over(NETWORK_DEFAULTS, settings)
@@ -67,6 +71,9 @@ LIBRARY_KEYS = {
                                "max_output_tokens", "temperature", "reasoning", "text",
                                "prompt_cache_key"}),
     "ollama": frozenset({"model", "messages", "stream", "tools", "think", "format"}),
+    # Converse: inferenceConfig and additionalModelRequestFields merge (a key this request
+    # sets is refused by merge_options).
+    "bedrock": frozenset({"modelId", "messages", "system", "toolConfig", "outputConfig"}),
 }
 
 # Headers a caller may not set per provider type: the credential and protocol headers the
@@ -77,6 +84,9 @@ PROVIDER_HEADERS = {
     "openai-codex": frozenset({"authorization", "chatgpt-account-id", "openai-beta",
                                "originator", "session_id"}),
     "ollama": frozenset({"authorization"}),
+    "azure-openai": frozenset({"authorization", "api-key"}),
+    "bedrock": frozenset({"authorization", "x-amz-date", "x-amz-security-token",
+                          "x-amz-content-sha256"}),
 }
 
 PROVIDER_DEFAULTS: dict[str, Any] = {
@@ -96,6 +106,16 @@ PROVIDER_DEFAULTS: dict[str, Any] = {
     "allow_plain_http": False,  # a key may go over http:// to a host that is not loopback
     "headers": (),  # (name, str | Secret) pairs sent on every request (config `headers:`)
     "options": (),  # (key, value) pairs merged into every request body (config `options:`)
+    # A key read from a file when a call needs it, and again after a 401 (api_key_file): the
+    # path, and whether it is a systemd credential ($CREDENTIALS_DIRECTORY/NAME).
+    "key_file": "", "key_file_systemd": False,
+    "client_cert": "", "client_key": "",  # mutual TLS for this provider's base_url only
+    # Azure OpenAI: an Entra ID access token file an agent keeps fresh; Chat Completions or
+    # the Responses API; the older deployment URLs when api_version is given.
+    "token_file": "", "api": "chat", "deployment": "", "api_version": "",
+    # AWS Bedrock: the region (it names the host and signs), and SigV4 credentials: given
+    # (config or AWS_* variables) or read from a profile of the shared credentials file.
+    "region": "", "aws_credentials": None, "aws_profile": "", "aws_credentials_file": "",
 }
 
 
@@ -134,6 +154,18 @@ class ProviderConfig(Value):
     allow_plain_http: bool
     headers: tuple[tuple[str, Any], ...]
     options: tuple[tuple[str, Any], ...]
+    key_file: str
+    key_file_systemd: bool
+    client_cert: str
+    client_key: str
+    token_file: str
+    api: str
+    deployment: str
+    api_version: str
+    region: str
+    aws_credentials: Any  # core.sigv4.AwsCredentials, or None
+    aws_profile: str
+    aws_credentials_file: str
 
     def __init__(self, name: str, provider_type: str, model: str, base_url: str,
                  **settings: Any) -> None:

@@ -147,7 +147,7 @@ def test_sends_are_counted_and_never_past_the_formula(case: str) -> None:
         server.stop()
     assert len(server.requests) == expected
     assert expected <= CallBudget.sends_for(len(keys), retries)
-    assert provider.send_plan() == (len(keys), retries, False)
+    assert provider.send_plan() == (len(keys), retries, False, False)
 
 
 def test_a_fallback_chain_shares_one_send_budget() -> None:

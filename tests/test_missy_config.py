@@ -529,7 +529,8 @@ def test_a_type_we_do_not_know_is_skipped_with_a_note() -> None:
     assert list(config.providers) == ["local"] and config.fallback == ("local",)
     assert config.notes == (
         "providers.acpx: type 'acpx' is not one this package provides (anthropic, openai, "
-        "openai-codex, ollama): skipped (a host adds its own types with register_type)",
+        "openai-codex, ollama, azure-openai, bedrock): skipped (a host adds its own types with "
+        "register_type)",
         "fallback.1: 'acpx' (type 'acpx') was skipped and is left out of the fallback chain")
     registry = ProviderRegistry(config)
     assert registry.get("acpx") is None and registry.list_providers() == ["local"]

@@ -52,9 +52,12 @@ def writable_file_problem(path: str, what: str) -> str | None:
 
 
 
-def private_file_problem(path: str, what: str) -> str | None:
+def private_file_problem(path: str, what: str, *, group_read: bool = False) -> str | None:
     """Why ``path`` cannot hold a credential (a TLS client key, an API key file), or None: it
-    must be a regular file that only its owner may read (no group or other permission)."""
+    must be a regular file that only its owner may read (no group or other permission).
+    ``group_read``: a systemd credential, which systemd makes 0400 and opens to the unit's
+    user with an ACL (``exec-credential.c``), shown as the group's read bit: then only a
+    group write bit or any permission for others is refused."""
     import stat
 
     try:
@@ -65,16 +68,16 @@ def private_file_problem(path: str, what: str) -> str | None:
         return f"cannot read the {what} ({type(exc).__name__})"
     if not stat.S_ISREG(info.st_mode):
         return f"the {what} is not a regular file"
-    if info.st_mode & 0o077:
+    if info.st_mode & (0o037 if group_read else 0o077):
         return (f"the {what} is readable or writable by others (mode "
                 f"{stat.S_IMODE(info.st_mode):o}); chmod 600 it")
     return None
 
 
-def read_private(path: str, what: str) -> str:
+def read_private(path: str, what: str, *, group_read: bool = False) -> str:
     """The text of a file only its owner may read (see :func:`private_file_problem`), without
     its trailing newline; OSError or ValueError (the reason, never the content) otherwise."""
-    problem = private_file_problem(path, what)
+    problem = private_file_problem(path, what, group_read=group_read)
     if problem:
         raise ValueError(problem)
     with open(path, encoding="utf-8") as f:

@@ -199,7 +199,7 @@ class PolicyHTTPClient:
         self._contexts: dict[ClientCert | None, ssl.SSLContext] = {}
         self._client_cert = client_cert
         if client_cert is not None:
-            client_cert.check(("network",))
+            client_cert.check()
         self._trust_adds_system, self._tls_key_log = ca_bundle_adds_to_system, tls_key_log
         self._audit_hooks: list[AuditHook] = [audit] if audit else []
         if audit_log:
@@ -729,15 +729,19 @@ class ClientCert(Value):
     """A TLS client certificate (mutual TLS, for gateways that require one): the PEM
     certificate chain and its private key, a file only its owner may read."""
 
-    __slots__ = ("cert", "key")
+    __slots__ = ("cert", "key", "where")
     cert: str
     key: str
+    where: tuple[str, ...]  # the config section that names it, for errors
 
-    def __init__(self, cert: str, key: str = "") -> None:
-        self._set(cert=cert, key=key or cert)
+    def __init__(self, cert: str, key: str = "", where: tuple[str, ...] = ("network",)
+                 ) -> None:
+        self._set(cert=cert, key=key or cert, where=where)
 
-    def check(self, path: tuple[str, ...]) -> None:
-        """ConfigError (at ``path``) unless both files can be used; the key's mode first."""
+    def check(self, path: tuple[str, ...] | None = None) -> None:
+        """ConfigError (at ``path``, else where it was configured) unless both files can be
+        used; the key's mode first."""
+        path = self.where if path is None else path
         if problem := private_file_problem(self.key, "client key"):
             raise ConfigError(problem, (*path, "client_key"))
         if not os.path.isfile(self.cert):
@@ -746,13 +750,13 @@ class ClientCert(Value):
     def load(self, ctx: ssl.SSLContext) -> None:
         import ssl
 
-        self.check(("network",))  # the key's mode may have changed since the config loaded
+        self.check()  # the key's mode may have changed since the config loaded
         try:
             ctx.load_cert_chain(self.cert, self.key)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"cannot load the client certificate and key "
                               f"({type(exc).__name__}: they must be PEM and match)",
-                              ("network", "client_cert")) from None
+                              (*self.where, "client_cert")) from None
 
 
 def _signed(signer: AwsSigner, method: str, target: Target, headers: Mapping[str, object],

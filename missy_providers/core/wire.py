@@ -70,26 +70,28 @@ class CallBudget:
             raise UsageError(f"a call's sends must be a whole number >= 1, got {max_sends!r}")
         self.total, self.max_sends, self.limit = float(total), max_sends, limit
         self.deadline = time.monotonic() + self.total
-        self.sends = self.refreshes = 0
+        self.sends = 0
+        self.refreshes: set[str] = set()  # the providers that renewed a credential
         self._lock = threading.Lock()
 
     @classmethod
-    def for_call(cls, total: float, providers: Sequence[tuple[int, int, bool]],
+    def for_call(cls, total: float, providers: Sequence[tuple[int, int, bool, bool]],
                  limit: str = "total_timeout") -> CallBudget:
         """The budget of one call to ``providers`` (one, or a fallback chain in order), each
-        given as (its keys, its max_retries, whether it refreshes a login token): ``total``
-        seconds, and the sum of :meth:`sends_for` over them."""
-        sends = 0
-        for keys, max_retries, token_refresh in providers:
-            sends += cls.sends_for(keys, max_retries, token_refresh)
-        return cls(total, max(1, sends), limit)
+        given as (its keys, its max_retries, whether it refreshes a login token, whether it
+        reads its credential again after a refusal): ``total`` seconds, and the sum of
+        :meth:`sends_for` over them."""
+        return cls(total, max(1, sum(cls.sends_for(*p) for p in providers)), limit)
 
     @staticmethod
-    def sends_for(keys: int, max_retries: int, token_refresh: bool = False) -> int:
+    def sends_for(keys: int, max_retries: int, token_refresh: bool = False,
+                  reread: bool = False) -> int:
         """The most requests one provider sends in one call: each of its keys once (a 401,
-        403 or 429 moves to the next key; no key counts as one), then ``max_retries`` retries,
-        and where a login token can be refreshed, the refresh and one re-send after it."""
-        return max(1, keys) + max_retries + (2 if token_refresh else 0)
+        403 or 429 moves to the next key; no key counts as one), then ``max_retries`` retries;
+        where a login token can be refreshed, the refresh and one re-send after it; where the
+        credential is read again after a refusal (a key or token file, the shared AWS
+        credentials file, a host's callback), one re-send with what was read."""
+        return max(1, keys) + max_retries + (2 if token_refresh else 0) + (1 if reread else 0)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -110,12 +112,13 @@ class CallBudget:
                 raise self.expired(provider, "before the next request")
             self.sends += 1
 
-    def take_refresh(self) -> bool:
-        """Whether this call may refresh a login token now (once per call)."""
+    def take_refresh(self, provider: str = "") -> bool:
+        """Whether ``provider`` may renew its credential now (a login token refresh, or a
+        credential read again after a refusal): once per provider in a call."""
         with self._lock:
-            if self.refreshes:
+            if provider in self.refreshes:
                 return False
-            self.refreshes += 1
+            self.refreshes.add(provider)
             return True
 
     def wait(self, seconds: float, sleep: Callable[[float], None], provider: str,

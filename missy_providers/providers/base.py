@@ -16,6 +16,7 @@ from ..content import CACHE_TTLS, Text
 from ..content import estimate_tokens as content_tokens
 from ..core.errors import (
     AuthenticationError,
+    ContentRefused,
     MissyError,
     OverloadedError,
     PolicyViolation,
@@ -29,11 +30,12 @@ from ..core.errors import (
     excerpt,
 )
 from ..core.headers import Credential
-from ..core.http import PolicyHTTPClient, Response, Timeouts
+from ..core.http import ClientCert, PolicyHTTPClient, Response, Timeouts
 from ..core.secret import get_logger, sanitize
 from ..core.values import Value
 from ..core.wire import CallBudget
 from ..events import NO_TRACE, Hooks, Trace
+from ..eventstream import EventStreamDecoder
 from ..keys import KeyRing, ring_for
 from ..limits import CircuitBreaker, RateLimiter
 from ..retry import RetryPolicy, is_retryable
@@ -42,6 +44,7 @@ from ..types import (
     CompletionResponse,
     Message,
     ModelInfo,
+    Refusal,
     StreamEvent,
     TokenCount,
     Tool,
@@ -66,6 +69,8 @@ if TYPE_CHECKING:
     from typing import Any, ClassVar
 
     from ..aio import AsyncStream
+    from ..core.sigv4 import AwsSigner
+    from ..credentials import CredentialCallback, Renewable
 
 log = get_logger(__name__)
 
@@ -77,8 +82,9 @@ OPTIONS = frozenset({"model", "max_tokens", "temperature", "stop", "system", "ca
                      "schema", "schema_name", "reasoning", "tool_choice",
                      "parallel_tool_calls", "headers", "provider_options", *CALL_LIMITS,
                      "raise_on_refusal", *METADATA_OPTIONS})
-# What a request asks for: SSE or NDJSON for a stream, JSON otherwise.
-ACCEPT = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
+# What a request asks for: SSE, NDJSON or AWS event-stream frames for a stream, else JSON.
+ACCEPT = {"sse": "text/event-stream", "ndjson": "application/x-ndjson",
+          "eventstream": "application/vnd.amazon.eventstream"}
 
 
 def _model_problem(v: Any) -> str | None:
@@ -173,7 +179,8 @@ def finished(trace: Trace, response: CompletionResponse) -> None:
 
 def request_id(response: Response) -> str:
     """The server's request id (its own words: sanitized, bounded, like any outside text)."""
-    return sanitize(response.header("request-id") or response.header("x-request-id"), 200)
+    return sanitize(response.header("request-id") or response.header("x-request-id") or
+                    response.header("x-amzn-requestid"), 200)
 
 
 # What a mapping raises when a server's JSON is not the shape it reads: made a ProtocolError
@@ -278,6 +285,9 @@ class BaseProvider(HostSurface):
     auth_header: ClassVar[str] = "Authorization"
     auth_scheme: ClassVar[str] = "Bearer"
     refreshes_tokens: ClassVar[bool] = False  # a login token that a 401 refreshes (Codex)
+    # The statuses after which a renewable credential (a key file, a host's callback) is read
+    # again, once in a call.
+    renew_statuses: ClassVar[tuple[int, ...]] = (401,)
 
     def __init__(self, config: ProviderConfig | Mapping[str, Any],
                  client: PolicyHTTPClient | None = None,
@@ -301,10 +311,42 @@ class BaseProvider(HostSurface):
                                       config.circuit_breaker_cooldown_seconds)
         self.sleep: Callable[[float], None] = time.sleep  # replaceable in tests
         self.timeouts = Timeouts.of(config.timeout, total=config.total_timeout)
+        # Mutual TLS to this provider's base_url only (the client's own, if any, elsewhere).
+        self.client_cert = ClientCert(config.client_cert, config.client_key,
+                                      where=("providers", config.name)) \
+            if config.client_cert else None
+        if self.client_cert is not None:
+            self.client_cert.check()
+        self.credential: Renewable | None = self.renewable()
+
+    def renewable(self) -> Renewable | None:
+        """The credential read when a call needs it, from the config (``api_key_file``), or
+        None: the key ring's keys are used."""
+        if not self.config.key_file:
+            return None
+        from ..credentials import KeyFile
+
+        return KeyFile(self.name, self.config.key_file, self.config.key_source,
+                       systemd=self.config.key_file_systemd)
+
+    def use_credential_provider(self, callback: CredentialCallback) -> None:
+        """Take bearer tokens from the host's ``callback`` (``credential_provider=``) instead
+        of the config's credentials: called with this provider's name when there is none or
+        it expired, and once more after a 401; sent as ``Authorization: Bearer``."""
+        from ..credentials import HostCallback
+
+        self.credential = HostCallback(self.name, callback)
+        self.keys = KeyRing(())  # the config's keys are not sent beside the host's token
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def wire_api(self) -> str:
+        """The API whose request shape this provider sends (its type's, or for Azure the one
+        its config chooses): the controls and library keys of that API apply."""
+        return self.provider_type
 
     @property
     def model(self) -> str:
@@ -542,11 +584,14 @@ class BaseProvider(HostSurface):
 
     def has_credentials(self) -> bool:
         """Whether the credentials it needs are configured; no network."""
+        if self.credential is not None:
+            return self.credential.available()
         return not self.needs_key or self.keys.current() is not None
 
     def credential_source(self) -> str:
         """Where the credentials come from, for display (never the credential)."""
-        return self.config.key_source
+        return self.credential.source if self.credential is not None else \
+            self.config.key_source
 
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
         """Tools in this provider's native schema."""
@@ -609,12 +654,37 @@ class BaseProvider(HostSurface):
                                  f"{value!r}"[:200])
 
     def _attempt(self, call: Outgoing, key: Secret | None) -> Response:
-        """One HTTP exchange with one key; an error status becomes its typed error."""
-        if self.needs_key and key is None:
-            raise AuthenticationError(self.missing_credentials(), provider=self.name)
-        return self._exchange(call, self.auth_headers(key))
+        """One HTTP exchange with one key; an error status becomes its typed error. With a
+        renewable credential (a key file, a host's callback), what it holds now; after a
+        refusal (``renew_statuses``), read again and sent once more if it changed (once a
+        call: CallBudget.take_refresh)."""
+        source = self.credential
+        if source is None:
+            if self.needs_key and key is None:
+                raise AuthenticationError(self.missing_credentials(), provider=self.name)
+            return self._exchange(call, self.auth_headers(key))
+        held = source.current()
+        try:
+            return self._send_as(call, held)
+        except AuthenticationError as exc:
+            if exc.status not in self.renew_statuses or \
+                    not call.budget.take_refresh(self.name) or not source.renew(held):
+                raise
+            log.info("%s: HTTP %s; sending once more with the credential read again from %s",
+                     self.name, exc.status, source.source)
+        return self._send_as(call, source.current())
 
-    def _exchange(self, call: Outgoing, headers: dict[str, Any]) -> Response:
+    def _send_as(self, call: Outgoing, credential: Any) -> Response:
+        """One exchange with a renewable credential: a bearer token, or the provider's key."""
+        assert self.credential is not None
+        if self.credential.bearer:
+            headers = self.protocol_headers()
+            headers["Authorization"] = Credential(credential, "Bearer")
+            return self._exchange(call, headers)
+        return self._exchange(call, self.auth_headers(credential))
+
+    def _exchange(self, call: Outgoing, headers: dict[str, Any],
+                  signer: AwsSigner | None = None) -> Response:
         headers.update(call.headers)  # checked: none of them can be an auth header
         if call.method == "POST":
             headers["Accept"] = ACCEPT[self.stream_format] if call.stream else \
@@ -623,7 +693,8 @@ class BaseProvider(HostSurface):
                                        headers=headers, json=call.body, timeout=call.timeouts,
                                        stream=True, provider=self.name,
                                        allow_plain_http=self.config.allow_plain_http,
-                                       budget=call.budget)
+                                       budget=call.budget, client_cert=self.client_cert,
+                                       signer=signer)
         if response.status >= 400:
             raise self.error_from(response)
         if not call.stream:
@@ -643,11 +714,13 @@ class BaseProvider(HostSurface):
         :meth:`CallBudget.sends_for`."""
         return CallBudget.for_call(total, [self.send_plan(max_retries)], limit)
 
-    def send_plan(self, max_retries: int | None = None) -> tuple[int, int, bool]:
+    def send_plan(self, max_retries: int | None = None) -> tuple[int, int, bool, bool]:
         """What bounds this provider's sends in one call (CallBudget.for_call): its keys, its
-        retries (this call's, else the config's), whether it refreshes a login token."""
+        retries (this call's, else the config's), whether it refreshes a login token, and
+        whether it reads its credential again after a refusal (one more send)."""
         retries = self.config.max_retries if max_retries is None else max_retries
-        return len(self.keys), retries, self.refreshes_tokens
+        rereads = self.credential is not None and self.credential.renews
+        return len(self.keys), retries, self.refreshes_tokens, rereads
 
     def _send(self, call: Outgoing, estimated_tokens: int = 0) -> Response:
         """One logical request: circuit breaker and rate limits first (the limiter's wait is
@@ -746,11 +819,16 @@ class BaseProvider(HostSurface):
         headers = {**dict(self.config.headers), **opts.pop("headers", {})}
         extra = controls.layered(dict(self.config.options), opts.pop("provider_options", {}))
         body = self.build_body(messages, tools, opts, stream=stream)
-        controls.CONTROLS[self.provider_type](body, opts, tools, self.name)
-        controls.merge_options(body, extra, self.provider_type, self.name,
-                               "provider_options")
+        controls.CONTROLS[self.wire_api](body, opts, tools, self.name)
+        controls.merge_options(body, extra, self.wire_api, self.name, "provider_options")
         return Outgoing(body, stream, timeouts, max_retries, budget, trace,
-                        controls.checked_headers(headers, self.provider_type, self.name))
+                        controls.checked_headers(headers, self.provider_type, self.name),
+                        url=self.request_url(opts, stream))
+
+    def request_url(self, opts: Mapping[str, Any], stream: bool) -> str:
+        """This call's URL when it depends on the call (Bedrock's model is in the path);
+        "" for :meth:`endpoint`."""
+        return ""
 
     def _parsed(self, data: Any) -> CompletionResponse:
         """A whole JSON answer as a CompletionResponse; a shape the mapping cannot read is a
@@ -856,10 +934,12 @@ class BaseProvider(HostSurface):
         yield StreamEvent("done", response=final)
 
     def new_decoder(self) -> Any:
-        """The sans-IO decoder of this API's stream framing: SSE, or NDJSON (``feed(bytes)``
-        -> items, ``close()`` -> the last ones)."""
+        """The sans-IO decoder of this API's stream framing: SSE, NDJSON, or AWS event-stream
+        messages (``feed(bytes)`` -> items, ``close()`` -> the last ones)."""
         if self.stream_format == "ndjson":
             return NDJSONDecoder()
+        if self.stream_format == "eventstream":
+            return EventStreamDecoder()
         return _SSEAtEnd()
 
     def _events(self, response: Response, estimate: int = 0, trace: Trace = NO_TRACE,
@@ -930,18 +1010,31 @@ class BaseProvider(HostSurface):
         except (ValueError, RecursionError):  # not JSON: the body itself is the message
             data = sse_error(body)
         message, etype = self.error_details(data)
+        etype = etype or self.error_type_header(response)
         message = excerpt(message, MAX_SERVER_MESSAGE_CHARS) if message else \
             excerpt(body.strip()) or excerpt(response.reason)
         body_request_id = data.get("request_id") if isinstance(data, Mapping) else None
-        request_id = (response.header("request-id") or response.header("x-request-id")
-                      or str_or_none(body_request_id))
         kw: dict[str, Any] = {"provider": self.name, "status": status, "error_type": etype,
-                              "request_id": request_id}
+                              "request_id": request_id(response) or
+                              str_or_none(body_request_id)}
         error = classify_error(status, message, response.header, kw)
         should_retry = response.header("x-should-retry").lower()
         if should_retry in ("true", "false"):
             error.should_retry = should_retry == "true"
+        if isinstance(error, ContentRefused):  # what the filter flagged, as on an answer
+            error.response = CompletionResponse(
+                "", self.model, self.name, stop_reason=etype or "",
+                refusal=self.refusal_of_error(data) or Refusal())
         return error
+
+    def error_type_header(self, response: Response) -> str | None:
+        """The error's name when the API gives it in a header, not the body (Bedrock's
+        ``x-amzn-ErrorType``); else None."""
+        return None
+
+    def refusal_of_error(self, data: Any) -> Refusal | None:
+        """What a content filter's error body says it flagged (Azure's categories)."""
+        return None
 
     def raise_stream_error(self, data: Any) -> None:
         """An error object inside a 200 stream, as the typed error it names."""

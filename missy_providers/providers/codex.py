@@ -41,6 +41,7 @@ from .base import (
 )
 from .codex_auth import LOGIN_HINT, CodexCredentials, default_auth_file
 from .dialects import native_of, tagged
+from .openai import flagged
 from .streaming import Accumulator, TextBuffer, check_tool_calls
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -115,13 +116,20 @@ def message_parts(items: Sequence[Mapping[str, Any]], kind: str, field: str) -> 
                    for part in item.get("content") or [] if part.get("type") == kind)
 
 
-def refusal_from(items: Sequence[Mapping[str, Any]], incomplete: Any) -> Refusal | None:
+def refusal_from(items: Sequence[Mapping[str, Any]], incomplete: Any,
+                 filters: Any = None) -> Refusal | None:
     """A ``refusal`` content part (the model's text), or an answer cut by the content filter
-    (``incomplete_details.reason: "content_filter"``)."""
+    (``incomplete_details.reason: "content_filter"``), with the categories Azure's
+    ``content_filters`` entries that blocked it flagged."""
     text = message_parts(items, "refusal", "refusal")
     if text:
         return Refusal(text)
-    return Refusal() if incomplete == "content_filter" else None
+    if incomplete != "content_filter":
+        return None
+    blocked = [name for entry in filters if isinstance(entry, Mapping) and entry.get("blocked")
+               for name in flagged(entry.get("content_filter_results"))] \
+        if isinstance(filters, list) else []
+    return Refusal(category=", ".join(dict.fromkeys(blocked)) or None)
 
 
 def response_from_items(items: Sequence[Mapping[str, Any]], meta: Mapping[str, Any],
@@ -144,11 +152,61 @@ def response_from_items(items: Sequence[Mapping[str, Any]], meta: Mapping[str, A
         tool_calls=calls, finish_reason=finish, raw=dict(meta),
         native=tagged(provider, "openai-codex", items=list(items)),
         stop_reason=str(incomplete or meta.get("status") or ""),
-        refusal=refusal_from(items, incomplete),
+        refusal=refusal_from(items, incomplete, meta.get("content_filters")),
         reasoning="".join(str(part.get("text") or "") for item in items
                           if item.get("type") == "reasoning"
                           for part in [*(item.get("summary") or ()), *(item.get("content") or ())]
                           if isinstance(part, Mapping)))
+
+
+def responses_tools(tools: Sequence[Tool]) -> list[dict[str, Any]]:
+    # `strict` is required by the spec: left out, the server turns strict mode on.
+    return [{"type": "function", "name": t.name, "description": t.description,
+             "parameters": t.object_schema(), "strict": t.strict} for t in tools]
+
+
+def responses_body(provider: BaseProvider, messages: Sequence[Message],
+                   tools: Sequence[Tool] | None, opts: Mapping[str, Any], *, stream: bool,
+                   instructions: str = "", limits: bool = True) -> dict[str, Any]:
+    """A Responses API request (Codex's, Azure's): stateless (``store: false``, reasoning
+    replayed from its encrypted content). ``instructions``: sent when there is no system
+    prompt (the ChatGPT backend requires some); ``limits``: max_output_tokens and temperature
+    may be sent (the ChatGPT backend refuses them)."""
+    name = provider.name
+    system = system_prompt(messages, opts.get("system")) or instructions
+    body: dict[str, Any] = {
+        "model": opts.get("model") or provider.model,
+        **({"instructions": system} if system else {}),
+        "input": to_input_items(messages, WireParts("responses", name), name),
+        "store": False, "stream": stream,
+    }
+    if opts.get("stop"):
+        raise UsageError(f"{name}: the Responses API has no stop sequences")
+    # store is false: reasoning items come back only when their encrypted content is asked
+    # for, and replaying them by id alone fails on the next turn ("not found").
+    body["include"] = ["reasoning.encrypted_content"]
+    if limits:
+        if opts.get("max_tokens"):
+            if opts["max_tokens"] < MIN_OUTPUT_TOKENS:
+                raise UsageError(f"{name}: the Responses API takes max_tokens of at "
+                                 f"least {MIN_OUTPUT_TOKENS} (max_output_tokens)")
+            body["max_output_tokens"] = opts["max_tokens"]
+        if opts.get("temperature") is not None:
+            body["temperature"] = opts["temperature"]
+    if tools:
+        body.update(tools=responses_tools(tools), tool_choice="auto", parallel_tool_calls=True)
+    if opts.get("prompt_cache_key"):
+        body["prompt_cache_key"] = opts["prompt_cache_key"]
+    return body
+
+
+def parse_responses(provider: BaseProvider, data: Any) -> CompletionResponse:
+    """A whole Responses API ``response`` object -> CompletionResponse."""
+    if not isinstance(data, Mapping) or data.get("object") != "response":
+        raise ProtocolError("response is not a Responses API response", provider=provider.name)
+    if data.get("status") == "failed":
+        provider.raise_stream_error({"error": data.get("error") or {}})
+    return response_from_items(data.get("output") or [], data, provider.name)
 
 
 class CodexProvider(BaseProvider):
@@ -162,7 +220,7 @@ class CodexProvider(BaseProvider):
     @property
     def refreshes_tokens(self) -> bool:  # type: ignore[override]
         """With the ChatGPT login (no api_key), a 401 refreshes the token once a call."""
-        return self.keys.current() is None
+        return self.chatgpt_login
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -170,6 +228,11 @@ class CodexProvider(BaseProvider):
         path = expand_user(self.config.auth_file) if self.config.auth_file \
             else default_auth_file()
         self.credentials = CodexCredentials(path, self.config.token_url, self.client, self.name)
+
+    @property
+    def chatgpt_login(self) -> bool:
+        """Whether calls use the Codex CLI's login (no key, no key file, no host token)."""
+        return self.keys.current() is None and self.credential is None
 
     @property
     def chatgpt_backend(self) -> bool:
@@ -202,12 +265,12 @@ class CodexProvider(BaseProvider):
                 f"providers.{self.name}.api_key")
 
     def has_credentials(self) -> bool:
-        return self.keys.current() is not None or self.credentials.exists()
+        return self.credentials.exists() if self.chatgpt_login else super().has_credentials()
 
     def probe(self, timeout: Timeouts = AVAILABILITY_TIMEOUT) -> Probe:
         """With the ChatGPT login: the tokens must load (a broken auth.json fails here, not on
         the first call); there is no cheap live endpoint to ask."""
-        if self.keys.current() is None and self.credentials.exists():
+        if self.chatgpt_login and self.credentials.exists():
             try:
                 self.credentials.current()
             except MissyError as exc:
@@ -215,8 +278,8 @@ class CodexProvider(BaseProvider):
         return super().probe(timeout)
 
     def credential_source(self) -> str:
-        if self.keys.current() is not None:
-            return self.config.key_source
+        if not self.chatgpt_login:
+            return super().credential_source()
         return f"auth.json ({self.credentials.path})" if self.credentials.exists() else "none"
 
     def protocol_headers(self) -> dict[str, Any]:
@@ -227,8 +290,8 @@ class CodexProvider(BaseProvider):
         """With an api_key: one plain attempt. With the ChatGPT login: on a 401, refresh once
         in the call (unless another caller already did) and send again; a second 401 means
         the login itself is no longer valid."""
-        if key is not None:
-            return self._exchange(call, self.auth_headers(key))
+        if not self.chatgpt_login:
+            return super()._attempt(call, key)
         for attempt in (1, 2):
             token, account = self.credentials.current(call.budget)
             headers = self.protocol_headers()
@@ -248,45 +311,16 @@ class CodexProvider(BaseProvider):
         raise AssertionError("unreachable")
 
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
-        # `strict` is required by the spec: left out, the server turns strict mode on.
-        return [{"type": "function", "name": t.name, "description": t.description,
-                 "parameters": t.object_schema(), "strict": t.strict} for t in tools]
+        return responses_tools(tools)
 
     def build_body(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                    opts: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
-        system = system_prompt(messages, opts.get("system"))
-        body: dict[str, Any] = {
-            "model": opts.get("model") or self.model,
-            "instructions": system or DEFAULT_INSTRUCTIONS,
-            "input": to_input_items(messages, WireParts("responses", self.name), self.name),
-            "store": False, "stream": stream,
-        }
-        if opts.get("stop"):
-            raise UsageError(f"{self.name}: the Responses API has no stop sequences")
-        # store is false: reasoning items come back only when their encrypted content is asked
-        # for, and replaying them by id alone fails on the next turn ("not found").
-        body["include"] = ["reasoning.encrypted_content"]
-        if not self.chatgpt_backend:  # the ChatGPT backend refuses these two
-            if opts.get("max_tokens"):
-                if opts["max_tokens"] < MIN_OUTPUT_TOKENS:
-                    raise UsageError(f"{self.name}: the Responses API takes max_tokens of at "
-                                     f"least {MIN_OUTPUT_TOKENS} (max_output_tokens)")
-                body["max_output_tokens"] = opts["max_tokens"]
-            if opts.get("temperature") is not None:
-                body["temperature"] = opts["temperature"]
-        if tools:
-            body.update(tools=self.get_tool_schema(tools), tool_choice="auto",
-                        parallel_tool_calls=True)
-        if opts.get("prompt_cache_key"):
-            body["prompt_cache_key"] = opts["prompt_cache_key"]
-        return body
+        return responses_body(self, messages, tools, opts, stream=stream,
+                              instructions=DEFAULT_INSTRUCTIONS,
+                              limits=not self.chatgpt_backend)
 
     def parse_response(self, data: Any) -> CompletionResponse:
-        if not isinstance(data, Mapping) or data.get("object") != "response":
-            raise ProtocolError("response is not a Responses API response", provider=self.name)
-        if data.get("status") == "failed":
-            self.raise_stream_error({"error": data.get("error") or {}})
-        return response_from_items(data.get("output") or [], data, self.name)
+        return parse_responses(self, data)
 
     def error_details(self, data: Any) -> tuple[str, str | None]:
         message, etype = super().error_details(data)
@@ -307,7 +341,7 @@ class CodexStream(Accumulator):
     text, reasoning or refusal (``response.queued``, summary part boundaries, annotations,
     and any event type added later) are skipped."""
 
-    def __init__(self, provider: CodexProvider) -> None:
+    def __init__(self, provider: BaseProvider) -> None:
         self.provider = provider
         self.items: dict[int, dict[str, Any]] = {}
         self.delta_text = TextBuffer(provider.name)

@@ -132,7 +132,7 @@ class CodexCredentials:
         if not refresh_token:
             raise AuthenticationError(f"the access token expired and {self.path} has no "
                                       f"refresh token; {LOGIN_HINT}", provider=self.provider)
-        if budget is not None and not budget.take_refresh():
+        if budget is not None and not budget.take_refresh(self.provider):
             raise AuthenticationError(f"ChatGPT refused the token refreshed earlier in this "
                                       f"call; {LOGIN_HINT}", provider=self.provider, status=401)
         # The Secret itself goes in the body: the core reveals it only when it encodes.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from ..content import cache_control
+from ..content import cache_control, cache_point
 from ..core.errors import StructuredOutputError, UsageError
 from ..core.headers import header_problems, held
 from ..settings import LIBRARY_KEYS, PROVIDER_HEADERS
@@ -262,8 +262,51 @@ def ollama_controls(body: dict[str, Any], opts: Mapping[str, Any],
                          f"parallel_tool_calls (the model decides)")
 
 
+def converse_controls(body: dict[str, Any], opts: Mapping[str, Any],
+                      tools: Sequence[Tool] | None, provider: str) -> None:
+    """Bedrock's Converse: structured output is ``outputConfig.textFormat`` (the schema as a
+    JSON string, as the service model says); extended thinking goes to the model in
+    ``additionalModelRequestFields`` (Claude's ``thinking``); tool choice is ``auto``,
+    ``any`` or one ``tool`` (no ``none``: call without tools); ``cache`` places cachePoint
+    blocks where an agent's prefix ends."""
+    if opts.get("schema"):
+        body["outputConfig"] = {"textFormat": {"type": "json_schema", "structure": {
+            "jsonSchema": {"schema": json.dumps(dict(opts["schema"])),
+                           "name": _schema_name(opts)}}}}
+    if opts.get("reasoning") not in (None, "none"):
+        raise UsageError(f"{provider}: Bedrock's reasoning settings are each model family's "
+                         f"own: use reasoning_budget (Claude's extended thinking) or "
+                         f"provider_options={{'additionalModelRequestFields': {{...}}}}")
+    budget = opts.get("reasoning_budget")
+    if budget is not None:
+        inference = body.get("inferenceConfig") or {}
+        if budget >= inference.get("maxTokens", budget + 1):
+            raise UsageError(f"{provider}: reasoning_budget must be below max_tokens "
+                             f"({inference['maxTokens']})")
+        if "temperature" in inference:
+            raise UsageError(f"{provider}: Claude's thinking does not take temperature; leave "
+                             f"it out when reasoning_budget is given")
+        body.setdefault("additionalModelRequestFields", {})["thinking"] = {
+            "type": "enabled", "budget_tokens": budget}
+    choice = _choice(opts, tools, provider)
+    if choice == "none" or "parallel_tool_calls" in opts:
+        raise UsageError(f"{provider}: Bedrock's Converse has no tool_choice 'none' or "
+                         f"parallel_tool_calls (call without tools to forbid them)")
+    if choice is not None and tools:
+        body["toolConfig"]["toolChoice"] = {"auto": {}} if choice == "auto" else \
+            {"any": {}} if choice == "required" else {"tool": {"name": choice}}
+    if opts.get("cache"):
+        point = cache_point(opts["cache"])
+        for blocks in (body.get("system"), (body.get("toolConfig") or {}).get("tools"),
+                       next((m["content"] for m in reversed(body["messages"])
+                             if m["role"] == "user"), None)):
+            if blocks and "cachePoint" not in blocks[-1]:
+                blocks.append(dict(point))
+
+
 CONTROLS = {"anthropic": anthropic_controls, "openai": chat_controls,
-            "openai-codex": responses_controls, "ollama": ollama_controls}
+            "openai-codex": responses_controls, "ollama": ollama_controls,
+            "bedrock": converse_controls}
 
 
 # --- Anthropic prompt caching ---------------------------------------------------------------

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 CONTEXT_LENGTH_MARKERS = ("context_length_exceeded", "context length", "context window",
-                           "prompt is too long", "maximum context", "too many tokens")
+                           "prompt is too long", "maximum context", "too many tokens",
+                           "input is too long")  # Bedrock's ValidationException
 # What servers say when a content filter or usage policy refused the request (OpenAI's
 # content_policy_violation code, Azure's content_filter, the Codex backend's "flagged for
 # possible cybersecurity risk", Anthropic's "usage policies").

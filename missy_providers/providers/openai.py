@@ -83,17 +83,33 @@ def finish_reason(reason: str | None, has_tool_calls: bool) -> str:
     return FINISH_REASONS[reason]
 
 
-def chat_refusal(text: str, reason: str | None, filters: Any) -> Refusal | None:
+def flagged(filters: Any) -> list[str]:
+    """The categories an Azure content filter result marks ``filtered: true``, in its order."""
+    if not isinstance(filters, Mapping):
+        return []
+    return [name for name, result in filters.items()
+            if isinstance(result, Mapping) and result.get("filtered")]
+
+
+def chat_refusal(text: str, reason: str | None, categories: Sequence[str]) -> Refusal | None:
     """A refusal: the model's ``refusal`` text (OpenAI ends it with finish_reason "stop"), or a
     content filter's ``content_filter`` finish, with the categories an Azure filter flagged."""
     if text:
         return Refusal(text)
     if reason != "content_filter":
         return None
-    flagged = [name for name, result in (filters or {}).items()
-               if isinstance(result, Mapping) and result.get("filtered")] \
-        if isinstance(filters, Mapping) else []
-    return Refusal(category=", ".join(flagged) or None)
+    return Refusal(category=", ".join(categories) or None)
+
+
+def filter_error_refusal(data: Any) -> Refusal:
+    """Azure's content-filter 400: the categories its ``innererror.content_filter_result``
+    flagged (so the live service; its spec says ``inner_error.content_filter_results``)."""
+    error = data.get("error") if isinstance(data, Mapping) else None
+    inner = (error.get("innererror") or error.get("inner_error")) \
+        if isinstance(error, Mapping) else None
+    results = (inner.get("content_filter_result") or inner.get("content_filter_results")) \
+        if isinstance(inner, Mapping) else None
+    return Refusal(category=", ".join(flagged(results)) or None)
 
 
 def function_tools(tools: Sequence[Tool]) -> list[dict[str, Any]]:
@@ -188,12 +204,20 @@ class OpenAIProvider(BaseProvider):
     def is_available(self) -> bool:
         """A key for OpenAI; for a compatible server without a key, a short probe of
         ``GET {base_url}/models`` through the policy client. Never raises."""
-        if self.keys.current() is not None:
-            return True
+        if self.keys.current() is not None or self.credential is not None:
+            return self.has_credentials()
         return not self.is_openai and self.probe().ok
 
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
         return function_tools(tools)
+
+    def takes_max_completion_tokens(self, model: str) -> bool:
+        """OpenAI itself takes the new name for every model; elsewhere reasoning models need
+        it and other servers may know only ``max_tokens``."""
+        return self.is_openai or model.startswith(_MAX_COMPLETION_TOKENS_PREFIXES)
+
+    def refusal_of_error(self, data: Any) -> Refusal | None:
+        return filter_error_refusal(data)
 
     def build_body(self, messages: Sequence[Message], tools: Sequence[Tool] | None,
                    opts: Mapping[str, Any], *, stream: bool) -> dict[str, Any]:
@@ -201,7 +225,7 @@ class OpenAIProvider(BaseProvider):
         body: dict[str, Any] = {"model": model, "messages": to_openai_messages(
             messages, opts.get("system"), WireParts("chat", self.name), self.name)}
         if opts.get("max_tokens"):
-            new_name = self.is_openai or model.startswith(_MAX_COMPLETION_TOKENS_PREFIXES)
+            new_name = self.takes_max_completion_tokens(model)
             body["max_completion_tokens" if new_name else "max_tokens"] = opts["max_tokens"]
         if opts.get("temperature") is not None:
             body["temperature"] = opts["temperature"]
@@ -239,7 +263,7 @@ class OpenAIProvider(BaseProvider):
             reasoning=readable_reasoning(fields),
             native=chat_native(self.name, fields, list(zip(calls, extras, strict=True))),
             refusal=chat_refusal(str(message.get("refusal") or ""), reason,
-                                 choice.get("content_filter_results")))
+                                 flagged(choice.get("content_filter_results"))))
 
     def _tool_call(self, call_id: str, function: Mapping[str, Any]) -> ToolCall:
         name = str(function.get("name") or "")
@@ -263,7 +287,9 @@ class OpenAIStream(Accumulator):
         self.reasoning = TextBuffer(provider.name)
         self.refusal = TextBuffer(provider.name)
         self.fields: dict[str, Any] = {}  # reasoning fields to send back (TextBuffer: text)
-        self.filters: Any = None  # an Azure choice's content_filter_results
+        # The categories Azure's filter flagged in any chunk (an annotation chunk of the
+        # asynchronous filter may come after the finish_reason chunk).
+        self.flagged: dict[str, None] = {}
         self.calls: dict[int, dict[str, Any]] = {}
         self.finish_reason: str | None = None
         self.usage: Mapping[str, Any] | None = None
@@ -316,10 +342,9 @@ class OpenAIStream(Accumulator):
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-            if choice.get("content_filter_results"):
-                self.filters = choice["content_filter_results"]
+            if choice.get("finish_reason") and self.finish_reason != "content_filter":
+                self.finish_reason = choice["finish_reason"]  # a filter's word is the last
+            self.flagged.update(dict.fromkeys(flagged(choice.get("content_filter_results"))))
             delta = choice.get("delta") or {}
             content = delta.get("content")
             if content and isinstance(content, str):
@@ -408,7 +433,7 @@ class OpenAIStream(Accumulator):
             stop_reason=str(self.finish_reason or ""), reasoning=self.reasoning.value(),
             native=chat_native(self.provider.name, fields,
                                list(zip(calls, extras, strict=True))),
-            refusal=chat_refusal(self.refusal.value(), self.finish_reason, self.filters))
+            refusal=chat_refusal(self.refusal.value(), self.finish_reason, list(self.flagged)))
 
     def partial(self) -> CompletionResponse:
         return self._response([])

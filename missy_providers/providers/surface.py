@@ -88,6 +88,15 @@ class HostSurface:
     limiter: RateLimiter
     breaker: CircuitBreaker
 
+    def has_credentials(self) -> bool:
+        raise NotImplementedError
+
+    def credential_source(self) -> str:
+        raise NotImplementedError
+
+    def missing_credentials(self) -> str:
+        raise NotImplementedError
+
     @property
     def is_multi_account(self) -> bool:
         """Whether calls are shared out between several keys (round_robin)."""
@@ -119,12 +128,12 @@ class HostSurface:
         credentials (where they come from, never a key), endpoint and the policy's verdict on
         it, models, limits, circuit breaker and keys. ``status`` is the worst check's."""
         config = self.config
-        has_key = not getattr(self, "needs_key", True) or self.keys.current() is not None
-        missing = getattr(self, "missing_credentials", lambda: "")
+        has_key = self.has_credentials()
+        needed = getattr(self, "needs_key", True) or getattr(self, "credential", None)
         checks: list[dict[str, Any]] = [
             {"name": "credentials", "status": "ok" if has_key else "error",
-             "summary": config.key_source if getattr(self, "needs_key", True) else
-             "not needed", "remediation": None if has_key else missing()},
+             "summary": self.credential_source() if needed else "not needed",
+             "remediation": None if has_key else self.missing_credentials()},
             self._policy_check(),
             {"name": "model_selection", "status": "ok",
              "summary": {"model": config.model, "fast_model": config.fast_model,
