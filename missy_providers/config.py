@@ -476,23 +476,10 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
     if weights and good.get("key_rotation_strategy") != "round_robin":
         problems.add("weights keys for key_rotation_strategy: round_robin; set it, or remove "
                      "the weights", *path, "account_weights")
-    if good.get("key_rotation_strategy") == "round_robin" and len(listed) >= 2:
-        # Missy's round robin balances the api_keys themselves (api_key is not one of them).
-        ring_weights: list[float] = []
-        for i, ref in enumerate(listed):
-            key = _credential(ref, env, problems, *path, "api_keys", str(i), resolve=resolve)
-            if isinstance(key, Unset):
-                unset.append(key)
-            elif isinstance(key, Secret) and not any(key.same_value(k) for k in ring):
-                ring.append(key)
-                ring_weights.append(float(weights[i]) if weights else 1.0)
-        if "api_key" in good:
-            problems.add("round_robin balances the api_keys; remove api_key (or use "
-                         "failover)", *path, "api_key")
-        return (tuple(ring), _unset_source(f"{len(ring)} keys, round robin", ring, unset),
-                tuple(unset), tuple(ring_weights))
 
     def add(ref: str, *key_path: str) -> bool:
+        """Put the key ``ref`` names on the ring (once); False if it gives none, is unset,
+        or may not go to this base_url (a config problem)."""
         key = _credential(ref, env, problems, *path, *key_path, resolve=resolve)
         if isinstance(key, Unset):
             unset.append(key)
@@ -504,7 +491,20 @@ def _resolve_keys(ptype: str, good: Mapping[str, Any], base_url: str,
             return False
         if not any(key.same_value(k) for k in ring):
             ring.append(key)
-        return True
+            return True
+        return False
+
+    if good.get("key_rotation_strategy") == "round_robin" and len(listed) >= 2:
+        # Missy's round robin balances the api_keys themselves (api_key is not one of them).
+        ring_weights: list[float] = []
+        for i, ref in enumerate(listed):
+            if add(ref, "api_keys", str(i)):
+                ring_weights.append(float(weights[i]) if weights else 1.0)
+        if "api_key" in good:
+            problems.add("round_robin balances the api_keys; remove api_key (or use "
+                         "failover)", *path, "api_key")
+        return (tuple(ring), _unset_source(f"{len(ring)} keys, round robin", ring, unset),
+                tuple(unset), tuple(ring_weights))
 
     if "api_key" in good:
         raw = good["api_key"]
@@ -637,8 +637,9 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
                                           else "")
     if "token_url" in good:
         _check_url(good["token_url"], problems, *path, "token_url")
+    # A disabled provider's headers are not read either (their $VARs may well be unset).
     headers = _headers(ptype, good.get("headers") or {}, base_url, env, problems, *path,
-                       "headers", resolve=resolve)
+                       "headers", resolve=resolve) if enabled else {}
     options = good.get("options") or {}
     wire = ptype if ptype != "azure-openai" else \
         "openai-codex" if good.get("api") == "responses" else "openai"  # (Azure's `api`)

@@ -221,6 +221,87 @@ def test_codex_refreshes_the_token_at_most_once_a_call(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(auth).st_mode) == 0o600
 
 
+def expired_codex_login(tmp_path: Path) -> Path:
+    """An auth.json whose access token expired an hour ago (a JWT with only ``exp``)."""
+    claims = base64.urlsafe_b64encode(json.dumps({"exp": time.time() - 3600}).encode())
+    token = "eyJhbGciOiJub25lIn0." + claims.decode().rstrip("=") + ".sig"
+    auth = tmp_path / "auth.json"
+    auth.write_text(json.dumps({"tokens": {"access_token": token,
+                                           "refresh_token": "rt-old-123456789"}}))
+    os.chmod(auth, 0o600)
+    return auth
+
+
+def test_a_call_waits_for_another_calls_token_refresh_only_until_its_deadline(
+        tmp_path: Path) -> None:
+    """Thread A's refresh stalls; thread B (total_timeout 1) needs the same tokens: B ends
+    at its own deadline, not when A's refresh gives up."""
+    import threading
+
+    auth = expired_codex_login(tmp_path)
+    server = LoopbackServer()
+    server.reset(lambda ex: time.sleep(4) if ex.req.path == "/oauth/token" else
+                 ex.json(401, {}))
+    try:
+        reg = registry({"codex": {"name": "openai-codex", "model": "m", "max_retries": 0,
+                                  "base_url": server.url + "/backend-api/codex",
+                                  "token_url": server.url + "/oauth/token",
+                                  "auth_file": str(auth), "total_timeout": 3}})
+        provider = reg.get("codex")
+        def refreshing() -> None:
+            with pytest.raises(MissyError):
+                provider.complete(HI)
+
+        first = threading.Thread(target=refreshing)
+        first.start()
+        time.sleep(0.3)  # A holds the tokens' lock, refreshing
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout, match="waiting for another call's token refresh"):
+            provider.complete(HI, total_timeout=1)
+        took = time.monotonic() - started
+        first.join()
+    finally:
+        server.stop()
+    assert took < 1.5
+
+
+def test_a_live_check_never_refreshes_a_login(tmp_path: Path) -> None:
+    """`providers --check` and probe(): the tokens are loaded, not renewed; auth.json is
+    left as it was, and nothing is sent to the token endpoint."""
+    auth = expired_codex_login(tmp_path)
+    before = auth.read_bytes()
+    server = LoopbackServer()
+    server.reset(lambda ex: ex.json(200, {"access_token": "at-new-123456789"}))
+    try:
+        reg = registry({"codex": {"name": "openai-codex", "model": "m",
+                                  "base_url": server.url + "/backend-api/codex",
+                                  "token_url": server.url + "/oauth/token",
+                                  "auth_file": str(auth)}})
+        assert reg.get("codex").probe().ok
+    finally:
+        server.stop()
+    assert server.requests == [] and auth.read_bytes() == before
+
+
+def test_a_stalled_resolver_ends_at_the_deadline() -> None:
+    """getaddrinfo cannot be interrupted: the call does not wait for it past its deadline
+    (nor past the connect timeout)."""
+    def slow(host: str, port: int) -> list[str]:
+        time.sleep(3)
+        return ["127.0.0.1"]
+
+    http = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["slow.example"]), resolver=slow)
+    budget = CallBudget.for_call(0.5, [(1, 0, False, False)])
+    started = time.monotonic()
+    with pytest.raises(RequestTimeout, match=r"resolving host 'slow\.example'"):
+        http.request("GET", "https://slow.example/", budget=budget)
+    assert time.monotonic() - started < 1.0
+    started = time.monotonic()
+    with pytest.raises(RequestTimeout, match="connect timeout"):
+        http.request("GET", "https://slow.example/", timeout=Timeouts(connect=0.3))
+    assert time.monotonic() - started < 0.8
+
+
 # --- one credential door ----------------------------------------------------------------------
 
 
@@ -279,6 +360,8 @@ def test_a_configured_header_credential_to_a_remote_plain_http_host(no_socket: l
     ({"api_keys": ["$OPENAI_API_KEY"]}, "api_keys.0"),
     ({"api_keys": ["sk-own-12345678", "${OPENAI_API_KEY}"]}, "api_keys.1"),
     ({"headers": {"X-Key": "$OPENAI_API_KEY"}}, "headers.X-Key"),
+    ({"api_keys": ["$OTHER_KEY", "$OPENAI_API_KEY"], "key_rotation_strategy": "round_robin"},
+     "api_keys.1"),
 ])
 def test_openai_api_key_goes_only_to_openai_however_referenced(settings: dict[str, Any],
                                                                where: str) -> None:
@@ -296,11 +379,37 @@ def test_a_host_bound_secret_is_refused_by_the_core_itself(no_socket: list[Any])
     bound = Secret("sk-openai-12345678", origin="$OPENAI_API_KEY", only_host="api.openai.com")
     http = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["llm.example.com"]),
                             resolver=lambda host, port: ["203.0.113.5"])
-    for kw in ({"headers": {"X-Key": bound}}, {"json": {"token": bound}},
+    for kw in ({"headers": {"X-Key": bound}},
+               {"json": {"token": bound}, "credential_body": True},
                {"headers": {"Authorization": Credential(bound, "Bearer")}}):
         with pytest.raises(PolicyViolation, match=r"sent only to api\.openai\.com"):
             http.request("POST", "https://llm.example.com/v1/x", **kw)
     assert no_socket == []
+
+
+def test_a_mapping_cannot_put_a_key_in_the_body() -> None:
+    """A provider whose mapping copies its key into a JSON field (a server would echo or log
+    it): the core refuses the request, nothing is sent. Only a token refresh may carry one."""
+    from missy_providers.providers.openai import OpenAIProvider
+
+    class KeyInBody(OpenAIProvider):
+        def build_body(self, *args: Any, **kw: Any) -> dict[str, Any]:
+            body = super().build_body(*args, **kw)
+            body["safety_identifier"] = self.keys.current()
+            return body
+
+    server = LoopbackServer()
+    server.reset(lambda ex: ex.json(200, {"choices": [{"message": {"content": "ok"}}]}))
+    try:
+        config = config_from_dict({"providers": {"p": {
+            "name": "openai", "model": "m", "base_url": server.url + "/v1",
+            "api_key": CANARY}}}, env={})
+        provider = KeyInBody(config.providers["p"], loopback_http())
+        with pytest.raises(PolicyViolation, match=r"a credential .* in a JSON body"):
+            provider.complete(HI)
+    finally:
+        server.stop()
+    assert server.requests == []
 
 
 def test_literal_credential_headers_are_secrets_in_every_repr() -> None:
@@ -499,6 +608,32 @@ def test_the_call_log_fails_closed(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert len(server.requests) == 1  # nothing sent unrecorded
+
+
+@pytest.mark.parametrize("action", ["list_models", "list_model_info", "count_tokens", "probe",
+                                    "stream"])
+def test_every_send_is_recorded_or_not_made(tmp_path: Path, action: str) -> None:
+    """Model lists, token counts, live checks and streams too: with the call log broken,
+    nothing is sent."""
+    server = LoopbackServer()
+    server.reset(lambda ex: ex.json(200, {"data": [{"id": "m"}], "input_tokens": 3}))
+    log = tmp_path / "calls.jsonl"
+    reg = registry({"p": {"name": "anthropic", "model": "m", "base_url": server.url,
+                          "api_key": "sk-ant-12345678"}},
+                   observability={"call_log": str(log)})
+    provider = reg.get("p")
+    log.mkdir()  # the log can no longer be written
+    try:
+        if action == "probe":
+            assert not provider.probe().ok
+        else:
+            with pytest.raises(ConfigError, match=r"observability\.call_log"):
+                run = getattr(provider, action)
+                result = run(HI) if action in ("count_tokens", "stream") else run()
+                list(result) if action == "stream" else None
+    finally:
+        server.stop()
+    assert server.requests == []
 
 
 # --- small things -----------------------------------------------------------------------------

@@ -194,9 +194,35 @@ def test_openai_env_key_only_for_openai_host() -> None:
 
 
 def test_disabled_provider_reads_no_env_refs() -> None:
-    config = one({"name": "anthropic", "model": "m", "api_key": "$UNSET_VAR", "enabled": False})
+    """Not its keys, not its headers' $VARs (an unset one is no error), not their values."""
+    env = RecordingEnv({"HDR_TOKEN": "tok-12345678"})
+    config = config_from_dict({"providers": {"p": {
+        "name": "anthropic", "model": "m", "api_key": "$UNSET_VAR", "enabled": False,
+        "headers": {"X-Auth-Token": "$HDR_TOKEN", "X-Other": "$UNSET_HDR"}}}}, env=env)
     assert config.providers["p"].keys == ()
     assert config.providers["p"].key_source == "not read (disabled)"
+    assert config.providers["p"].headers == {}
+    assert env.read == []
+
+
+class RecordingEnv(dict[str, str]):
+    """An environment that records every name read from it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: list[str] = []
+
+    def get(self, name: str, default: object = None) -> object:  # type: ignore[override]
+        self.read.append(name)
+        return super().get(name, default)
+
+    def __getitem__(self, name: str) -> str:
+        self.read.append(name)
+        return super().__getitem__(name)
+
+    def __contains__(self, name: object) -> bool:
+        self.read.append(str(name))
+        return super().__contains__(name)
 
 
 def test_secret_never_shows() -> None:

@@ -325,6 +325,40 @@ def test_audit_log_file(server: LoopbackServer, tmp_path: object) -> None:
     assert len(lines) == 2 and lines[1]["allowed"] is True and lines[1]["path"] == "/a"
 
 
+def test_the_audit_log_is_private_keeps_no_query_and_fails_closed(
+        server: LoopbackServer, tmp_path: object) -> None:
+    """Created 0600; an existing 0644 log is tightened before the first line; no query string
+    and no header value is logged; a log that cannot be written refuses the request, and
+    nothing is sent."""
+    import os
+    import stat
+    from pathlib import Path
+
+    from missy_providers.core.errors import ConfigError
+
+    server.reset(ok)
+    new, old = Path(str(tmp_path)) / "new.jsonl", Path(str(tmp_path)) / "old.jsonl"
+    old.write_text("")
+    os.chmod(old, 0o644)
+    for log in (new, old):
+        client = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]),
+                                  audit_log=str(log))
+        client.request("POST", server.url + f"/v1/x?key={CANARY}", json={},
+                       headers={"x-api-key": CANARY}).close()
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600
+        text = log.read_text()
+        assert CANARY not in text and "?" not in text and "/v1/x" in text
+    sent = len(server.requests)
+    blocked = Path(str(tmp_path)) / "blocked.jsonl"
+    client = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]),
+                              audit_log=str(blocked))
+    blocked.unlink()
+    blocked.mkdir()  # the log can no longer be written
+    with pytest.raises(ConfigError, match="nothing was sent"):
+        client.request("GET", server.url + "/")
+    assert len(server.requests) == sent
+
+
 def test_timeouts_are_validated() -> None:
     with pytest.raises(UsageError, match=r"timeouts.read must be a number > 0, got 0"):
         Timeouts(read=0)

@@ -152,3 +152,22 @@ def test_every_module_is_read() -> None:
     assert len(MODULES) >= 30
     for module in MODULES:
         ast.parse(module.read_text(encoding="utf-8"))  # nothing the derivation cannot read
+
+
+def test_every_request_outside_the_core_belongs_to_a_call() -> None:
+    """PolicyHTTPClient.request without ``budget=`` is a call of its own (one send, its own
+    timeout): the package's own requests always pass their call's budget, so none escapes
+    the call's count and deadline (docs/AUDIT.md question 9)."""
+    core = derived_core()
+    unbudgeted = []
+    for source in SOURCES:
+        if source in core:
+            continue
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr == "request" and \
+                    not any(k.arg == "budget" for k in node.keywords):
+                unbudgeted.append(f"{rel(source)}:{node.lineno}")
+    assert unbudgeted == []
+    calls = [rel(s) for s in SOURCES if s not in core and ".request(" in s.read_text()]
+    assert calls, "the package sends through request() somewhere outside the core"

@@ -91,9 +91,13 @@ def _open_private(path: str, flags: int) -> int:
 
 def append_private(path: str, text: str) -> None:
     """Append ``text`` in one ``write`` (O_APPEND: lines from many threads or processes do not
-    interleave), creating the file 0600 if it is new."""
+    interleave), creating the file 0600 if it is new. An existing file others can read or
+    write is tightened to 0600 first; one that is not ours to tighten is a PermissionError
+    (the caller fails closed: nothing is written where others can read it)."""
     fd = _open_private(path, os.O_APPEND | os.O_CREAT)
     try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, PRIVATE_MODE)
         os.write(fd, text.encode("utf-8"))
     finally:
         os.close(fd)

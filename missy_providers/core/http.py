@@ -217,7 +217,8 @@ class PolicyHTTPClient:
         self._proxy_url = proxy
         self.allow_plain_http_proxy = allow_plain_http_proxy
         if proxy:
-            self._proxy_route("")  # a proxy the policy refuses fails here, not on first use
+            # A proxy the policy refuses fails here, not on first use.
+            self._proxy_route("", Timeouts(), CallBudget(Timeouts().total, 1, "setup"))
         self._audit_policy()
 
     def _audit_policy(self) -> None:
@@ -284,7 +285,8 @@ class PolicyHTTPClient:
             raise PolicyViolation(decision.reason, decision)
         return decision.target
 
-    def _addresses(self, method: str, target: Target, provider: str) -> list[str]:
+    def _addresses(self, method: str, target: Target, provider: str, timeouts: Timeouts,
+                   budget: CallBudget) -> list[str]:
         """The checked addresses to connect to, resolving a name at most once per TTL."""
         if target.ip is not None:
             return [str(target.ip)]
@@ -295,11 +297,7 @@ class PolicyHTTPClient:
         if cached and cached[0] > now:
             addresses = cached[1]
         else:
-            try:
-                addresses = self._resolver(target.host, target.port)
-            except OSError as exc:
-                raise ProviderUnavailable(f"cannot resolve host '{target.host}' "
-                                          f"({type(exc).__name__})", provider=provider) from None
+            addresses = self._resolve(target, timeouts, budget, provider)
             if not addresses:
                 raise ProviderUnavailable(f"host '{target.host}' resolved to no address",
                                           provider=provider)
@@ -312,6 +310,37 @@ class PolicyHTTPClient:
                 self._audit(method, target, False, decision.reason, decision.rule, address)
                 raise PolicyViolation(decision.reason, decision)
         return addresses
+
+    def _resolve(self, target: Target, timeouts: Timeouts, budget: CallBudget,
+                 provider: str) -> list[str]:
+        """The resolver's answer within the connect timeout and the call's deadline. The
+        resolver (getaddrinfo) cannot be interrupted, so it runs on a thread of its own that
+        is left to finish if it stalls; the call does not wait for it."""
+        import threading
+
+        answer: list[list[str] | OSError] = []
+        done = threading.Event()
+
+        def resolve() -> None:
+            try:
+                answer.append(self._resolver(target.host, target.port))
+            except OSError as exc:
+                answer.append(exc)
+            finally:
+                done.set()
+
+        within = min(timeouts.connect, budget.remaining())
+        threading.Thread(target=resolve, name="missy-resolve", daemon=True).start()
+        if not done.wait(max(0.0, within)) or not answer:
+            if budget.remaining() <= 0:
+                raise budget.expired(provider, f"resolving host '{target.host}'")
+            raise RequestTimeout(f"timed out resolving host '{target.host}' (connect timeout "
+                                 f"{timeouts.connect:g}s); check the DNS resolver",
+                                 provider=provider)
+        if isinstance(answer[0], OSError):
+            raise ProviderUnavailable(f"cannot resolve host '{target.host}' "
+                                      f"({type(answer[0]).__name__})", provider=provider)
+        return answer[0]
 
     def _address_decisions(self, target: Target, addresses: list[str]
                            ) -> list[tuple[str, Decision]]:
@@ -336,10 +365,9 @@ class PolicyHTTPClient:
         if not (resolve and decision.allowed and target is not None and target.ip is None):
             return out
         try:
-            addresses = self._resolver(target.host, target.port)
-        except OSError as exc:
-            out.update(allowed=False, reason=f"cannot resolve '{target.host}' "
-                                             f"({type(exc).__name__})")
+            addresses = self._resolve(target, Timeouts(), CallBudget(10.0, 1, "the check"), "")
+        except (ProviderUnavailable, RequestTimeout) as exc:
+            out.update(allowed=False, reason=exc.message)
             return out
         checks = [{"address": a, "allowed": d.allowed, "reason": d.reason}
                   for a, d in self._address_decisions(target, addresses)]
@@ -350,7 +378,8 @@ class PolicyHTTPClient:
             out.update(reason=denied[0]["reason"], rule="address")
         return out
 
-    def _proxy_route(self, provider: str) -> tuple[Target, list[str]] | None:
+    def _proxy_route(self, provider: str, timeouts: Timeouts, budget: CallBudget
+                     ) -> tuple[Target, list[str]] | None:
         """The configured proxy and its checked address, decided on every request like any
         destination (a policy change applies to it at once); None without a proxy."""
         if not self._proxy_url:
@@ -358,7 +387,7 @@ class PolicyHTTPClient:
         target = self._decide("CONNECT", self._proxy_url)
         if target.scheme != "http":
             raise PolicyViolation("network.proxy must be an http:// proxy URL")
-        return target, self._addresses("CONNECT", target, provider)[:1]
+        return target, self._addresses("CONNECT", target, provider, timeouts, budget)[:1]
 
     # --- connections ----------------------------------------------------------------------
 
@@ -547,6 +576,7 @@ class PolicyHTTPClient:
         budget: CallBudget | None = None,
         client_cert: ClientCert | None = None,
         signer: AwsSigner | None = None,
+        credential_body: bool = False,
     ) -> Response:
         """Send one request through the policy. Non-streamed bodies are read (bounded) before
         returning; with ``stream=True`` the caller reads :meth:`Response.iter_raw` and closes.
@@ -561,7 +591,10 @@ class PolicyHTTPClient:
         host goes only there, and none goes over plain ``http://`` to an address that is not
         loopback unless ``allow_plain_http`` (the provider's ``allow_plain_http`` config key).
         ``signer`` signs the request's final bytes (AWS SigV4) once every check has passed;
-        ``client_cert`` (else the client's own) is presented in the TLS handshake."""
+        ``client_cert`` (else the client's own) is presented in the TLS handshake. A Secret
+        goes in a JSON body only when the request says the body is a credential exchange
+        (``credential_body``: an OAuth token refresh); otherwise it is refused, so no mapping
+        can put a key in a field its server would echo or log."""
         if method not in METHODS:
             raise UsageError(f"method {method!r}"[:60] + f" is not one of {', '.join(METHODS)}")
         timeouts = Timeouts.of(timeout)
@@ -570,6 +603,10 @@ class PolicyHTTPClient:
         target = self._decide(method, url)
         all_headers = self._headers(headers, json is not None)
         data, body_secrets = encode_body(json) if json is not None else (body, [])
+        if body_secrets and not credential_body:
+            raise PolicyViolation(f"{provider or 'request'}: a credential "
+                                  f"({body_secrets[0].origin or 'a Secret'}) in a JSON body; "
+                                  "keys go in the headers the provider declares")
         payload = Payload(data)
         # The caller's headers are all the headers that can hold one (ours never do).
         secrets = credentials_in(headers) if headers else []
@@ -577,11 +614,12 @@ class PolicyHTTPClient:
             secrets += body_secrets + (signer.secrets() if signer is not None else [])
         if problem := bound_elsewhere(secrets, target.host):
             raise PolicyViolation(f"{provider or 'request'}: {problem}")
-        proxy = self._proxy_route(provider)
+        proxy = self._proxy_route(provider, timeouts, budget)
         if proxy is not None:
             proxy_target, addresses = proxy  # the proxy resolves the target; see docs/AUDIT.md
         else:
-            proxy_target, addresses = None, self._addresses(method, target, provider)
+            proxy_target, addresses = None, self._addresses(method, target, provider,
+                                                            timeouts, budget)
         if secrets and target.scheme == "http" and not allow_plain_http and \
                 not all_loopback(target, addresses, proxy_target):
             where = f"providers.{provider}.allow_plain_http" if provider else "allow_plain_http"

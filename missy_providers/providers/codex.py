@@ -20,6 +20,7 @@ from ..core.errors import AuthenticationError, MissyError, ProtocolError, UsageE
 from ..core.headers import Credential
 from ..core.http import Response, Timeouts
 from ..core.response import parse_json
+from ..core.wire import CallBudget
 from ..streams import Event
 from ..types import (
     CompletionResponse,
@@ -269,10 +270,11 @@ class CodexProvider(BaseProvider):
 
     def probe(self, timeout: Timeouts = AVAILABILITY_TIMEOUT) -> Probe:
         """With the ChatGPT login: the tokens must load (a broken auth.json fails here, not on
-        the first call); there is no cheap live endpoint to ask."""
+        the first call), and are never refreshed by a check (that is the first call's job);
+        there is no cheap live endpoint to ask."""
         if self.chatgpt_login and self.credentials.exists():
             try:
-                self.credentials.current()
+                self.credentials.check(CallBudget.for_call(timeout.total, [], "the timeout"))
             except MissyError as exc:
                 return Probe(False, f"credentials unusable: {exc}")
         return super().probe(timeout)

@@ -12,6 +12,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..config import codex_auth_file
 from ..core.errors import AuthenticationError, MissyError, ProtocolError
@@ -94,10 +96,27 @@ class CodexCredentials:
         if not self._tokens or mtime != self._loaded_mtime:
             self._load()
 
-    def current(self, budget: CallBudget | None = None) -> tuple[Secret, str]:
+    @contextmanager
+    def _locked(self, budget: CallBudget) -> Iterator[None]:
+        """The tokens' lock, waited for no longer than the call's deadline (another call may
+        be refreshing them)."""
+        if not self._lock.acquire(timeout=max(0.0, budget.remaining())):
+            raise budget.expired(self.provider, "waiting for another call's token refresh")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def check(self, budget: CallBudget) -> None:
+        """Load the tokens (a broken auth.json raises here), never refreshing them: a live
+        check changes nothing on disk."""
+        with self._locked(budget):
+            self._reload_if_changed()
+
+    def current(self, budget: CallBudget) -> tuple[Secret, str]:
         """(access token, account id), refreshed first when it expires within the margin
         (the refresh counts against ``budget``, the call's)."""
-        with self._lock:
+        with self._locked(budget):
             self._reload_if_changed()
             exp = self._tokens["access_token"].jwt_claims().get("exp")
             if isinstance(exp, (int, float)) and exp - time.time() < REFRESH_MARGIN_SECONDS:
@@ -115,24 +134,23 @@ class CodexCredentials:
                     break
         return str(account or "")
 
-    def refresh_after_401(self, rejected_token: Secret, budget: CallBudget | None = None
-                          ) -> None:
+    def refresh_after_401(self, rejected_token: Secret, budget: CallBudget) -> None:
         """The server refused ``rejected_token``. If another thread or process has already
         replaced it, use theirs; otherwise refresh (once in a call: a second 401 in the same
         call means the login itself is no longer valid)."""
-        with self._lock:
+        with self._locked(budget):
             self._reload_if_changed()
             current = self._tokens.get("access_token")
             if isinstance(current, Secret) and not current.same_value(rejected_token):
                 return
             self._refresh_locked(budget)
 
-    def _refresh_locked(self, budget: CallBudget | None) -> None:
+    def _refresh_locked(self, budget: CallBudget) -> None:
         refresh_token = self._tokens.get("refresh_token")
         if not refresh_token:
             raise AuthenticationError(f"the access token expired and {self.path} has no "
                                       f"refresh token; {LOGIN_HINT}", provider=self.provider)
-        if budget is not None and not budget.take_refresh(self.provider):
+        if not budget.take_refresh(self.provider):
             raise AuthenticationError(f"ChatGPT refused the token refreshed earlier in this "
                                       f"call; {LOGIN_HINT}", provider=self.provider, status=401)
         # The Secret itself goes in the body: the core reveals it only when it encodes.
@@ -141,7 +159,8 @@ class CodexCredentials:
         log.info("%s: refreshing the ChatGPT access token", self.provider)
         with self.client.request("POST", self.token_url, json=body,
                                  timeout=Timeouts(connect=10, read=30, total=60),
-                                 provider=self.provider, budget=budget) as response:
+                                 provider=self.provider, budget=budget,
+                                 credential_body=True) as response:
             try:
                 data = response.json()
             except MissyError:
