@@ -551,6 +551,36 @@ def test_a_server_value_cannot_forge_a_cli_line_or_column(tmp_path: Path) -> Non
     assert len(rows) == 2 and "FORGED" in rows[1] and "\t" not in checked.stdout
 
 
+def test_call_event_fields_are_sanitized(tmp_path: Path) -> None:
+    """A server echoing the key, with escapes, in x-request-id and its stop reason: the call
+    event's fields, its line() and the call log hold neither."""
+    key = "sk-echo-0123456789abcdef"
+    echo = f"{key}{ESCAPE}"
+
+    def handler(ex: Exchange) -> None:
+        ex.json(200, {"choices": [{"message": {"content": "ok"}, "finish_reason": echo}]},
+                [("x-request-id", echo)])
+
+    server = LoopbackServer()
+    server.reset(handler)
+    events: list[Any] = []
+    log = tmp_path / "calls.jsonl"
+    try:
+        config = config_from_dict({"providers": {"p": {
+            "name": "openai", "model": "m", "base_url": server.url + "/v1", "api_key": key}},
+            "observability": {"call_log": str(log)}}, env={})
+        reg = ProviderRegistry(config, loopback_http(), on_event=events.append)
+        reg.get("p").complete(HI)
+    finally:
+        server.stop()
+    finished = next(e for e in events if e.type == "call_finished")
+    assert finished.fields["request_id"]  # the id is kept, made safe
+    shown = [json.dumps(e.fields) + e.line() for e in events] + [log.read_text()]
+    for text in shown:
+        assert key not in text and "\x1b" not in text and "\x07" not in text
+        assert "u001b" not in text  # nor JSON-escaped: the call log is JSON
+
+
 def test_the_cli_error_line_is_neutralised(tmp_path: Path) -> None:
     def handler(c: RawConnection) -> None:
         while c.read_request():
