@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 
 from .core.errors import (
+    AllProvidersFailed,
     AuthenticationError,
+    CallBudgetExceeded,
     ConfigError,
     ContentRefused,
     ContextLengthError,
@@ -23,6 +25,7 @@ from .core.errors import (
     RateLimitError,
     RedirectRefused,
     RequestTimeout,
+    StreamClosed,
     StructuredOutputError,
     ToolArgumentsError,
     UsageError,
@@ -83,20 +86,18 @@ _LAZY = {
 }
 
 __all__ = [
-    "AnthropicProvider", "AuthenticationError", "AzureOpenAIProvider", "BaseProvider",
-    "BedrockProvider", "ClientCert", "CodexProvider",
+    "AllProvidersFailed", "AnthropicProvider", "AuthenticationError", "AzureOpenAIProvider",
+    "BaseProvider", "BedrockProvider", "CallBudgetExceeded", "ClientCert", "CodexProvider",
     "CompletionResponse", "Config", "ConfigError", "ContentRefused", "ContextLengthError",
-    "Decision", "Document",
-    "Event", "Image",
-    "Message", "MissyError", "ModelInfo", "ModelRouter", "NDJSONDecoder", "NetworkConfig",
-    "NetworkPolicy",
-    "OllamaProvider", "OpenAIProvider", "OverloadedError", "PolicyHTTPClient",
-    "PolicyViolation", "ProtocolError", "ProviderConfig", "ProviderError", "ProviderRegistry",
+    "Decision", "Document", "Event", "Image", "Message", "MissyError", "ModelInfo",
+    "ModelRouter", "NDJSONDecoder", "NetworkConfig", "NetworkPolicy", "OllamaProvider",
+    "OpenAIProvider", "OverloadedError", "PolicyHTTPClient", "PolicyViolation",
+    "ProtocolError", "ProviderConfig", "ProviderError", "ProviderRegistry",
     "ProviderUnavailable", "RateLimitError", "RedirectRefused", "Refusal", "RequestTimeout",
-    "SSEDecoder", "StreamEvent", "StreamResponse", "StructuredOutputError", "Text", "Timeouts",
-    "TokenCount", "Tool", "ToolArgumentsError",
-    "ToolCall", "ToolResult", "UsageError", "config_from_dict", "get_registry",
-    "init_registry", "load_config", "register_type",
+    "SSEDecoder", "StreamClosed", "StreamEvent", "StreamResponse", "StructuredOutputError",
+    "Text", "Timeouts", "TokenCount", "Tool", "ToolArgumentsError", "ToolCall", "ToolResult",
+    "UsageError", "config_from_dict", "get_registry", "init_registry", "load_config",
+    "register_type",
 ]
 
 

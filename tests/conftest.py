@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,27 @@ from missy_providers.core.errors import ProviderError
 from missy_providers.core.http import PolicyHTTPClient
 from missy_providers.core.policy import NetworkPolicy
 from missy_providers.registry import ProviderRegistry
+
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "::1", "localhost", "::ffff:127.0.0.1"})
+
+
+def _loopback_only(event: str, args: tuple[Any, ...]) -> None:
+    """No test reaches past this machine: a connect to, or a DNS lookup of, anything that is
+    not loopback fails the test that tried (a refusal must come before the socket)."""
+    if event == "socket.connect":
+        address = args[1]
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None and not str(host).startswith("127.") and host not in LOOPBACK_NAMES:
+            raise RuntimeError(f"a test tried to connect to {host}: tests stay on loopback")
+    elif event == "socket.getaddrinfo":
+        host = args[0]
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and not str(name).startswith("127.") and \
+                name not in LOOPBACK_NAMES:
+            raise RuntimeError(f"a test tried to resolve {name}: tests stay on loopback")
+
+
+sys.addaudithook(_loopback_only)
 
 CANARY = "sk-canary-9f8e7d6c5b4a3210-DO-NOT-LEAK"
 TRAFFIC = Path(__file__).resolve().parent / "data" / "real-traffic"

@@ -723,15 +723,15 @@ def test_a_call_never_waits_its_deadline_away_behind_another_calls_wait() -> Non
     server.reset(lambda ex: ex.json(200, {"choices": [{"message": {"content": "ok"}}]}))
     try:
         reg = registry({"a": {"name": "openai", "model": "m", "base_url": server.url + "/v1",
-                              "requests_per_minute": 12, "max_wait_seconds": 60}})
+                              "requests_per_minute": 40, "max_wait_seconds": 60}})
         provider = reg.get("a")
-        provider.limiter.requests.level = 0.0  # the burst is spent: the next waits 5 s
+        provider.limiter.requests.level = 0.0  # the burst is spent: the next waits 1.5 s
         waiter = threading.Thread(target=lambda: provider.complete(HI))
         waiter.start()
         time.sleep(0.2)  # the first caller is now waiting (without the lock)
         started = time.monotonic()
         with pytest.raises(RequestTimeout, match="client-side rate limit"):
-            provider.complete(HI, total_timeout=2)
+            provider.complete(HI, total_timeout=1.5)
         took = time.monotonic() - started
         waiter.join()
     finally:

@@ -132,6 +132,12 @@ def test_public_names_resolve() -> None:
         assert getattr(missy_providers, name) is not None
     with pytest.raises(AttributeError):
         _ = missy_providers.NoSuchThing  # type: ignore[attr-defined]
+    # Every error a public call can raise can be caught by its public name.
+    from missy_providers.core import errors
+
+    raised = {name for name, value in vars(errors).items()
+              if isinstance(value, type) and issubclass(value, errors.MissyError)}
+    assert raised <= set(missy_providers.__all__)
 
 
 def test_vendored_copy_runs_with_the_standard_library_only(tmp_path: Path) -> None:
