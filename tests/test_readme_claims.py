@@ -339,3 +339,24 @@ def test_mutation_testing_mutates_modules_that_exist_and_is_never_a_dependency()
                     *(r for extra in project["project"]["optional-dependencies"].values()
                       for r in extra)]
     assert not [r for r in requirements if "mutmut" in r.lower()]
+
+
+def test_the_layout_names_every_module_where_it_is() -> None:
+    """README's Layout block: every module of the package, in its folder, and nothing else."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("## Layout"):]
+    block = block[block.index("```\n") + 4:]
+    block = block[:block.index("```")]
+    named: set[str] = set()
+    folder = ""
+    for line in block.splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        column = re.split(r"\s{2,}", line.strip(), maxsplit=1)[0]  # the name column
+        if indent == 2:
+            folder = column if column.endswith("/") else ""
+        where = {0: "", 2: "missy_providers/", 4: "missy_providers/" + folder}.get(indent, "?")
+        named |= {where + name for name in re.findall(r"\w+\.py", column)}
+    package = ROOT / "missy_providers"
+    actual = {str(p.relative_to(ROOT)) for p in package.rglob("*.py")
+              if not (p.name == "__init__.py" and p.parent != package)} | {"missy.py"}
+    assert named == actual
