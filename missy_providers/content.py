@@ -326,6 +326,8 @@ LIMITS: dict[str, dict[str, tuple[int, int]]] = {
                  "document": (4608 * 1024, 5 * 4608 * 1024)},
 }
 LIMITS_ON_BASE64 = frozenset({"anthropic"})
+# The whole request's size, where the API caps it: the parts' encoded bytes together.
+REQUEST_LIMITS = {"anthropic": 32 * MB}
 MAX_IMAGES = {"anthropic": 100, "chat": 500, "responses": 500, "converse": 20}
 
 
@@ -354,6 +356,7 @@ class WireParts:
         self.build = WIRE[api]
         self.sizes: dict[str, int] = {}
         self.images = 0
+        self.request_bytes = 0
 
     def refuse(self, part: Part, place: str, why: str = "") -> UsageError:
         kind = "image URL" if part.wire_kind == "image_url" else part.kind
@@ -394,17 +397,18 @@ class WireParts:
         return joined_text(content)
 
     def _count(self, part: Part) -> None:
-        data = getattr(part, "data", None)
-        if data is None:
-            return
-        if part.kind == "image":
+        if part.kind == "image":  # by bytes or by URL, an image counts
             self.images += 1
             cap = MAX_IMAGES.get(self.api)
             if cap is not None and self.images > cap:
                 raise UsageError(f"{self.provider}: {API_NAMES[self.api]} takes at most {cap} "
                                  f"images in one request")
+        data = getattr(part, "data", None)
+        if data is None:
+            return
         limit = LIMITS[self.api].get(part.kind)
         if limit is None:
+            self._within_request(len(data))
             return
         encoded = self.api in LIMITS_ON_BASE64
         size = (len(data) + 2) // 3 * 4 if encoded else len(data)
@@ -418,3 +422,18 @@ class WireParts:
                              f"({'base64' if encoded else 'file bytes'}) for {which}; "
                              f"this is {(size if single else total) / MB:.1f} MB: send a "
                              f"smaller file")
+        self._within_request(len(data))
+
+    def _within_request(self, size: int) -> None:
+        """Every part's bytes against the API's cap on a whole request (images and documents
+        together: Anthropic's 32 MB)."""
+        cap = REQUEST_LIMITS.get(self.api)
+        if cap is None:
+            return
+        encoded = self.api in LIMITS_ON_BASE64
+        self.request_bytes += (size + 2) // 3 * 4 if encoded else size
+        if self.request_bytes > cap:
+            raise UsageError(f"{self.provider}: {API_NAMES[self.api]} takes at most "
+                             f"{cap // MB} MB in one request; its images and documents are "
+                             f"{self.request_bytes / MB:.1f} MB (base64): send fewer or "
+                             f"smaller files")

@@ -259,6 +259,16 @@ def test_request_totals_and_image_counts() -> None:
     with pytest.raises(UsageError, match="at most 100 images in one request"):
         many.blocks([Image(PNG)], "user turn")
     WireParts("ollama", "p").blocks([big_png(60 * MB)], "user turn")  # no documented limit
+    # Anthropic's 32 MB is the request's: images and documents together.
+    mixed = WireParts("anthropic", "p")
+    mixed.blocks([big_png(5 * MB)] * 4, "user turn")  # 20 MB of images
+    with pytest.raises(UsageError, match=r"at most 32 MB in one request; its images and "
+                                         r"documents are 3\d\.\d MB"):
+        mixed.blocks([Document(b"%PDF-1.4\n" + b"x" * (10 * MB))], "user turn")
+    by_url = WireParts("anthropic", "p")
+    by_url.blocks([Image.from_url("https://example.com/a.png")] * 100, "user turn")
+    with pytest.raises(UsageError, match="at most 100 images in one request"):
+        by_url.blocks([Image.from_url("https://example.com/b.png")], "user turn")
 
 
 # --- prompt caching (Anthropic) -------------------------------------------------------------
