@@ -43,7 +43,9 @@ def token_count(raw: Mapping[str, Any] | None, *path: str) -> int:
     0; anything but a whole number >= 0 is a ProtocolError, never a bare ValueError."""
     value: Any = raw
     for key in path:
-        value = value.get(key) if isinstance(value, Mapping) else None
+        value = value.get(key) if type(value) is dict or isinstance(value, Mapping) else None
+    if type(value) is int and value >= 0:  # what JSON gives, nearly always
+        return value
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or \

@@ -614,7 +614,7 @@ class PolicyHTTPClient:
             secrets += body_secrets + (signer.secrets() if signer is not None else [])
         if problem := bound_elsewhere(secrets, target.host):
             raise PolicyViolation(f"{provider or 'request'}: {problem}")
-        proxy = self._proxy_route(provider, timeouts, budget)
+        proxy = self._proxy_route(provider, timeouts, budget) if self._proxy_url else None
         if proxy is not None:
             proxy_target, addresses = proxy  # the proxy resolves the target; see docs/AUDIT.md
         else:

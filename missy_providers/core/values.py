@@ -17,8 +17,9 @@ class Value:
     __slots__: tuple[str, ...] = ()
 
     def _set(self, **fields: object) -> None:
+        setter = object.__setattr__
         for name, value in fields.items():
-            object.__setattr__(self, name, value)
+            setter(self, name, value)
 
     def _set_over(self, defaults: Mapping[str, object], given: Mapping[str, object]) -> None:
         """Set the ``given`` fields and the ``defaults`` for the rest; unknown names are an

@@ -81,7 +81,10 @@ class CallBudget:
         given as (its keys, its max_retries, whether it refreshes a login token, whether it
         reads its credential again after a refusal): ``total`` seconds, and the sum of
         :meth:`sends_for` over them."""
-        return cls(total, max(1, sum(cls.sends_for(*p) for p in providers)), limit)
+        sends = 0
+        for plan in providers:
+            sends += cls.sends_for(*plan)
+        return cls(total, max(1, sends), limit)
 
     @staticmethod
     def sends_for(keys: int, max_retries: int, token_refresh: bool = False,

@@ -281,6 +281,7 @@ class BaseProvider(HostSurface):
     always_streams: ClassVar[bool] = False  # the backend accepts only streamed requests
     probe_path: ClassVar[str | None] = None  # GET path under base_url for a live check
     extra_options: ClassVar[frozenset[str]] = frozenset()  # options beyond OPTIONS
+    _known_options: frozenset[str] | None = None  # OPTIONS | extra_options, once
     # How the key is presented: the core puts it into this header, after the scheme.
     auth_header: ClassVar[str] = "Authorization"
     auth_scheme: ClassVar[str] = "Bearer"
@@ -641,9 +642,11 @@ class BaseProvider(HostSurface):
     # --- plumbing -------------------------------------------------------------------------
 
     def _check_opts(self, opts: Mapping[str, Any]) -> None:
-        known = OPTIONS | self.extra_options
-        unknown = set(opts) - known
-        if unknown:
+        known = self._known_options
+        if known is None:
+            known = self._known_options = OPTIONS | self.extra_options
+        if not known.issuperset(opts):
+            unknown = set(opts) - known
             raise UsageError(f"{self.name}: unknown option(s) {sorted(unknown)}; known: "
                              f"{sorted(known)}")
         for name, value in opts.items():
@@ -746,7 +749,7 @@ class BaseProvider(HostSurface):
         without using a retry. Any other retryable failure is retried with the same key,
         after a backoff that must end before the call's deadline. The core counts every
         send against the call's budget and refuses one past it."""
-        policy = RetryPolicy(max_retries=call.max_retries)
+        policy: RetryPolicy | None = None  # made on the first failure only
         avoid: set[int] = set()
         retries = 0
         index = self.keys.start()
@@ -774,8 +777,9 @@ class BaseProvider(HostSurface):
                                    why=f"HTTP {exc.status}")
                         index = following
                         continue
-                if retries >= policy.max_retries or not is_retryable(exc):
+                if retries >= call.max_retries or not is_retryable(exc):
                     raise
+                policy = policy or RetryPolicy(max_retries=call.max_retries)
                 import random  # on the retry path only
 
                 delay = policy.delay(retries, getattr(exc, "retry_after", None),
@@ -819,8 +823,10 @@ class BaseProvider(HostSurface):
         headers = {**dict(self.config.headers), **opts.pop("headers", {})}
         extra = controls.layered(dict(self.config.options), opts.pop("provider_options", {}))
         body = self.build_body(messages, tools, opts, stream=stream)
-        controls.CONTROLS[self.wire_api](body, opts, tools, self.name)
-        controls.merge_options(body, extra, self.wire_api, self.name, "provider_options")
+        wire_api = self.wire_api
+        controls.CONTROLS[wire_api](body, opts, tools, self.name)
+        if extra:
+            controls.merge_options(body, extra, wire_api, self.name, "provider_options")
         return Outgoing(body, stream, timeouts, max_retries, budget, trace,
                         controls.checked_headers(headers, self.provider_type, self.name),
                         url=self.request_url(opts, stream))
@@ -850,8 +856,9 @@ class BaseProvider(HostSurface):
             return self._stream(messages, tools, opts, trace, tier, budget).response
         schema = opts.get("schema")
         refuse = bool(opts.get("raise_on_refusal"))
-        trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
-                   stream=False, **call_metadata(opts))
+        if trace:
+            trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
+                       stream=False, **call_metadata(opts))
         try:
             call = self._outgoing(messages, tools, opts, False, trace, budget)
             # Only a tokens_per_minute limit needs the estimate: a long history is not
@@ -889,8 +896,9 @@ class BaseProvider(HostSurface):
         messages, tools = self._checked(messages, tools, opts)
         schema = opts.get("schema")
         refuse = bool(opts.get("raise_on_refusal"))
-        trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
-                   stream=True, **call_metadata(opts))
+        if trace:
+            trace.emit("call_started", model=opts.get("model") or self.model, tier=tier,
+                       stream=True, **call_metadata(opts))
         try:
             call = self._outgoing(messages, tools, opts, True, trace, budget)
             estimate = estimate_tokens(messages) if self.limiter.tokens else 0

@@ -75,6 +75,8 @@ def bool_problem(v: Any) -> str | None:
 def checked_headers(headers: Mapping[str, Any], ptype: str, provider: str) -> dict[str, Any]:
     """The call's extra headers, checked; a credential-like header's literal value is held as
     a Secret (the credential rules then apply to it)."""
+    if not headers:
+        return {}
     problems = header_problems(headers, PROVIDER_HEADERS.get(ptype, frozenset()))
     if problems:
         name, why = problems[0]
