@@ -243,7 +243,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     if case == "history":
         call = history_call(client, port, args.messages)
         call()
-        wall, cpu, n = timed(lambda: sum(1 for _ in range(50) if call() is not None))
+        # As many calls as fill about half a second (at least 20): a short history's request
+        # takes a quarter of a millisecond, and 50 of them would measure the machine's noise.
+        started = time.process_time()
+        probe = sum(1 for _ in range(10) if call() is not None)
+        per_call = max((time.process_time() - started) / probe, 1e-6)
+        calls = max(20, int(0.5 / per_call))
+        wall, cpu, n = timed(lambda: sum(1 for _ in range(calls) if call() is not None))
         return {"value": cpu / n * 1e6, "unit": "client CPU µs", "cpu_us": cpu / n * 1e6}
     once, stream = build(client, port)
     once()  # the first response (warm: connection open, lazy imports done)
@@ -297,9 +303,12 @@ def concurrency(client: str, port: int, threads: int, per_thread: int = 200) -> 
     socket.create_connection = counted  # type: ignore[assignment]
     warm = threading.Barrier(threads)
 
-    def warm_up(call: Callable[[], str]) -> None:  # every thread's own first request, at once
+    def warm_up(call: Callable[[], str]) -> None:
+        # Every thread's first requests, at once, until the pool holds what 16 concurrent
+        # requests need (one request each can finish before another thread has connected).
         warm.wait()
-        call()
+        for _ in range(20):
+            call()
 
     pool = [threading.Thread(target=warm_up, args=(call,)) for call in calls]
     for t in pool:
