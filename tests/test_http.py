@@ -20,6 +20,7 @@ from missy_providers.core.errors import (
 )
 from missy_providers.core.http import PolicyHTTPClient, Timeouts
 from missy_providers.core.policy import NetworkPolicy
+from missy_providers.core.wire import SEPARATE_BODY_BYTES
 
 
 def ok(ex: Exchange) -> None:
@@ -35,6 +36,30 @@ def test_plain_request_and_json(server: LoopbackServer, client: PolicyHTTPClient
     assert req.json() == {"a": 1}
     assert req.headers["content-type"] == "application/json"
     assert req.headers["host"] == f"127.0.0.1:{server.port}"
+
+
+@pytest.mark.parametrize("size", [SEPARATE_BODY_BYTES - 100, SEPARATE_BODY_BYTES + 100,
+                                  2 * 1024 * 1024])
+def test_a_body_of_any_size_arrives_whole(server: LoopbackServer, client: PolicyHTTPClient,
+                                          size: int) -> None:
+    """A large body is sent after its head rather than copied behind it: the server gets the
+    same request either way, on a connection that stays reusable."""
+    server.reset(ok)
+    text = "é" + "x" * size
+    for _ in range(2):
+        assert client.request("POST", server.url + "/big", json={"t": text}).status == 200
+    assert [r.json() for r in server.requests] == [{"t": text}] * 2
+    assert server.requests[0].headers["content-length"] == str(len(text.encode()) + 8)
+    assert pieces_of(size) == (1 if size < SEPARATE_BODY_BYTES - 10 else 2)
+
+
+def pieces_of(size: int) -> int:
+    from missy_providers.core.policy import NetworkPolicy as Policy
+    from missy_providers.core.wire import Payload, frame_request
+
+    target = Policy(allowed_hosts=["127.0.0.1"]).check("http://127.0.0.1:1/x").target
+    assert target is not None
+    return len(frame_request("POST", target, "/x", Payload(b"x" * size), {}))
 
 
 def test_refused_before_any_connection(server: LoopbackServer) -> None:

@@ -134,6 +134,10 @@ class Connection:
         self._set_timeout()  # sendall's timeout bounds the whole send (CPython keeps a deadline)
         self.sock.sendall(data)
 
+    def send_pieces(self, pieces: tuple[bytes, ...]) -> None:
+        for piece in pieces:
+            self.sendall(piece)
+
     def idle_and_clean(self) -> bool:
         """Whether a pooled connection may carry a new request: nothing unread, not closed
         by the server (either makes the socket readable, and is checked without reading)."""
@@ -638,9 +642,9 @@ class PolicyHTTPClient:
             all_headers.update(_signed(signer, method, target, all_headers, payload))
         budget.take_send(provider)
         started = time.monotonic()
-        data = frame_request(method, target, path, payload, all_headers)
+        pieces = frame_request(method, target, path, payload, all_headers)
         cert = client_cert if client_cert is not None else self._client_cert
-        response = self._exchange(method, target, addresses, proxy_target, data, timeouts,
+        response = self._exchange(method, target, addresses, proxy_target, pieces, timeouts,
                                   budget, provider, cert)
         log.debug("%s %s -> %d in %.0f ms", method, response.url, response.status,
                   (time.monotonic() - started) * 1000)
@@ -655,8 +659,9 @@ class PolicyHTTPClient:
         return response
 
     def _exchange(self, method: str, target: Target, addresses: list[str],
-                  proxy: Target | None, data: bytes, timeouts: Timeouts, budget: CallBudget,
-                  provider: str, cert: ClientCert | None = None) -> Response:
+                  proxy: Target | None, data: tuple[bytes, ...], timeouts: Timeouts,
+                  budget: CallBudget, provider: str, cert: ClientCert | None = None
+                  ) -> Response:
         """Send ``data`` once and read the response head. The request is sent again only
         when the server cannot have received it: a connect that failed (the next address is
         tried), or a reused connection that broke while the request was still being written
@@ -697,7 +702,7 @@ class PolicyHTTPClient:
                 conn.scope = scope
                 conn.arm(budget.deadline, timeouts.read)
                 try:
-                    conn.sendall(data)
+                    conn.send_pieces(data)
                 except DeadlinePassed:
                     conn.close()
                     raise budget.expired(provider, f"sending to {target.authority}") from None
