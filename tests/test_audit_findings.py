@@ -248,6 +248,7 @@ def test_a_call_waits_for_another_calls_token_refresh_only_until_its_deadline(
                                   "token_url": server.url + "/oauth/token",
                                   "auth_file": str(auth), "total_timeout": 3}})
         provider = reg.get("codex")
+
         def refreshing() -> None:
             with pytest.raises(MissyError):
                 provider.complete(HI)
