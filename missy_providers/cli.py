@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up stays fast)
 if TYPE_CHECKING:
-    from typing import Any, TextIO
+    from typing import Any, NoReturn, TextIO
 
     from missy_providers.config import Config
     from missy_providers.events import CallEvent
@@ -549,11 +549,19 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
-def _global_options(defaults: bool) -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a mistake on the command line reported like every other operator
+    mistake: one line on stderr and exit 2, not the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: UsageError: {message} (see {self.prog} --help)\n")
+
+
+def _global_options(defaults: bool) -> _Parser:
     """--config, -v and -q, accepted before the command and after it. Only the top-level
     copy sets defaults: a subcommand's copy must not overwrite what was given before it."""
     keep: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--raw", action="store_true",
                         help="print a model's text as it came (control sequences and all)",
                         **keep)
@@ -568,17 +576,17 @@ def _global_options(defaults: bool) -> argparse.ArgumentParser:
     return common
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> _Parser:
     from missy_providers import __version__
 
     common = _global_options(defaults=False)
-    parser = argparse.ArgumentParser(
-        prog="missy", parents=[_global_options(defaults=True)],
+    parser = _Parser(
+        prog=command(), parents=[_global_options(defaults=True)],
         description="Missy's provider layer: one interface to Anthropic, OpenAI (and "
                     "compatible), Codex and Ollama, behind a network policy.",
         epilog="exit codes: 0 ok, 1 provider/runtime error, 2 usage/config error, "
                "3 policy denial, 130 interrupted")
-    parser.add_argument("--version", action="version", version=f"missy {__version__}",
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

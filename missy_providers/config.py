@@ -161,6 +161,10 @@ def _log_level_name(v: Any) -> str:
     return ""
 
 
+# Fields whose wrong value is shown in the error (a number or a boolean cannot be a key typed
+# into the wrong field; any other field's value is described by its type only).
+SHOWN_VALUE_CHECKS = frozenset({_is_bool, _is_positive_number, _is_non_negative, _is_count})
+
 COMMON_PROVIDER_FIELDS: dict[str, Check] = {
     "name": _is_nonempty_str,
     "model": _is_nonempty_str,
@@ -261,7 +265,8 @@ class _Problems:
                 continue
             expected = spec[key](value)
             if expected:
-                self.add(f"expected {expected}, got {_kind(value)}", *path, key)
+                shown = _kind(value, spec[key] in SHOWN_VALUE_CHECKS)
+                self.add(f"expected {expected}, got {shown}", *path, key)
             else:
                 good[key] = value
         return good
@@ -292,10 +297,25 @@ def _did_you_mean(key: str, spec: Mapping[str, Any]) -> str:
     return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(spec)}"
 
 
-def _kind(value: Any) -> str:
-    # The type only: a value may be a secret typed into the wrong field.
+def _kind(value: Any, shown: bool = False) -> str:
+    """What a wrong value is: its type only (a value may be a secret typed into the wrong
+    field); with ``shown`` (a numeric or boolean field), a number or boolean as itself and a
+    short string that reads as one, quoted."""
+    if shown and type(value) in (bool, int, float):
+        return repr(value)
+    if shown and isinstance(value, str) and len(value) <= 12 and (
+            _is_number(value) or value.lower() in ("true", "false", "yes", "no", "on", "off")):
+        return f"the string {value!r} (write it without quotes)"
     return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
             list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # --- resolution ----------------------------------------------------------------------------
@@ -711,7 +731,7 @@ def _headers(ptype: str, given: Mapping[str, str], base_url: str, env: Mapping[s
             continue
         value = _credential(raw, env, problems, *path, name, resolve=resolve)
         if isinstance(value, Unset):
-            problems.add(f"${value} is not set", *path, name)
+            problems.add(f"${value} is not set or is empty", *path, name)
         elif value is not None:
             if bound := _bound_elsewhere(value, base_url):
                 problems.add(bound, *path, name)
@@ -920,7 +940,7 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
         for var in pconf.unset_keys if pconf.enabled else ():
             effect = "its other keys are used" if pconf.keys else \
                 f"calls to {name!r} fail until one of its keys is set"
-            notes.append(f"providers.{name}: ${var} is not set; {effect}")
+            notes.append(f"providers.{name}: ${var} is not set or is empty; {effect}")
     observability = top.get("observability") or {}
     if not isinstance(observability, Mapping):
         problems.add(f"expected a mapping, got {_kind(observability)}", "observability")

@@ -98,11 +98,17 @@ class KeyRing:
                 self._index = index % max(1, len(self._keys))
 
     def rotate(self) -> int:
-        """Move to the next key, round robin (a no-op with fewer than two); returns the new
-        index."""
+        """Move to the next key round the ring (a no-op with fewer than two), skipping keys in
+        their cool-down while another key is usable, as :meth:`pick` does; returns the new
+        index: the key the next call starts with (failover; with round robin each call still
+        picks by weight)."""
         with self._lock:
-            if len(self._keys) > 1:
-                self._index = (self._index + 1) % len(self._keys)
+            count = len(self._keys)
+            if count > 1:
+                now = self._clock()
+                order = [(self._index + i) % count for i in range(1, count + 1)]
+                fresh = [i for i in order if self._refused.get(i, 0.0) <= now]
+                self._index = (fresh or order)[0]
             return self._index
 
     def key_at(self, index: int) -> Secret | None:

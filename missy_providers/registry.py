@@ -363,8 +363,10 @@ class ProviderRegistry:
         self._availability.forget(name)
 
     def rotate_key(self, name: str) -> int:
-        """Switch ``name`` to its next API key, round robin (a no-op with fewer than two
-        keys); returns the index of the key now in use. Thread-safe."""
+        """Switch ``name`` to its next API key, round robin, skipping a key the server
+        refused (401/403) in the last ``KEY_COOLDOWN_SECONDS`` while another is usable (a
+        no-op with fewer than two keys); returns the index of the key the next call starts
+        with. Thread-safe."""
         self.provider(name)
         return self._keys[name].rotate()
 

@@ -74,7 +74,8 @@ def test_version_and_every_option_has_help() -> None:
     from missy_providers.cli import _parser
 
     version = missy("--version")
-    assert version.returncode == 0 and version.stdout.strip() == "missy 0.1.0"
+    # The name is how it was started (here `python -m missy`), as in every hint it prints.
+    assert version.returncode == 0 and version.stdout.strip() == "python -m missy 0.1.0"
     parser = _parser()
     parsers = [parser]
     while parsers:
@@ -144,6 +145,8 @@ def test_bad_numbers_are_refused(server: LoopbackServer, tmp_path: Path,
                                  args: tuple[str, ...], fragment: str) -> None:
     result = missy(*args, config=write_config(tmp_path, server))
     assert result.returncode == 2 and fragment in result.stderr
+    # One line, like every operator mistake: not argparse's usage block.
+    assert result.stderr.count("\n") == 1 and "UsageError: " in result.stderr
     assert "Traceback" not in result.stderr and server.requests == []
 
 

@@ -36,6 +36,7 @@ from missy_providers.types import Message
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = Path(missy_providers.__file__).resolve().parent
+README = ROOT / "README.md"
 ANSWER = {"id": "c", "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
                                                "message": {"content": "ok"}}]}
 
@@ -360,3 +361,38 @@ def test_the_layout_names_every_module_where_it_is() -> None:
     actual = {str(p.relative_to(ROOT)) for p in package.rglob("*.py")
               if not (p.name == "__init__.py" and p.parent != package)} | {"missy.py"}
     assert named == actual
+
+
+def readme_cli_samples() -> list[tuple[list[str], list[str]]]:
+    """Each `$ missy ...` line of README.md's code blocks, with the lines shown after it."""
+    import shlex
+
+    blocks: list[list[str]] = []
+    inside = False
+    for line in README.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            inside = not inside
+            if inside:
+                blocks.append([])
+        elif inside:
+            blocks[-1].append(line)
+    samples: list[tuple[list[str], list[str]]] = []
+    for block in blocks:
+        for line in block:
+            if line.startswith("$ "):
+                samples.append((shlex.split(line[2:]), []))
+            elif samples and block[0].startswith("$ "):
+                samples[-1][1].append(line)
+    return [(argv[1:], shown) for argv, shown in samples if argv[0] == "missy"]
+
+
+def test_readme_cli_outputs_are_what_the_cli_prints() -> None:
+    samples = readme_cli_samples()
+    # Those on examples/ files are run; demo.yaml needs a live server (its ports and times).
+    checked = [(argv, shown) for argv, shown in samples
+               if any(a.startswith("examples/") for a in argv)]
+    live = [argv for argv, _ in samples if "demo.yaml" in argv]
+    assert len(checked) >= 3 and len(checked) + len(live) == len(samples)
+    for argv, shown in checked:
+        result = missy(*argv)
+        assert (result.stdout + result.stderr).splitlines() == shown, argv

@@ -9,6 +9,8 @@ import pytest
 
 from missy_providers.config import config_from_dict
 from missy_providers.core.errors import UsageError
+from missy_providers.core.secret import Secret
+from missy_providers.keys import KeyRing
 from missy_providers.providers.anthropic import AnthropicProvider
 from missy_providers.providers.ollama import OllamaProvider
 from missy_providers.registry import PROVIDER_CLASSES, ProviderRegistry, provider_class
@@ -76,6 +78,21 @@ def test_rotate_key_round_robin() -> None:
         seen.append(key.reveal())
         reg.rotate_key("anthropic")
     assert seen == ["key-a", "key-b", "key-c", "key-a", "key-b", "key-c", "key-a"]
+
+
+def test_rotate_key_skips_a_refused_key() -> None:
+    clock = [0.0]
+    ring = KeyRing([Secret("key-a"), Secret("key-b"), Secret("key-c")], cooldown=600.0,
+                   clock=lambda: clock[0])
+    ring.refused(1)
+    # What rotate returns is the key the next call starts with: never the refused one.
+    assert ring.rotate() == 2 and ring.pick() == 2
+    assert ring.rotate() == 0 and ring.rotate() == 2
+    ring.refused(0)
+    ring.refused(2)
+    assert ring.rotate() == 0  # every key refused: round the ring as before
+    clock[0] = 601.0  # the cool-down is over: key #1 is used again
+    assert ring.rotate() == 1 and ring.pick() == 1
 
 
 def test_rotate_with_fewer_than_two_keys_is_a_noop() -> None:

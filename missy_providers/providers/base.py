@@ -574,7 +574,8 @@ class BaseProvider(HostSurface):
         if unset:
             names = ", ".join(f"${v}" for v in unset)
             verb = "is" if len(unset) == 1 else "are"
-            return f"no key: {names} {verb} not set (referenced by providers.{self.name})"
+            return (f"no key: {names} {verb} not set or {verb} empty (referenced by "
+                    f"providers.{self.name})")
         env = KEY_ENV_VARS.get(self.provider_type)
         return f"no key: set providers.{self.name}.api_key" + (f" or {env}" if env else "")
 
