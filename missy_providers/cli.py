@@ -35,10 +35,11 @@ TIER_CHOICES = ("fast", "primary", "premium", "auto")
 
 class Cli:
     def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
-        from missy_providers.core.secret import for_terminal
+        from missy_providers.core.secret import for_terminal, scrub
 
         self.args, self.out, self.err = args, out, err
-        self.shown = (lambda text: text) if getattr(args, "raw", False) else for_terminal
+        # --raw keeps control sequences; a secret is redacted whatever the mode.
+        self.shown = scrub if getattr(args, "raw", False) else for_terminal
         self.midline = False  # stdout holds a started line (a streamed answer)
 
     def write(self, text: str) -> None:
@@ -62,7 +63,20 @@ class Cli:
         self.err.write(for_terminal(text.rstrip("\n")) + "\n")
 
     def json(self, data: Any) -> None:
-        self.out.write(json.dumps(data, indent=2) + "\n")
+        """``data`` as JSON on stdout, every string in it (keys too) with secrets redacted;
+        JSON itself escapes control characters."""
+        from missy_providers.core.secret import scrub
+
+        def scrubbed(value: Any) -> Any:
+            if isinstance(value, str):
+                return scrub(value)
+            if isinstance(value, dict):
+                return {scrubbed(k): scrubbed(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [scrubbed(v) for v in value]
+            return value
+
+        self.out.write(json.dumps(scrubbed(data), indent=2) + "\n")
 
     def config(self) -> Config:
         from missy_providers.config import load_config
@@ -563,7 +577,8 @@ def _global_options(defaults: bool) -> _Parser:
     keep: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
     common = _Parser(add_help=False)
     common.add_argument("--raw", action="store_true",
-                        help="print a model's text as it came (control sequences and all)",
+                        help="print a model's text as it came (control sequences and all; a "
+                             "secret is still redacted)",
                         **keep)
     common.add_argument("--config", metavar="FILE",
                         help="config file (default: $MISSY_CONFIG, then ~/.missy/config.yaml)",

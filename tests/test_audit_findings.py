@@ -517,6 +517,48 @@ def test_the_cli_neutralises_server_and_model_text(tmp_path: Path) -> None:
     assert ESCAPE in raw.stdout  # --raw: the model's text as it came
 
 
+PASSPHRASE = "plainpassphrase-NOTKEYSHAPED-42x"  # no key shape: only the live Secret finds it
+
+
+@pytest.mark.parametrize("args", [("models",), ("models", "--json"), ("models", "--raw"),
+                                  ("providers", "--check"), ("providers", "--check", "--json"),
+                                  ("ask", "hi"), ("ask", "hi", "--json"), ("ask", "hi", "--raw"),
+                                  ("ask", "hi", "--no-stream", "--json")])
+def test_no_cli_output_mode_prints_a_key_the_server_echoes(tmp_path: Path,
+                                                           args: tuple[str, ...]) -> None:
+    """Every way the CLI prints (text, --json, --raw) goes through one door that redacts
+    the live secrets: a server that echoes the key as a model id or an answer cannot make
+    the CLI show it."""
+    def handler(ex: Exchange) -> None:
+        echoed = ex.req.headers.get("authorization", "")
+        if ex.req.path.endswith("/models"):
+            ex.json(200, {"data": [{"id": f"m-{echoed}"}]})
+        elif ex.req.headers.get("accept") == "text/event-stream" or b'"stream": true' in \
+                ex.req.body or b'"stream":true' in ex.req.body:
+            chunk = {"choices": [{"index": 0, "delta": {"content": f"echo {echoed}"}}]}
+            end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            ex.send(200, f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(end)}\n\n"
+                         "data: [DONE]\n\n", content_type="text/event-stream")
+        else:
+            ex.json(200, {"id": "c", "model": "m", "choices": [{
+                "index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": f"echo {echoed}"}}]})
+
+    server = LoopbackServer()
+    server.reset(handler)
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"providers": {"p": {
+        "name": "openai", "model": "m", "base_url": server.url + "/v1", "api_key": "$K"}}}))
+    try:
+        run = missy(*args, "--config", str(config), env={"K": PASSPHRASE})
+    finally:
+        server.stop()
+    assert run.returncode == 0, run.stderr
+    assert server.requests, "the server was contacted (and echoed the key)"
+    assert PASSPHRASE not in run.stdout + run.stderr
+    assert "[REDACTED]" in run.stdout
+
+
 def test_a_server_value_cannot_forge_a_cli_line_or_column(tmp_path: Path) -> None:
     """A model id holding a line break and a tab stays one line, one field, in every table
     (`models`, `models --long`, `providers --check`)."""

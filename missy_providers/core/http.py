@@ -83,7 +83,7 @@ USER_AGENT = "missy-providers/0.1"
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
 READ_SIZE = 65536
 DECISION_CACHE_SIZE = 1024
-# http.client, socket and ssl are imported when the first request is made, not with the package:
+# socket, ssl and select are imported when the first request is made, not with the package:
 # listing providers or checking a URL never pays for them.
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
