@@ -35,7 +35,24 @@ SOCKET_METHODS = frozenset({"create_connection", "open_connection", "start_serve
                             "create_unix_server", "start_tls", "socketpair", "fromfd"})
 ENV_NAMES = frozenset({"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv",
                        "expanduser", "expandvars"})
-SECRET_NAMES = frozenset({"reveal", "_value", "render", "_forms", "_forms_cache"})
+# A Secret's plaintext, and every core function that returns it (a core function that touches
+# the plaintext and returns something else is in REVEALS_WITHOUT_RETURNING, with what it
+# returns: test_every_core_function_that_touches_plaintext_is_classified).
+SECRET_NAMES = frozenset({"reveal", "_value", "render", "_forms", "_forms_cache", "rendered",
+                          "encode_body", "frame_request", "_signing_key"})
+REVEALS_WITHOUT_RETURNING = {
+    "core/files.py:write_json_private": "writes it to a 0600 file; returns None",
+    "core/headers.py:header_value_problem": "returns why a value cannot be a header value "
+                                            "(its length or the position of a bad character)",
+    "core/http.py:PolicyHTTPClient.request": "sends it; returns the server's Response",
+    "core/http.py:_signed": "returns the SigV4 signature headers, not the secret key",
+    "core/secret.py:Secret.__init__": "stores it",
+    "core/secret.py:Secret.same_value": "returns a bool (a constant-time comparison)",
+    "core/secret.py:Secret.jwt_claims": "returns a JWT's decoded claims (expiry, account), "
+                                        "never its signature",
+    "core/secret.py:scrub": "returns the text with every secret replaced by [REDACTED]",
+    "core/sigv4.py:sign": "returns the SigV4 signature headers, not the secret key",
+}
 # Names that create, change or remove files whatever object they are called on ...
 WRITE_CALLS = frozenset({"makedirs", "mkdir", "chmod", "fchmod", "lchmod", "chown",
                          "fchown", "rename", "renames", "removedirs", "unlink", "rmdir",
@@ -158,10 +175,15 @@ def powers(path: Path) -> dict[str, list[int]]:
             return f"{base}.{node.attr}" if base else ""
         return ""
 
+    for node in ast.walk(tree):  # from .core.headers import rendered: a plaintext door
+        if isinstance(node, ast.ImportFrom) and \
+                any(alias.name in SECRET_NAMES for alias in node.names):
+            flag("secret", node)
     for name, node in imported_modules(tree):
         top = name.split(".")[0]
         if name in NETWORK_MODULES or top in ("socket", "ssl", "select", "selectors") or \
-                name.startswith(("http.client", "urllib.request", "xmlrpc")):
+                name.startswith(("http.client", "urllib.request", "xmlrpc", "urllib.robotparser",
+                                 "xml.sax", "xml.dom")):  # fetch a URL they are given
             flag("network", node)
         if name.startswith(("logging.handlers", "logging.config")):
             flag("network", node)  # socket handlers; dictConfig builds any handler
@@ -259,6 +281,48 @@ def powers(path: Path) -> dict[str, list[int]]:
     return found
 
 
+# Running code or a process: no module of the package may (the core included). Modules that
+# do nothing else, and the names that do it whatever module they come from.
+EXEC_MODULES = frozenset({"pickle", "marshal", "subprocess", "ctypes", "shelve", "pty", "code",
+                          "codeop", "timeit", "builtins", "_posixsubprocess", "cffi"})
+EXEC_NAMES = frozenset({"eval", "exec", "compile", "__import__", "system", "popen", "fork",
+                        "forkpty", "execl", "execle", "execlp", "execlpe", "execv", "execve",
+                        "execvp", "execvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe",
+                        "spawnv", "spawnve", "spawnvp", "spawnvpe", "posix_spawn",
+                        "posix_spawnp", "ProcessPoolExecutor", "startfile"})
+# Of those, the builtins a bare call reaches (re.compile and a method named exec are fine).
+EXEC_BUILTINS = frozenset({"eval", "exec", "compile", "__import__"})
+
+
+def executes(path: Path) -> list[int]:
+    """The lines where ``path`` could run code or start a process: an import of a module for
+    it, a name for it taken from a module (``os.system``, ``from os import execv as e``,
+    ``import os as o; o.popen``), a bare builtin call, or such a name spelled as a string for
+    ``getattr``/``attrgetter``/``methodcaller``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    aliases = _Aliases()
+    aliases.visit(tree)
+    found: list[int] = []
+    for name, node in imported_modules(tree):
+        if name.split(".")[0] in EXEC_MODULES or name.rpartition(".")[2] in EXEC_NAMES:
+            found.append(node.lineno)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in EXEC_NAMES - {"compile"} and \
+                isinstance(node.value, ast.Name) and node.value.id in aliases.modules:
+            found.append(node.lineno)  # os.system, o.execv (import os as o)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                node.func.id in EXEC_BUILTINS:
+            found.append(node.lineno)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            fname = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            index = 0 if fname in ("attrgetter", "methodcaller") else 1
+            if fname in REFLECTION and len(node.args) > index and \
+                    folded(node.args[index]) in EXEC_NAMES:
+                found.append(node.lineno)
+    return sorted(found)
+
+
 def package_imports(path: Path) -> set[Path]:
     """The package's own modules that ``path`` imports (relative imports resolved)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -291,6 +355,34 @@ def derived_core() -> dict[Path, dict[str, list[int]]]:
                 core[imported] = held.get(imported, {})
                 todo.append(imported)
     return core
+
+
+def functions_touching_plaintext() -> dict[str, set[str]]:
+    """Every core function (``core/x.py:Class.name``) whose body names a Secret's plaintext
+    (a SECRET_NAMES attribute, import or spelled string), with the names it uses."""
+    found: dict[str, set[str]] = {}
+
+    def visit(node: ast.AST, module: str, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                visit(child, module, f"{prefix}{child.name}.")
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names = set()
+                for sub in ast.walk(child):
+                    if isinstance(sub, ast.Attribute) and sub.attr in SECRET_NAMES:
+                        names.add(sub.attr)
+                    elif isinstance(sub, ast.Name) and sub.id in SECRET_NAMES:
+                        names.add(sub.id)
+                    spelled = folded(sub)
+                    if spelled is not None:
+                        names |= {spelled, *format_fields(spelled)} & SECRET_NAMES
+                if names:
+                    found[f"{module}:{prefix}{child.name}"] = names
+
+    for module in derived_core():
+        visit(ast.parse(module.read_text(encoding="utf-8")), str(module.relative_to(PACKAGE)),
+              "")
+    return found
 
 
 def line_count(path: Path) -> int:

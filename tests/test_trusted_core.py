@@ -12,9 +12,12 @@ import pytest
 from core_audit import (
     MODULES,
     PACKAGE,
+    REVEALS_WITHOUT_RETURNING,
     ROOT,
+    SECRET_NAMES,
     SOURCES,
     derived_core,
+    functions_touching_plaintext,
     line_count,
     package_imports,
     powers,
@@ -46,6 +49,20 @@ def test_nothing_outside_the_core_holds_a_power() -> None:
     held = {path: sorted(p) for path, p in outside.items() if p}
     # missy.py (the CLI) is outside the package; it holds none either.
     assert held == {}
+
+
+def test_every_core_function_that_touches_plaintext_is_classified() -> None:
+    """A core function that reads a Secret's plaintext either returns it (its name is a
+    secret name: code outside the core that uses it holds the power) or returns something
+    else, said in REVEALS_WITHOUT_RETURNING. A new one is a decision a reviewer sees."""
+    touching = functions_touching_plaintext()
+    unclassified = [f for f in touching if f.rpartition(".")[2].rpartition(":")[2]
+                    not in SECRET_NAMES and f not in REVEALS_WITHOUT_RETURNING]
+    assert unclassified == []
+    assert set(REVEALS_WITHOUT_RETURNING) <= set(touching), "a stale entry"
+    # The doors the audit found: each is flagged wherever it is used outside the core.
+    assert {"core/headers.py:rendered", "core/wire.py:frame_request",
+            "core/wire.py:encode_body"} <= set(touching)
 
 
 def test_the_core_imports_nothing_of_the_package_outside_it() -> None:
@@ -88,7 +105,11 @@ DISGUISES = {
                "import operator\nf = operator.attrgetter('_val' + 'ue')",
                "def f(k):\n    return getattr(k, ''.join(['rev', 'eal']))()",
                "def f(k):\n    return getattr(k, f\"{'_val'}ue\")",
-               "def f(k):\n    return k._forms()"],
+               "def f(k):\n    return k._forms()",
+               "from .core.headers import rendered\ndef f(s):\n    return rendered(s)",
+               "from .core import headers\ndef f(s):\n    return headers.rendered(s)",
+               "from .core.wire import frame_request as fr",
+               "from .core.wire import encode_body"],
     "environment": ["import os as o\nx = o.environ", "from os import environ as e",
                     "from os import getenv", "import os\nx = os.path.expanduser('~')",
                     "import posix\nx = posix.environ", "x = 'environ'",
@@ -121,6 +142,9 @@ DISGUISES = {
                    "def f(o, n):\n    return vars(o)[n]", "def f(o, n):\n    return o.__dict__[n]",
                    "def f(o, n, v):\n    object.__setattr__(o, n, v)"],
     "network (stdlib side doors)": ["import logging.handlers as h\nh.SocketHandler('h', 1)",
+                                    "import urllib.robotparser",
+                                    "from xml.sax import parse", "import xml.dom.minidom",
+                                    "from xml.dom import pulldom",
                                     "from logging.handlers import SysLogHandler"],
 }
 
