@@ -664,6 +664,25 @@ def test_the_tls_key_log_is_created_private_and_never_through_a_symlink(
     assert not target.exists()
 
 
+def test_every_directory_the_package_creates_is_0700(tmp_path: Path) -> None:
+    """Parents included (os.makedirs gives its mode to the last one only), whatever the
+    umask; a directory that was there keeps its mode."""
+    from missy_providers.core.files import make_private_dir, write_json_private
+
+    (tmp_path / "kept").mkdir(mode=0o755)
+    previous = os.umask(0o022)
+    try:
+        make_private_dir(str(tmp_path / "kept" / "a" / "b" / "c"))
+        write_json_private(str(tmp_path / "codex" / "home" / "auth.json"), {"x": 1})
+    finally:
+        os.umask(previous)
+    for made in ("kept/a", "kept/a/b", "kept/a/b/c", "codex", "codex/home"):
+        assert stat.S_IMODE((tmp_path / made).stat().st_mode) == 0o700, made
+    assert stat.S_IMODE((tmp_path / "kept").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "codex" / "home" / "auth.json").stat().st_mode) == 0o600
+    make_private_dir(str(tmp_path / "kept" / "a"))  # there already: nothing to do
+
+
 def test_the_call_log_fails_closed(tmp_path: Path) -> None:
     server = LoopbackServer()
     server.reset(lambda ex: ex.json(200, {"choices": [{"message": {"content": "ok"}}]}))

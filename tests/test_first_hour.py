@@ -244,6 +244,41 @@ def test_a_timeout_error_names_the_limit_that_fired() -> None:
     assert "sent nothing for 0.5s" in str(read.value) and "`timeout`" in str(read.value)
 
 
+def test_a_stalled_connect_names_the_limit_that_fired() -> None:
+    """A listener whose accept queue is full drops the SYN: the connect stalls until the
+    call's deadline or the connect timeout, and the error says which."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    queued = []
+    for _ in range(4):  # fill the accept queue (never accepted)
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(("127.0.0.1", port))
+        queued.append(client)
+    time.sleep(0.1)
+    try:
+        config = config_from_dict({"providers": {"p": {
+            "name": "openai", "model": "m", "base_url": f"http://127.0.0.1:{port}/v1",
+            "max_retries": 0}}}, env={})
+        provider = ProviderRegistry(config, PolicyHTTPClient(
+            NetworkPolicy(allowed_hosts=["127.0.0.1"]))).get("p")
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout) as total:
+            provider.complete(HI, timeout=60, total_timeout=0.6)
+        assert time.monotonic() - started < 2
+        with pytest.raises(RequestTimeout) as connect:
+            provider.complete(HI, timeout=0.4, total_timeout=30)
+    finally:
+        for sock in (*queued, listener):
+            sock.close()
+    assert "total_timeout 0.6s" in str(total.value) and "connecting to" in str(total.value)
+    assert "connect timeout of 0.4s" in str(connect.value)
+
+
 def test_call_logs_from_many_processes_are_told_apart(tmp_path: Path) -> None:
     server = LoopbackServer()
     server.reset(lambda ex: ex.json(200, ANSWER))

@@ -114,8 +114,20 @@ def ensure_private(path: str) -> None:
 
 
 def make_private_dir(path: str) -> None:
-    """Create directory ``path`` (and its parents) 0700 if missing."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    """Create directory ``path`` and each missing parent 0700 (``os.makedirs`` gives its mode
+    to the last one only: the parents would follow the umask); existing ones are left as
+    they are."""
+    missing: list[str] = []
+    head = os.path.abspath(path)
+    while not os.path.isdir(head):
+        missing.append(head)
+        head = os.path.dirname(head)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:  # made meanwhile by another process: its mode is its own
+            if not os.path.isdir(directory):
+                raise
 
 
 def create_private(path: str, text: str, *, overwrite: bool = False) -> None:

@@ -687,9 +687,14 @@ class PolicyHTTPClient:
                             provider=provider)
                         break
                     except TimeoutError:
-                        last_error = RequestTimeout(f"timed out connecting to "
-                                                    f"{target.authority} ({address})",
-                                                    provider=provider)
+                        # The error names the limit that fired: the call's deadline, or the
+                        # connect timeout (whichever _connect waited for).
+                        last_error = budget.expired(
+                            provider, f"connecting to {target.authority} ({address})"
+                        ) if budget.remaining() <= 0.01 else RequestTimeout(
+                            f"timed out connecting to {target.authority} ({address}) after "
+                            f"the connect timeout of {timeouts.connect:g}s (`timeout` caps it)",
+                            provider=provider)
                         break
                     except OSError as exc:
                         last_error = _connect_error(exc, target, address, provider)

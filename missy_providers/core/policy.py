@@ -307,7 +307,7 @@ def special_reason(ip: IPAddress) -> str | None:
         inner = embedded_ipv4(ip)
         if inner is not None:
             why = special_reason(inner)
-            return None if why is None else f"embeds {inner}, {why}"
+            return None if why is None else f"an address that embeds {inner}, {why}"
         for net, what in special_ranges()[1]:
             if ip in net:
                 return f"{what} ({net})"
