@@ -111,6 +111,11 @@ def _b64(text: str) -> str:
     "".join(f"\\u{ord(c):04x}" for c in ECHO_KEY), ECHO_KEY.replace("+", "&#43;"),
     _b64("user:" + ECHO_KEY), _b64("u:" + ECHO_KEY), _b64(ECHO_KEY + ":"),
     _b64("user:" + ECHO_KEY).rstrip("="), ECHO_KEY.encode().hex(),
+    ECHO_KEY.encode().hex().upper(), "sig=" + ECHO_KEY.encode().hex(),
+    "0x" + ECHO_KEY.encode().hex(), "auth=" + _b64(ECHO_KEY),
+    quote(quote(quote(ECHO_KEY, safe=""), safe=""), safe=""),
+    _b64(quote(ECHO_KEY, safe="")), quote(_b64(ECHO_KEY), safe=""),
+    json.dumps(json.dumps(ECHO_KEY))[1:-1],
 ], ids=lambda e: e[:24])
 def test_every_echo_of_a_key_is_scrubbed_whole(echo: str) -> None:
     key = Secret(ECHO_KEY)

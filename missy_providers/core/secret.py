@@ -123,28 +123,43 @@ def _json_unescaped(text: str) -> str:
                             text)
 
 
+_DECODE_ROUNDS = 4  # encodings stacked this deep are undone (percent of percent of base64 ...)
+_MAX_VARIANTS = 128  # and a token never costs more than this many decodings
+
+
 def _decoded(token: str) -> set[str]:
-    """``token`` as every encoding a server may have applied would decode it, each twice
-    over: percent (any case), JSON escapes, HTML entities; and base64 (standard or URL-safe,
-    padded or not) and hex, when it has their shape."""
+    """``token`` as every encoding a server may have applied would decode it, stacked up to
+    four deep in any order: percent (any case), JSON escapes, HTML entities, and base64
+    (standard or URL-safe, padded or not) and hex (``0x`` or not) when the text, or its value
+    after a ``name=``, has their shape."""
+    out = {token}
+    frontier = {token}
+    for _ in range(_DECODE_ROUNDS):
+        found = {decoded for text in frontier for decoded in _decoded_once(text)}
+        frontier = found - out
+        out |= frontier
+        if not frontier or len(out) > _MAX_VARIANTS:
+            break
+    return out
+
+
+def _decoded_once(text: str) -> set[str]:
     from html import unescape
     from urllib.parse import unquote
 
-    out = {token}
-    for _ in range(2):
-        out |= {decoded for text in out
-                for decoded in (unquote(text), unescape(text), _json_unescaped(text))}
-    for text in list(out):
-        core = text.rstrip("=")
-        if len(core) >= 16 and len(core) % 2 == 0 and _HEX.issuperset(core):
-            out.add(bytes.fromhex(core).decode("utf-8", "replace"))
+    found = {unquote(text), unescape(text), _json_unescaped(text)}
+    for value in {text, text.rpartition("=")[2] if "=" in text.rstrip("=") else text}:
+        core = value.rstrip("=")
+        hexed = core[2:] if core[:2] in ("0x", "0X") else core
+        if len(hexed) >= 16 and len(hexed) % 2 == 0 and _HEX.issuperset(hexed):
+            found.add(bytes.fromhex(hexed).decode("utf-8", "replace"))
         for altchars in (b"+/", b"-_"):
             try:
                 raw = base64.b64decode(core + "=" * (-len(core) % 4), altchars, validate=True)
             except ValueError:
                 continue
-            out.add(raw.decode("utf-8", "replace"))
-    return out
+            found.add(raw.decode("utf-8", "replace"))
+    return found
 
 
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
