@@ -156,6 +156,9 @@ def _check_text(result: dict[str, Any] | None) -> str:
 def cmd_providers(cli: Cli) -> int:
     with cli.registry() as registry:
         rows = registry.provider_rows()
+        if not cli.args.json:  # a provider skipped (a type this package lacks) is said
+            for note in registry.config.notes:
+                cli.note(f"note: {note}")
         checks = _check_all(registry, cli.args.timeout) if cli.args.check else {}
     for row in rows:
         check = checks.get(row["name"])
@@ -361,8 +364,9 @@ def cmd_count(cli: Cli) -> int:
         cli.json({"provider": provider.name, "tokens": counted.tokens, "exact": counted.exact,
                   "source": counted.source})
     else:
-        how = "counted by" if counted.exact else "estimated:"
-        cli.print(f"{counted.tokens} tokens ({how} {counted.source}; {provider.name})")
+        how = f"counted by {counted.source}" if counted.exact else \
+            "estimated at about 4 characters a token: this API cannot count"
+        cli.print(f"{counted.tokens} tokens ({how}; {provider.name})")
     return EXIT_OK
 
 

@@ -321,6 +321,23 @@ def _is_number(text: str) -> bool:
 # --- resolution ----------------------------------------------------------------------------
 
 
+def _note_literal_keys(good: Mapping[str, Any], name: str, notes: list[str]) -> None:
+    """A note for a literal key that was meant to be a ``$VAR``: a variable's name without
+    its ``$``, or a ``$`` inside a value. The value is never quoted (it is held as a key)."""
+    given = [("api_key", good["api_key"])] if isinstance(good.get("api_key"), str) else []
+    given += [(f"api_keys.{i}", k) for i, k in enumerate(good.get("api_keys") or ())
+              if isinstance(k, str)]
+    for where, value in given:
+        if 6 <= len(value) <= 64 and "_" in value and value[0].isalpha() and \
+                value.isascii() and value.replace("_", "").isalnum() and value.isupper():
+            notes.append(f"providers.{name}.{where}: the value is shaped like a variable's name "
+                         "(capitals and '_') and is sent as the key itself; to read the "
+                         "variable, write it with a '$' in front")
+        elif "$" in value[1:] and not reference_scheme(value):
+            notes.append(f"providers.{name}.{where}: a '$' inside the value is sent as it is "
+                         "(only a whole value $VAR or ${VAR} is read from the environment)")
+
+
 class Unset(str):
     """A ``$VAR`` reference whose variable is not set: the name of the variable."""
 
@@ -667,6 +684,7 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
         if key in LIBRARY_KEYS.get(wire, ("model", "messages", "stream", "tools")):
             problems.add(f"{key!r} is set by the library (use the named option)", *path,
                          "options", key)
+    _note_literal_keys(good, name, notes)
     if "model" not in good:
         return None
     if good["model"] == "auto":
@@ -1034,7 +1052,8 @@ def read_config_file(path: str, *, explicit: bool = True) -> Any:
         hint = ("check the path" if explicit else
                 "pass --config FILE, set MISSY_CONFIG, or create one with the CLI's "
                 "`config init`")
-        raise ConfigError(f"config file not found; {hint}", source=source) from None
+        where = "" if os.path.isabs(path) else f" (looked for {os.path.abspath(path)})"
+        raise ConfigError(f"config file not found{where}; {hint}", source=source) from None
     except IsADirectoryError:
         raise ConfigError("the config path is a directory; give a file", source=source
                           ) from None
@@ -1045,8 +1064,13 @@ def read_config_file(path: str, *, explicit: bool = True) -> Any:
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
+            import re  # only on the error path
+
+            looks_yaml = re.match(r"\s*(#|[\w-]+\s*:(\s|$))", text) is not None
+            hint = (" (this file ends in .json but reads like YAML: rename it to .yaml, or "
+                    "write JSON)") if looks_yaml else ""
             raise ConfigError(f"malformed JSON: {exc.msg} at line {exc.lineno} column "
-                              f"{exc.colno}", source=source) from None
+                              f"{exc.colno}{hint}", source=source) from None
         except RecursionError:
             raise ConfigError("JSON nested too deeply", source=source) from None
     try:

@@ -191,7 +191,8 @@ class ProviderRegistry:
     @property
     def default_name(self) -> str:
         if not self._default:
-            raise UsageError("no enabled provider is configured (see the providers: section)")
+            raise UsageError("no enabled provider is configured (see the providers: section; "
+                             "`config check` names any that were skipped and why)")
         return self._default
 
     @property

@@ -377,3 +377,50 @@ def test_config_error_for_a_dollar_that_is_not_a_variable_hides_the_value() -> N
         config_from_dict({"providers": {"a": {"name": "anthropic", "model": "m",
                                               "api_key": "${" + CANARY + "}"}}}, env={})
     assert CANARY not in str(info.value) and "not a valid $VAR reference" in str(info.value)
+
+
+def test_the_mistakes_of_the_first_hour_say_what_to_do(tmp_path: Path) -> None:
+    """YAML saved as .json, a relative path that is not there, and what `count` means when
+    the API cannot count: each answer says what happened and what to do."""
+    yaml_as_json = tmp_path / "config.json"
+    yaml_as_json.write_text("providers:\n  local: {name: ollama, model: m}\n")
+    named = missy("providers", config=yaml_as_json)
+    assert named.returncode == 2 and "reads like YAML: rename it to .yaml" in named.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"providers": }')
+    assert "reads like YAML" not in missy("providers", config=broken).stderr
+    absent = missy("providers", "--config", "not-here.yaml")
+    assert absent.returncode == 2
+    assert f"not found (looked for {ROOT / 'not-here.yaml'})" in absent.stderr
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"providers": {"o": {"name": "ollama", "model": "m"}}}))
+    counted = missy("count", "hello there", config=config)
+    assert counted.returncode == 0
+    assert counted.stdout == "3 tokens (estimated at about 4 characters a token: this API " \
+                             "cannot count; o)\n"
+
+
+def test_a_key_meant_as_a_variable_is_noted_never_shown(tmp_path: Path) -> None:
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"providers": {
+        "a": {"name": "anthropic", "model": "m", "api_key": "MY_ANTHROPIC_KEY"},
+        "b": {"name": "anthropic", "model": "m", "api_keys": ["sk-ant-$SUFFIX"]},
+        "c": {"name": "anthropic", "model": "m", "api_key": "sk-ant-ordinary-key-123"}}}))
+    check = missy("config", "check", config=config)
+    assert check.returncode == 0
+    assert "providers.a.api_key: the value is shaped like a variable's name" in check.stderr
+    assert "providers.b.api_keys.0: a '$' inside the value is sent as it is" in check.stderr
+    assert "providers.c" not in check.stderr
+    assert "MY_ANTHROPIC_KEY" not in check.stderr and "SUFFIX" not in check.stderr
+
+
+def test_a_provider_of_a_type_we_lack_is_said_not_silently_dropped(tmp_path: Path) -> None:
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"providers": {"claude": {"name": "claude", "model": "m"}}}))
+    listed = missy("providers", config=config)
+    assert listed.returncode == 0 and "no providers configured" in listed.stdout
+    assert "note: providers.claude: type 'claude' is not one this package provides" in \
+        listed.stderr
+    asked = missy("ask", "hi", config=config)
+    assert asked.returncode == 2 and "`config check` names any that were skipped" in \
+        asked.stderr
