@@ -89,10 +89,11 @@ def _check_both_work(venv: Path) -> None:
     assistant = run(python, "-c", "import missy, missy.cli; print(missy.__file__)", cwd=venv)
     assert assistant.returncode == 0 and f"{venv}" in assistant.stdout, assistant.stderr
     assert run(bin_dir / "missy", cwd=venv).stdout.strip() == FAKE_MISSY
-    for argv in ([bin_dir / "missy-providers", "--version"],
-                 [python, "-m", "missy_providers", "--version"]):
-        ours = run(*argv, cwd=venv)
-        assert ours.returncode == 0 and ours.stdout.strip() == "missy 0.1.0", ours.stderr
+    for argv, name in (([bin_dir / "missy-providers", "--version"], "missy-providers"),
+                       ([python, "-m", "missy_providers", "--version"],
+                        "python -m missy_providers")):
+        ours = run(*argv, cwd=venv)  # named as it was started, as its hints are
+        assert ours.returncode == 0 and ours.stdout.strip() == f"{name} 0.1.0", ours.stderr
 
 
 def test_installed_beside_missy_in_either_order(wheel: Path, fake_missy: Path,
