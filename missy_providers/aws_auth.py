@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .config import SecretResolver, _Problems
+    from .core.wire import CallBudget
 
 CREDENTIALS_FILE = "~/.aws/credentials"
 BEARER_VARIABLE = "AWS_BEARER_TOKEN_BEDROCK"
@@ -167,7 +168,7 @@ class GivenAws(Renewable):
         super().__init__(provider)
         self._held, self.source = credentials, source
 
-    def renew(self, rejected: Any) -> bool:
+    def renew(self, rejected: Any, budget: CallBudget) -> bool:
         return False
 
 

@@ -2,15 +2,18 @@
 in a file that something outside keeps fresh (``api_key_file``, a systemd credential, Azure's
 ``token_file``), and a host's own callback (``credential_provider=``).
 
-Each is a :class:`Renewable`: ``current()`` is the credential to send now, as a Secret;
-``renew(rejected)`` is asked once in a call, after the server refused ``rejected`` (a 401),
-and says whether another credential is now current, which the call then sends once more
-(``CallBudget.sends_for``: one send more for such a provider). Nothing here reveals a
-credential: the core does, when it frames the request.
+Each is a :class:`Renewable`: ``current(budget)`` is the credential to send now, as a Secret;
+``renew(rejected, budget)`` is asked once in a call, after the server refused ``rejected`` (a
+401), and says whether another credential is now current, which the call then sends once more
+(``CallBudget.sends_for``: one send more for such a provider). Both end by the call's
+deadline: the lock is waited for, and the fetch (the host's code, or a file read) runs on a
+thread of its own and is waited for, within ``budget`` (CallBudget.locked, .wait_for). Nothing
+here reveals a credential: the core does, when it frames the request.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import time
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     CredentialCallback = Callable[[str], Any]
 
     from .config import _Problems
+    from .core.wire import CallBudget
 
 log = get_logger(__name__)
 
@@ -99,10 +103,43 @@ def credential_files(ptype: str, good: Mapping[str, Any], env: Mapping[str, str]
     return out
 
 
+class _Fetch:
+    """One fetch of a credential, on a thread of its own, so that a call waits for it no
+    longer than its deadline. Neither the host's callback nor a file read that blocks can be
+    interrupted: it finishes in the background, and the next caller takes its outcome rather
+    than starting another (one such thread at most per credential, even for a callback that
+    never returns). Runs in a copy of the caller's context (contextvars)."""
+
+    __slots__ = ("done", "value", "error")
+
+    def __init__(self, fetch: Callable[[], Any], name: str) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(self._run, fetch), name=name,
+                         daemon=True).start()
+
+    def _run(self, fetch: Callable[[], Any]) -> None:
+        try:
+            self.value = fetch()
+        except BaseException as exc:  # handed to the caller that takes the outcome
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 class Renewable:
     """A credential read when needed: :meth:`current` fetches it when there is none or it is
     stale; :meth:`renew` fetches it again after the server refused ``rejected``. Thread-safe
-    (calls that find the same stale credential fetch once). ``bearer``: sent as
+    (calls that find the same stale credential fetch once), and bounded by each call's
+    deadline (``budget``): waiting for another call's fetch, or for a fetch of its own, ends
+    with a RequestTimeout naming the deadline's limit as it passes. ``bearer``: sent as
     ``Authorization: Bearer`` (else as the provider sends its key); ``source``: where it
     comes from, for display."""
 
@@ -114,25 +151,40 @@ class Renewable:
         self.provider = provider
         self._lock = threading.Lock()
         self._held: Any = None
+        self._pending: _Fetch | None = None  # a fetch a caller stopped waiting for
 
     def available(self) -> bool:
         """Whether a call could get a credential, without getting one (no I/O but a stat)."""
         return True
 
-    def current(self) -> Any:
+    def current(self, budget: CallBudget) -> Any:
         """The credential to send now (a Secret; an AWS profile's: AwsCredentials)."""
-        with self._lock:
-            if self._held is None or self._stale():
-                self._held = self._fetch()
+        with budget.locked(self._lock, self.provider, self._waiting()):
+            if self._held is None or self._pending is not None or self._stale():
+                self._held = self._fetched(budget)
             return self._held
 
-    def renew(self, rejected: Any) -> bool:
+    def renew(self, rejected: Any, budget: CallBudget) -> bool:
         """After the server refused ``rejected``: whether another credential is current now."""
-        with self._lock:
-            if self._held is not None and not self._same(self._held, rejected):
+        with budget.locked(self._lock, self.provider, self._waiting()):
+            if self._pending is None and self._held is not None and \
+                    not self._same(self._held, rejected):
                 return True  # another call fetched a new one already
-            self._held = self._fetch()
+            self._held = self._fetched(budget)
             return not self._same(self._held, rejected)
+
+    def _waiting(self) -> str:
+        return f"waiting for the credential from {self.source}"
+
+    def _fetched(self, budget: CallBudget) -> Any:
+        """(Under the lock.) What :meth:`_fetch` gives, waited for within ``budget``: the
+        fetch a caller before stopped waiting for, else a new one."""
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = _Fetch(self._fetch, f"missy-credential-{self.provider}")
+        budget.wait_for(pending.done, self.provider, self._waiting())
+        self._pending = None
+        return pending.outcome()
 
     def _stale(self) -> bool:
         return False

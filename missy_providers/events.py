@@ -110,7 +110,7 @@ class Trace:
     """The events of one call."""
 
     __slots__ = ("hooks", "provider", "run", "call_id", "required", "started", "attempts",
-                 "first_token")
+                 "first_token", "key_index")
 
     def __init__(self, hooks: tuple[Hook, ...], provider: str, run: str = "",
                  call_id: int = 0, required: frozenset[int] = frozenset()) -> None:
@@ -119,6 +119,7 @@ class Trace:
         self.started = time.monotonic()
         self.attempts = 0
         self.first_token = False
+        self.key_index: int | None = None  # the ring's key the next send uses
 
     def __bool__(self) -> bool:
         return bool(self.hooks)
@@ -144,6 +145,18 @@ class Trace:
                     raise
                 log.warning("call event hook %r raised %s; ignored", hook,
                             f"{exc.__class__.__name__}: {exc}")
+
+    def attempt(self, url: str, key_index: int | None) -> None:
+        """One request about to be sent to ``url`` (with the ring's key ``key_index``; None:
+        no key of the ring, as a token refresh): counted and recorded before it is sent, by
+        the one place each kind of send goes through, so every request on the wire is one
+        ``attempt`` (a required hook that cannot record it stops it)."""
+        if not self.hooks:
+            return
+        self.attempts += 1
+        authority = url.partition("://")[2].partition("/")[0].partition("?")[0]
+        self.emit("attempt", number=self.attempts, key_index=key_index,
+                  host=authority.rpartition("@")[2])
 
     def failed(self, exc: BaseException) -> None:
         self.emit("call_failed", latency_ms=self.elapsed_ms(), error_type=type(exc).__name__,

@@ -64,14 +64,19 @@ class RateLimiter:
         return self.requests is not None or self.tokens is not None
 
     def acquire(self, estimated_tokens: int, budget: CallBudget | None = None,
-                sleep: Sleep | None = None) -> None:
+                sleep: Sleep | None = None, *, request: bool = True,
+                tokens: bool = True) -> None:
         """Wait (up to max_wait_seconds, and never past ``budget``'s deadline: the wait is
-        part of the call) for one request and the estimated prompt tokens."""
-        if not self.enabled:
+        part of the call) for one request (unless ``request`` is False) and the estimated
+        prompt tokens (unless ``tokens`` is False). A call takes its tokens once, and one
+        request for each HTTP request it sends (retries and re-sends included)."""
+        requests = self.requests if request else None
+        token_bucket = self.tokens if tokens else None
+        if requests is None and token_bucket is None:
             return
         with self._lock:  # callers reserve in arrival order, then wait without the lock
-            wait = max(self.requests.wait_for(1) if self.requests else 0.0,
-                       self.tokens.wait_for(estimated_tokens) if self.tokens else 0.0)
+            wait = max(requests.wait_for(1) if requests else 0.0,
+                       token_bucket.wait_for(estimated_tokens) if token_bucket else 0.0)
             if wait > self.max_wait:
                 raise RateLimitError(
                     f"client-side rate limit: the next request would wait {wait:.1f}s, over "
@@ -83,10 +88,10 @@ class RateLimiter:
                                                     f"(a wait of {wait:.1f}s)")
             # Reserved now: a later caller's wait counts this one's, so no one waits while
             # holding the lock (a call's deadline is never spent queueing behind another's).
-            if self.requests:
-                self.requests.take(1)
-            if self.tokens:
-                self.tokens.take(estimated_tokens)
+            if requests:
+                requests.take(1)
+            if token_bucket:
+                token_bucket.take(estimated_tokens)
         if budget is not None:
             budget.wait(wait, sleep or self._sleep, self.provider,
                         "waiting for the client-side rate limit")

@@ -244,6 +244,63 @@ def test_a_callbacks_token_obeys_the_credential_rules(server: LoopbackServer) ->
 
 # --- client certificates ---------------------------------------------------------------------
 
+@pytest.mark.parametrize("source", ["credential_provider", "api_key_file"])
+def test_a_credential_that_takes_too_long_ends_the_call_at_its_deadline(
+        server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        source: str) -> None:
+    """The host's callback, or a key file's read, blocks (it cannot be interrupted): a call
+    ends at its own total_timeout, the one that started the fetch and the one waiting for
+    it alike; the blocked fetch is started once, and once it ends the next call uses it."""
+    import threading
+    import time
+
+    from missy_providers import credentials
+    from missy_providers.core.errors import RequestTimeout
+
+    gate, fetches = threading.Event(), []
+
+    def host(name: str) -> tuple[str, float]:
+        fetches.append(name)
+        gate.wait(10)
+        return "host-token-abcdefgh", time.time() + 3600
+
+    real_read = credentials.read_private
+
+    def blocking_read(path: str, what: str, *, group_read: bool = False) -> str:
+        fetches.append(path)
+        gate.wait(10)  # a file system that does not answer
+        return real_read(path, what, group_read=group_read)
+
+    server.reset(rejecting(set()))
+    if source == "api_key_file":
+        monkeypatch.setattr(credentials, "read_private", blocking_read)
+        provider = chat(server, api_key_file=str(key_file(tmp_path / "key", "sk-file-1234")))
+    else:
+        provider = chat(server, credential_provider=host)
+    took: dict[str, float] = {}
+
+    def call(name: str) -> None:
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout, match=r"waiting for the credential from .*"
+                                                 r"\(total_timeout 0\.5s for the whole call"):
+            provider.complete(HI, total_timeout=0.5)
+        took[name] = time.monotonic() - started
+
+    try:
+        first = threading.Thread(target=call, args=("first",))
+        first.start()
+        time.sleep(0.2)
+        call("second")  # waits for the first call's fetch, until its own deadline
+        first.join()
+        call("third")  # the fetch still blocks: waited for, not started again
+    finally:
+        gate.set()
+    assert max(took.values()) < 0.8, took
+    assert len(fetches) == 1 and server.requests == []
+    assert provider.complete(HI, total_timeout=5).content == "ok"
+    assert len(fetches) == 1 and len(server.requests) == 1
+
+
 def private_key(tmp_path: Path, mode: int = 0o600) -> Path:
     path = tmp_path / "client.key"
     shutil.copy(KEY, path)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json as jsonlib
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from .errors import CallBudgetExceeded, RequestTimeout, UsageError
@@ -132,6 +133,24 @@ class CallBudget:
             raise self.expired(provider, f"{doing} (a wait of {seconds:.1f}s)")
         if seconds > 0:
             sleep(seconds)
+
+    @contextmanager
+    def locked(self, lock: threading.Lock, provider: str, doing: str) -> Iterator[None]:
+        """Hold ``lock``, waited for no longer than the deadline (another call may hold it
+        while it renews a credential): a RequestTimeout naming the limit when it passes."""
+        if not lock.acquire(timeout=max(0.0, self.remaining())):
+            raise self.expired(provider, doing)
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def wait_for(self, done: threading.Event, provider: str, doing: str) -> None:
+        """Wait for ``done`` (work on another thread: a host's callback, a file read) no
+        longer than the deadline; the work itself is not interrupted (it may be the host's
+        code), but the call raises the RequestTimeout as the deadline passes."""
+        if not done.wait(max(0.0, self.remaining())):
+            raise self.expired(provider, doing)
 
     def __repr__(self) -> str:
         return (f"CallBudget({self.limit}={self.total:g}s, remaining={self.remaining():.1f}s, "

@@ -667,16 +667,17 @@ class BaseProvider(HostSurface):
             if self.needs_key and key is None:
                 raise AuthenticationError(self.missing_credentials(), provider=self.name)
             return self._exchange(call, self.auth_headers(key))
-        held = source.current()
+        held = source.current(call.budget)
         try:
             return self._send_as(call, held)
         except AuthenticationError as exc:
             if exc.status not in self.renew_statuses or \
-                    not call.budget.take_refresh(self.name) or not source.renew(held):
+                    not call.budget.take_refresh(self.name) or \
+                    not source.renew(held, call.budget):
                 raise
             log.info("%s: HTTP %s; sending once more with the credential read again from %s",
                      self.name, exc.status, source.source)
-        return self._send_as(call, source.current())
+        return self._send_as(call, source.current(call.budget))
 
     def _send_as(self, call: Outgoing, credential: Any) -> Response:
         """One exchange with a renewable credential: a bearer token, or the provider's key."""
@@ -689,11 +690,24 @@ class BaseProvider(HostSurface):
 
     def _exchange(self, call: Outgoing, headers: dict[str, Any],
                   signer: AwsSigner | None = None) -> Response:
+        """One request to the provider's API: every send to it goes through here (a retry, a
+        rotation to another key, a re-send with a credential read again, Codex's re-send after
+        a token refresh), so each waits for ``requests_per_minute`` and is one ``attempt``
+        call event, before the core counts it against the budget and sends it."""
         headers.update(call.headers)  # checked: none of them can be an auth header
         if call.method == "POST":
             headers["Accept"] = ACCEPT[self.stream_format] if call.stream else \
                 "application/json"
-        response = self.client.request(call.method, call.url or self.endpoint(),
+        url = call.url or self.endpoint()
+        try:
+            self.limiter.acquire(0, call.budget, self.sleep, tokens=False)
+        except MissyError as exc:  # the limit's wait is too long: a retry would wait as long
+            exc.should_retry = False
+            raise
+        trace = call.trace
+        if trace:
+            trace.attempt(url, trace.key_index)
+        response = self.client.request(call.method, url,
                                        headers=headers, json=call.body, timeout=call.timeouts,
                                        stream=True, provider=self.name,
                                        allow_plain_http=self.config.allow_plain_http,
@@ -727,12 +741,13 @@ class BaseProvider(HostSurface):
         return len(self.keys), retries, self.refreshes_tokens, rereads
 
     def _send(self, call: Outgoing, estimated_tokens: int = 0) -> Response:
-        """One logical request: circuit breaker and rate limits first (the limiter's wait is
-        part of the call's deadline), then attempts with retries and key rotation (the only
-        place the package retries)."""
+        """One logical request: circuit breaker and the prompt's tokens_per_minute first (the
+        limiter's wait is part of the call's deadline), then attempts with retries and key
+        rotation (the only place the package retries; each send waits for
+        requests_per_minute in :meth:`_exchange`)."""
         self.breaker.before_call()
         try:
-            self.limiter.acquire(estimated_tokens, call.budget, self.sleep)
+            self.limiter.acquire(estimated_tokens, call.budget, self.sleep, request=False)
             response = self._send_with_retries(call)
         except BREAKER_FAILURES:
             self.breaker.record_failure()
@@ -757,10 +772,8 @@ class BaseProvider(HostSurface):
         assert index is not None
         while True:
             trace = call.trace
-            if trace:
-                trace.attempts += 1
-                trace.emit("attempt", number=trace.attempts, key_index=index,
-                           host=self.config.base_url.partition("://")[2].partition("/")[0])
+            if trace:  # the key the sends of this attempt use (Trace.attempt records them)
+                trace.key_index = index
             try:
                 return self._attempt(call, self.keys.key_at(index))
             except ProviderError as exc:

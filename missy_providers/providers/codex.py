@@ -295,7 +295,7 @@ class CodexProvider(BaseProvider):
         if not self.chatgpt_login:
             return super()._attempt(call, key)
         for attempt in (1, 2):
-            token, account = self.credentials.current(call.budget)
+            token, account = self.credentials.current(call.budget, call.trace)
             headers = self.protocol_headers()
             headers["Authorization"] = Credential(token, "Bearer")
             if account:
@@ -309,7 +309,7 @@ class CodexProvider(BaseProvider):
                     raise AuthenticationError(f"ChatGPT refused the refreshed token; "
                                               f"{LOGIN_HINT}", provider=self.name,
                                               status=401) from None
-                self.credentials.refresh_after_401(token, call.budget)
+                self.credentials.refresh_after_401(token, call.budget, call.trace)
         raise AssertionError("unreachable")
 
     def get_tool_schema(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:

@@ -12,8 +12,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from ..config import codex_auth_file
 from ..core.errors import AuthenticationError, MissyError, ProtocolError
@@ -22,6 +21,7 @@ from ..core.headers import header_value_problem
 from ..core.http import PolicyHTTPClient, Timeouts
 from ..core.secret import Secret, get_logger
 from ..core.wire import CallBudget
+from ..events import NO_TRACE, Trace
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -96,16 +96,11 @@ class CodexCredentials:
         if not self._tokens or mtime != self._loaded_mtime:
             self._load()
 
-    @contextmanager
-    def _locked(self, budget: CallBudget) -> Iterator[None]:
+    def _locked(self, budget: CallBudget) -> AbstractContextManager[None]:
         """The tokens' lock, waited for no longer than the call's deadline (another call may
         be refreshing them)."""
-        if not self._lock.acquire(timeout=max(0.0, budget.remaining())):
-            raise budget.expired(self.provider, "waiting for another call's token refresh")
-        try:
-            yield
-        finally:
-            self._lock.release()
+        return budget.locked(self._lock, self.provider,
+                             "waiting for another call's token refresh")
 
     def check(self, budget: CallBudget) -> None:
         """Load the tokens (a broken auth.json raises here), never refreshing them: a live
@@ -113,14 +108,15 @@ class CodexCredentials:
         with self._locked(budget):
             self._reload_if_changed()
 
-    def current(self, budget: CallBudget) -> tuple[Secret, str]:
+    def current(self, budget: CallBudget, trace: Trace = NO_TRACE) -> tuple[Secret, str]:
         """(access token, account id), refreshed first when it expires within the margin
-        (the refresh counts against ``budget``, the call's)."""
+        (the refresh counts against ``budget``, the call's, and is an ``attempt`` of
+        ``trace``, its call events)."""
         with self._locked(budget):
             self._reload_if_changed()
             exp = self._tokens["access_token"].jwt_claims().get("exp")
             if isinstance(exp, (int, float)) and exp - time.time() < REFRESH_MARGIN_SECONDS:
-                self._refresh_locked(budget)
+                self._refresh_locked(budget, trace)
             return self._tokens["access_token"], self._account_id()
 
     def _account_id(self) -> str:
@@ -134,7 +130,8 @@ class CodexCredentials:
                     break
         return str(account or "")
 
-    def refresh_after_401(self, rejected_token: Secret, budget: CallBudget) -> None:
+    def refresh_after_401(self, rejected_token: Secret, budget: CallBudget,
+                          trace: Trace = NO_TRACE) -> None:
         """The server refused ``rejected_token``. If another thread or process has already
         replaced it, use theirs; otherwise refresh (once in a call: a second 401 in the same
         call means the login itself is no longer valid)."""
@@ -143,9 +140,9 @@ class CodexCredentials:
             current = self._tokens.get("access_token")
             if isinstance(current, Secret) and not current.same_value(rejected_token):
                 return
-            self._refresh_locked(budget)
+            self._refresh_locked(budget, trace)
 
-    def _refresh_locked(self, budget: CallBudget) -> None:
+    def _refresh_locked(self, budget: CallBudget, trace: Trace) -> None:
         refresh_token = self._tokens.get("refresh_token")
         if not refresh_token:
             raise AuthenticationError(f"the access token expired and {self.path} has no "
@@ -157,6 +154,7 @@ class CodexCredentials:
         body = {"client_id": CLIENT_ID, "grant_type": "refresh_token",
                 "refresh_token": refresh_token}
         log.info("%s: refreshing the ChatGPT access token", self.provider)
+        trace.attempt(self.token_url, None)  # a request on the wire like any other
         with self.client.request("POST", self.token_url, json=body,
                                  timeout=Timeouts(connect=10, read=30, total=60),
                                  provider=self.provider, budget=budget,
