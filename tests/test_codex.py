@@ -192,6 +192,13 @@ def test_failed_refresh_and_missing_file(server: LoopbackServer, tmp_path: Path)
                  if ex.req.path == "/oauth/token" else ex.json(401, {"detail": "no"}))
     with pytest.raises(AuthenticationError, match=r"refresh_token_reused.*codex login"):
         make(server, tmp_path).complete(HI)
+    # A code as long as a page is quoted short, like every server text.
+    write_auth(tmp_path, tokens("old"))
+    server.reset(lambda ex: ex.json(400, {"error": {"code": "\x1b[2J" + "x" * 3000}})
+                 if ex.req.path == "/oauth/token" else ex.json(401, {"detail": "no"}))
+    with pytest.raises(AuthenticationError) as long_code:
+        make(server, tmp_path).complete(HI)
+    assert len(str(long_code.value)) < 400 and "\x1b" not in str(long_code.value)
     empty = tmp_path / "empty"
     empty.mkdir()
     p = make(server, empty)

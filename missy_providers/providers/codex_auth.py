@@ -19,7 +19,7 @@ from ..core.errors import AuthenticationError, MissyError, ProtocolError
 from ..core.files import PRIVATE_MODE, write_json_private
 from ..core.headers import header_value_problem
 from ..core.http import PolicyHTTPClient, Timeouts
-from ..core.secret import Secret, get_logger
+from ..core.secret import Secret, excerpt, get_logger
 from ..core.wire import CallBudget
 from ..events import NO_TRACE, Trace
 
@@ -167,8 +167,8 @@ class CodexCredentials:
             code = ""
             if isinstance(data, dict):
                 err = data.get("error")
-                code = str((err.get("code") if isinstance(err, dict) else err)
-                           or data.get("code") or "")
+                code = excerpt(str((err.get("code") if isinstance(err, dict) else err)
+                                   or data.get("code") or ""))  # a code: quoted short
             raise AuthenticationError(f"token refresh failed ({code or 'no error code'}); "
                                       f"{LOGIN_HINT}", provider=self.provider,
                                       status=response.status)
