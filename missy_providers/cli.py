@@ -144,8 +144,8 @@ def _check_text(result: dict[str, Any] | None) -> str:
     if result is None:
         return "-"
     text = str(result["reason"])
-    if result["ok"] and result["latency_ms"] is not None:
-        text = f"OK {result['latency_ms']:.0f} ms"
+    if result["ok"] and result["latency_ms"] is not None:  # "OK" and what follows it
+        text = f"OK {result['latency_ms']:.0f} ms{text[2:]}"
     if result["models"]:
         shown = ", ".join(result["models"][:5])
         more = f" +{len(result['models']) - 5}" if len(result["models"]) > 5 else ""

@@ -113,6 +113,8 @@ def test_checks_and_model_lists_use_the_rings_key(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert check.returncode == 0 and " OK " in check.stdout, check.stdout + check.stderr
+    # It works on key #1, and says key #0 was refused, so the operator replaces it.
+    assert "(refused, skipped for now: key #0)" in check.stdout
     assert models.returncode == 0 and "p\tm-1" in models.stdout
 
 

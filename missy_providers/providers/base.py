@@ -441,7 +441,10 @@ class BaseProvider(HostSurface):
             models = self.models_from(data)
         except SHAPE_ERRORS as exc:
             return Probe(False, f"unreachable: {unexpected_shape(exc, 'model list', self.name)}")
-        return Probe(True, "OK", (time.monotonic() - started) * 1000, models)
+        # A ring whose key was refused works on another one: say which, so it gets replaced.
+        refused = ", ".join(f"#{i}" for i in self.keys.cooling())
+        return Probe(True, f"OK (refused, skipped for now: key {refused})" if refused else "OK",
+                     (time.monotonic() - started) * 1000, models)
 
     @at_boundary
     def list_models(self) -> list[str]:
