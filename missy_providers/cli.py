@@ -470,7 +470,7 @@ def _apply_log_level(args: argparse.Namespace, config: Config) -> None:
 def cmd_config_check(cli: Cli) -> int:
     from missy_providers.config import config_path, load_config
     from missy_providers.core.errors import ConfigError
-    from missy_providers.preflight import local_file_problems
+    from missy_providers.preflight import local_file_notes, local_file_problems
 
     path = config_path(cli.args.config)
     try:
@@ -483,7 +483,7 @@ def cmd_config_check(cli: Cli) -> int:
             cli.note(f"{problem}")
         cli.note(f"{len(problems)} problem(s) in {path}")
         return EXIT_USAGE
-    for note in config.notes:
+    for note in (*config.notes, *local_file_notes(config)):
         cli.note(f"note: {note}")
     _note_host_keys(cli, config)
     enabled = sum(p.enabled for p in config.providers.values())

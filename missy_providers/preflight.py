@@ -34,6 +34,17 @@ def json_file_problem(path: str) -> str | None:
     return None
 
 
+def local_file_notes(config: Config) -> list[str]:
+    """What is missing but not wrong: a Codex login that has not been made yet."""
+    import os.path
+
+    return [f"providers.{name}.auth_file: {p.auth_file} does not exist yet; run `codex login` "
+            f"(calls to {name!r} fail until then)"
+            for name, p in config.providers.items()
+            if p.enabled and p.provider_type == "openai-codex" and not p.keys and p.auth_file
+            and not os.path.exists(p.auth_file)]
+
+
 def local_file_problems(config: Config) -> list[ConfigError]:
     """Every problem with the files ``config`` names, each with its key path."""
     found: list[ConfigError] = []

@@ -218,6 +218,10 @@ def test_codex_auth_file_that_is_not_json(server: LoopbackServer, tmp_path: Path
     assert listing.returncode in (0, 1) and "Exception in thread" not in listing.stderr
     codex = next(r for r in json.loads(listing.stdout)["providers"] if r["name"] == "codex")
     assert codex["available"] is False and "JSONDecodeError" in codex["check"]["reason"]
+    auth.unlink()  # no login made yet: not wrong, but said
+    check = missy("config", "check", config=config)
+    assert check.returncode == 0 and f"providers.codex.auth_file: {auth} does not exist yet; " \
+        "run `codex login`" in check.stderr
 
 
 def test_default_provider_disabled_is_an_error_fallback_disabled_is_skipped(
