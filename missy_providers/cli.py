@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from missy_providers.registry import ProviderRegistry
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_POLICY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader left
 TIER_CHOICES = ("fast", "primary", "premium", "auto")
 
 
@@ -485,6 +486,9 @@ def cmd_config_check(cli: Cli) -> int:
         return EXIT_USAGE
     for note in (*config.notes, *local_file_notes(config)):
         cli.note(f"note: {note}")
+    if not any(p.enabled for p in config.providers.values()):
+        cli.note("note: no enabled provider: every call fails until the providers: section "
+                 "names one (missy config init writes a starter)")
     _note_host_keys(cli, config)
     enabled = sum(p.enabled for p in config.providers.values())
     cli.print(f"{path}: ok ({len(config.providers)} providers, {enabled} enabled)")
@@ -514,6 +518,9 @@ def cmd_config_init(cli: Cli) -> int:
         make_private_dir(directory)  # the default place: made for you
     if os.path.isdir(path):
         raise _usage(f"{path} is a directory; give a file path")
+    if os.path.islink(path):
+        raise _usage(f"{path} is a symbolic link; config init never writes through one "
+                     "(give the file's own path)")
     try:
         create_private(path, starter, overwrite=cli.args.force)
     except FileExistsError:
@@ -572,7 +579,7 @@ class _Parser(argparse.ArgumentParser):
     mistake: one line on stderr and exit 2, not the whole usage block."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: UsageError: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"missy: UsageError: {message} (see {self.prog} --help)\n")
 
 
 def _global_options(defaults: bool) -> _Parser:
@@ -604,7 +611,7 @@ def _parser() -> _Parser:
         description="Missy's provider layer: one interface to Anthropic, OpenAI (and "
                     "compatible), Codex and Ollama, behind a network policy.",
         epilog="exit codes: 0 ok, 1 provider/runtime error, 2 usage/config error, "
-               "3 policy denial, 130 interrupted")
+               "3 policy denial, 130 interrupted, 141 the output's reader left")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -701,6 +708,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli = Cli(args, sys.stdout, sys.stderr)
     try:
         return run(cli)
+    except BrokenPipeError:  # `missy models | head -1`: the reader has what it wanted
+        from missy_providers.core.files import discard_stdout
+
+        discard_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         sys.stdout.flush()
         sys.stderr.write("\nmissy: interrupted\n")

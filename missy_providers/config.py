@@ -305,7 +305,11 @@ def _kind(value: Any, shown: bool = False) -> str:
         return repr(value)
     if shown and isinstance(value, str) and len(value) <= 12 and (
             _is_number(value) or value.lower() in ("true", "false", "yes", "no", "on", "off")):
-        return f"the string {value!r} (write it without quotes)"
+        if not _is_number(value):
+            return f"the string {value!r} (write true or false, without quotes)"
+        if "e" in value.lower():  # unquoted 1e3 is text to YAML 1.1 too
+            return f"the string {value!r} (YAML reads 1e3 as text: write 1000 or 1.0e+3)"
+        return f"the string {value!r} (write the number without quotes)"
     return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
             list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
 

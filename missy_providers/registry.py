@@ -172,8 +172,11 @@ class ProviderRegistry:
             return self.config.providers[name]
         except KeyError:
             known = ", ".join(self.config.providers) or "none"
+            # In the file but skipped (a type this package does not have): say so.
+            skipped = next((n for n in self.config.notes
+                            if n.startswith(f"providers.{name}: type ")), "")
             raise UsageError(f"no provider named {name!r} in the config (configured: {known})"
-                             ) from None
+                             + (f"; {skipped}" if skipped else "")) from None
 
     # --- ours -----------------------------------------------------------------------------
 

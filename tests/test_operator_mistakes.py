@@ -428,3 +428,35 @@ def test_a_provider_of_a_type_we_lack_is_said_not_silently_dropped(tmp_path: Pat
     asked = missy("ask", "hi", config=config)
     assert asked.returncode == 2 and "`config check` names any that were skipped" in \
         asked.stderr
+
+
+def test_a_reader_that_leaves_early_is_no_error(tmp_path: Path) -> None:
+    """`missy policy show | head -1`: the CLI stops quietly, exit 141 (128 + SIGPIPE) as a
+    shell reports it, no traceback."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"providers": {f"p{i}": {
+        "name": "ollama", "model": "m", "base_url": f"http://127.0.0.1:{1000 + i}"}
+        for i in range(200)}}))
+    child = subprocess.Popen([sys.executable, "-m", "missy", "policy", "show", "--config",
+                              str(config)], cwd=ROOT, env=env_without_keys(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the reader is gone before the first line
+    errors = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 141
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
+
+
+def test_a_config_with_no_provider_is_noted_and_a_skipped_one_named(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    check = missy("config", "check", config=empty)
+    assert check.returncode == 0 and "note: no enabled provider" in check.stderr
+    skipped = tmp_path / "s.json"
+    skipped.write_text(json.dumps({"providers": {
+        "claude": {"name": "claude", "model": "m"},
+        "local": {"name": "ollama", "model": "m", "base_url": "http://127.0.0.1:9"}}}))
+    pinned = missy("ask", "hi", "--provider", "claude", config=skipped)
+    assert pinned.returncode == 2
+    assert "no provider named 'claude' in the config (configured: local); providers.claude: " \
+           "type 'claude' is not one this package provides" in pinned.stderr

@@ -113,6 +113,16 @@ def ensure_private(path: str) -> None:
         os.close(fd)
 
 
+def discard_stdout() -> None:
+    """Point standard output at /dev/null: the reader of a pipe went away (``| head``), and
+    what is still buffered must not fail again, as a traceback, when Python exits."""
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def make_private_dir(path: str) -> None:
     """Create directory ``path`` and each missing parent 0700 (``os.makedirs`` gives its mode
     to the last one only: the parents would follow the umask); existing ones are left as
