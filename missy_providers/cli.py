@@ -579,7 +579,11 @@ class _Parser(argparse.ArgumentParser):
     mistake: one line on stderr and exit 2, not the whole usage block."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"missy: UsageError: {message} (see {self.prog} --help)\n")
+        from missy_providers.core.secret import MAX_MESSAGE_CHARS, sanitize
+
+        # The message quotes the command line: escaped and scrubbed like every error shown.
+        self.exit(EXIT_USAGE, f"missy: UsageError: {sanitize(message, MAX_MESSAGE_CHARS)} "
+                              f"(see {self.prog} --help)\n")
 
 
 def _global_options(defaults: bool) -> _Parser:

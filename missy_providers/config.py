@@ -84,8 +84,10 @@ def _is_bool(v: Any) -> str | None:
 
 
 def _is_positive_number(v: Any) -> str | None:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-    return None if ok else "a number of seconds > 0"
+    from .core.wire import MAX_SECONDS
+
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= MAX_SECONDS
+    return None if ok else f"a number of seconds > 0 and <= {MAX_SECONDS} (a day)"
 
 
 def _is_non_negative(v: Any) -> str | None:

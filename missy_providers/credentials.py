@@ -161,7 +161,10 @@ class Renewable:
         """The credential to send now (a Secret; an AWS profile's: AwsCredentials)."""
         with budget.locked(self._lock, self.provider, self._waiting()):
             if self._held is None or self._pending is not None or self._stale():
+                late = self._pending is not None
                 self._held = self._fetched(budget)
+                if late and self._stale():  # a fetch that ended late has expired meanwhile
+                    self._held = self._fetched(budget)
             return self._held
 
     def renew(self, rejected: Any, budget: CallBudget) -> bool:

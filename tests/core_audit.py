@@ -59,7 +59,8 @@ WRITE_CALLS = frozenset({"makedirs", "mkdir", "chmod", "fchmod", "lchmod", "chow
                          "symlink", "symlink_to", "hardlink_to", "write_text", "write_bytes",
                          "touch", "mkstemp", "mkdtemp", "NamedTemporaryFile", "TemporaryFile",
                          "SpooledTemporaryFile", "TemporaryDirectory", "fdopen", "copyfile",
-                         "copytree", "rmtree", "mkfifo", "mknod", "utime", "keylog_filename"})
+                         "copytree", "rmtree", "mkfifo", "mknod", "utime", "keylog_filename",
+                         "make_archive", "unpack_archive"})
 # ... and names that do so only on a module (``str.replace``, ``list.remove`` are harmless).
 OS_ONLY_WRITE = frozenset({"open", "write", "replace", "pwrite", "writev", "remove", "copy",
                            "copy2", "move", "link", "truncate", "ftruncate"})
@@ -80,6 +81,7 @@ SOCKET_CLASSES = frozenset({"SocketHandler", "DatagramHandler", "SysLogHandler",
 # Attributes whose assignment changes where a client may send.
 EGRESS_ATTRIBUTES = frozenset({"policy", "_policy"})
 WRITE_MODES = set("wax+")
+FILE_MODULES = frozenset({"sqlite3", "dbm", "zipfile", "tarfile", "mailbox"})
 
 
 def rel(path: Path) -> str:
@@ -183,8 +185,10 @@ def powers(path: Path) -> dict[str, list[int]]:
         top = name.split(".")[0]
         if name in NETWORK_MODULES or top in ("socket", "ssl", "select", "selectors") or \
                 name.startswith(("http.client", "urllib.request", "xmlrpc", "urllib.robotparser",
-                                 "xml.sax", "xml.dom")):  # fetch a URL they are given
+                                 "xml.sax", "xml.dom", "wsgiref")):  # URLs, or a listener
             flag("network", node)
+        if top in FILE_MODULES:
+            flag("files", node)  # they create and write the files they are given
         if name.startswith(("logging.handlers", "logging.config")):
             flag("network", node)  # socket handlers; dictConfig builds any handler
             flag("files", node)
@@ -278,20 +282,28 @@ def powers(path: Path) -> dict[str, list[int]]:
                 flag("budget", node)
             if fname == "CallBudget":
                 flag("budget", node)
+            if fname == "basicConfig" and any(k.arg in ("filename", "handlers", None)
+                                              for k in node.keywords):
+                flag("files", node)  # logging.basicConfig(filename=...) opens a file
     return found
 
 
 # Running code or a process: no module of the package may (the core included). Modules that
 # do nothing else, and the names that do it whatever module they come from.
 EXEC_MODULES = frozenset({"pickle", "marshal", "subprocess", "ctypes", "shelve", "pty", "code",
-                          "codeop", "timeit", "builtins", "_posixsubprocess", "cffi"})
+                          "codeop", "timeit", "builtins", "_posixsubprocess", "cffi", "pdb",
+                          "bdb", "cProfile", "profile", "pydoc", "trace", "doctest", "runpy",
+                          "multiprocessing", "idlelib"})
 EXEC_NAMES = frozenset({"eval", "exec", "compile", "__import__", "system", "popen", "fork",
                         "forkpty", "execl", "execle", "execlp", "execlpe", "execv", "execve",
                         "execvp", "execvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe",
                         "spawnv", "spawnve", "spawnvp", "spawnvpe", "posix_spawn",
                         "posix_spawnp", "ProcessPoolExecutor", "startfile"})
-# Of those, the builtins a bare call reaches (re.compile and a method named exec are fine).
-EXEC_BUILTINS = frozenset({"eval", "exec", "compile", "__import__"})
+# Of those, the builtins a bare name reaches (re.compile and a method named exec are fine).
+EXEC_BUILTINS = frozenset({"eval", "exec", "compile", "__import__", "__builtins__"})
+# Methods that start a process whatever object they are called on (an event loop's).
+EXEC_METHODS = frozenset({"create_subprocess_shell", "create_subprocess_exec",
+                          "subprocess_exec", "subprocess_shell"})
 
 
 def executes(path: Path) -> list[int]:
@@ -306,13 +318,19 @@ def executes(path: Path) -> list[int]:
     for name, node in imported_modules(tree):
         if name.split(".")[0] in EXEC_MODULES or name.rpartition(".")[2] in EXEC_NAMES:
             found.append(node.lineno)
+    def root(node: ast.expr) -> str:
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        return node.id if isinstance(node, ast.Name) else ""
+
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in EXEC_NAMES - {"compile"} and \
-                isinstance(node.value, ast.Name) and node.value.id in aliases.modules:
-            found.append(node.lineno)  # os.system, o.execv (import os as o)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
-                node.func.id in EXEC_BUILTINS:
-            found.append(node.lineno)
+                root(node.value) in aliases.modules:
+            found.append(node.lineno)  # os.system, o.execv, os.path.os.system
+        elif isinstance(node, ast.Attribute) and node.attr in EXEC_METHODS:
+            found.append(node.lineno)  # loop.subprocess_exec, asyncio.create_subprocess_shell
+        elif isinstance(node, ast.Name) and node.id in EXEC_BUILTINS:
+            found.append(node.lineno)  # eval(...), e = eval, map(exec, ...)
         elif isinstance(node, ast.Call):
             func = node.func
             fname = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")

@@ -301,6 +301,34 @@ def test_a_credential_that_takes_too_long_ends_the_call_at_its_deadline(
     assert len(fetches) == 1 and len(server.requests) == 1
 
 
+def test_a_late_credential_that_expired_meanwhile_is_not_sent(server: LoopbackServer) -> None:
+    """A callback that outlived its call's deadline hands its result to the next call; a
+    token that expired meanwhile is fetched anew, never sent."""
+    import time
+
+    from missy_providers.core.errors import RequestTimeout
+
+    made: list[str] = []
+
+    def host(name: str) -> tuple[str, float]:
+        if not made:
+            made.append("late")
+            time.sleep(0.6)
+            return "tok-LATE-0123456789", time.time() + 0.5
+        made.append("fresh")
+        return "tok-FRESH-0123456789", time.time() + 3600
+
+    server.reset(rejecting(set()))
+    provider = chat(server, credential_provider=host)
+    with pytest.raises(RequestTimeout):
+        provider.complete(HI, total_timeout=0.3)
+    time.sleep(1.0)  # the late token has expired by now
+    assert provider.complete(HI, total_timeout=5).content == "ok"
+    assert made == ["late", "fresh"]
+    assert [r.headers["authorization"] for r in server.requests] == \
+        ["Bearer tok-FRESH-0123456789"]
+
+
 def private_key(tmp_path: Path, mode: int = 0o600) -> Path:
     path = tmp_path / "client.key"
     shutil.copy(KEY, path)

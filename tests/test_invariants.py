@@ -41,6 +41,11 @@ def test_no_code_execution_or_process_spawning(path: Path) -> None:
     "from concurrent.futures import ProcessPoolExecutor", "import os\nos.fork()",
     "eval('1')", "exec('x = 1')", "compile('1', 'f', 'eval')", "__import__('os')",
     "import subprocess", "import pickle",
+    "import asyncio\nasyncio.create_subprocess_shell('id')",
+    "def f(loop):\n    loop.subprocess_exec(object, 'id')", "import os\nos.path.os.system('id')",
+    "e = eval", "x = list(map(exec, ['1']))", "import functools\nf = functools.partial(eval)",
+    "x = __builtins__['eval']", "import pdb\npdb.run('1')", "import cProfile",
+    "import pydoc\npydoc.pipepager('x', 'sh')", "import runpy", "import multiprocessing",
 ])
 def test_a_disguised_way_to_run_code_is_still_found(tmp_path: Path, code: str) -> None:
     module = tmp_path / "m.py"

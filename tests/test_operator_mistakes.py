@@ -136,6 +136,19 @@ def test_config_init_is_exclusive_and_private(tmp_path: Path) -> None:
     assert not (tmp_path / "elsewhere.yaml").exists()
 
 
+def test_a_command_line_mistake_is_one_escaped_scrubbed_line(tmp_path: Path) -> None:
+    """argparse quotes what it could not parse: the line is escaped (no ESC, BEL or line
+    break reaches the terminal) and a key pasted there is redacted."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"providers": {}}))
+    result = missy("providers", "extra\x1b]0;pwned\x07\nsecond line",
+                   "sk-proj-abcdefghijklmnop123456", config=config)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "unrecognized arguments: extra\\x1b]0;pwned\\x07\\x0asecond line" in result.stderr
+    assert "sk-proj-abcdefghijklmnop123456" not in result.stderr
+
+
 @pytest.mark.parametrize("args, fragment", [
     (("providers", "--check", "--timeout", "0"), "argument --timeout: must be > 0, got 0"),
     (("ask", "--max-tokens", "0", "hi"), "argument --max-tokens: must be > 0, got 0"),

@@ -116,6 +116,10 @@ def _b64(text: str) -> str:
     quote(quote(quote(ECHO_KEY, safe=""), safe=""), safe=""),
     _b64(quote(ECHO_KEY, safe="")), quote(_b64(ECHO_KEY), safe=""),
     json.dumps(json.dumps(ECHO_KEY))[1:-1],
+    # A name=value anywhere in a query string, its base64 padded or not.
+    "token=" + _b64(quote(ECHO_KEY, safe="")), "t=" + _b64(ECHO_KEY) + "&state=1",
+    "https://cb.example/?t=" + _b64(ECHO_KEY) + "&state=1",
+    "sig=0x" + ECHO_KEY.encode().hex() + "&a=1", "a=1;k=" + quote(ECHO_KEY, safe=""),
 ], ids=lambda e: e[:24])
 def test_every_echo_of_a_key_is_scrubbed_whole(echo: str) -> None:
     key = Secret(ECHO_KEY)

@@ -124,7 +124,10 @@ DISGUISES = {
               "import io\nio.FileIO('x', 'w' + 'b')", "from io import FileIO as F\nF('x', 'wb')",
               "import logging\nlogging.FileHandler('x')",
               "import logging.handlers as h\nh.WatchedFileHandler('x')",
-              "from logging.config import dictConfig"],
+              "from logging.config import dictConfig",
+              "import logging\nlogging.basicConfig(filename='x.log')", "import sqlite3",
+              "import zipfile", "from tarfile import open as topen",
+              "import shutil\nshutil.make_archive('x', 'zip')"],
     "dynamic import": ["import importlib", "from importlib import import_module",
                        "x = __import__('os')", "import runpy",
                        "import sys\nx = sys.modules['import' + 'lib']",
@@ -145,6 +148,7 @@ DISGUISES = {
                                     "import urllib.robotparser",
                                     "from xml.sax import parse", "import xml.dom.minidom",
                                     "from xml.dom import pulldom",
+                                    "from wsgiref.simple_server import make_server",
                                     "from logging.handlers import SysLogHandler"],
 }
 

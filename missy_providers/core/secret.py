@@ -112,9 +112,11 @@ class Secret:
 # A token: a run of characters an encoding keeps together (quotes, brackets, commas and white
 # space end one). One that carries an escape, or looks like base64 or hex, is decoded.
 _TOKEN = re.compile(r"""[^\s"'<>()\[\]{},]{8,}""")
-_ENCODED = re.compile(r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\/|&#?\w+;|^[A-Za-z0-9+/_=-]{12,}$")
+_ENCODED = re.compile(r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\/|&#?\w+;|^[A-Za-z0-9+/_=-]{12,}$"
+                      r"|=[A-Za-z0-9+/_-]{12,}")  # or a name=value that may hold one
 _JSON_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\(.)")
 _HEX = frozenset("0123456789abcdefABCDEF")
+_PARAMETER_SPLIT = re.compile(r"[&;?]")
 _BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_")
 
 
@@ -148,7 +150,11 @@ def _decoded_once(text: str) -> set[str]:
     from urllib.parse import unquote
 
     found = {unquote(text), unescape(text), _json_unescaped(text)}
-    for value in {text, text.rpartition("=")[2] if "=" in text.rstrip("=") else text}:
+    # The token itself, and the value of each name=value in it (a query string's parameters
+    # too; a value's own base64 padding stays with it).
+    values = {text, *(piece.partition("=")[2] for piece in _PARAMETER_SPLIT.split(text)
+                      if "=" in piece.rstrip("="))}
+    for value in values:
         core = value.rstrip("=")
         hexed = core[2:] if core[:2] in ("0x", "0X") else core
         if len(hexed) >= 16 and len(hexed) % 2 == 0 and _HEX.issuperset(hexed):

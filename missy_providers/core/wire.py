@@ -54,6 +54,9 @@ class DeadlinePassed(Exception):
     """Internal: the overall deadline passed before a read or write began."""
 
 
+MAX_SECONDS = 86400  # the longest timeout or deadline anything may set: a day
+
+
 class CallBudget:
     """One call's bound, carried with each of its requests and enforced by the client: one
     deadline for everything the call does (rate-limit waits, backoff sleeps, every request's
@@ -65,8 +68,11 @@ class CallBudget:
     __slots__ = ("total", "deadline", "max_sends", "sends", "refreshes", "limit", "_lock")
 
     def __init__(self, total: float, max_sends: int, limit: str = "total_timeout") -> None:
-        if total.__class__ not in (int, float) or not total > 0:  # a bool is not a number here
-            raise UsageError(f"a call's total time must be a number > 0, got {total!r}")
+        # A bool is not a number here; NaN and infinity fail the range (and would overflow
+        # the clocks the deadline is handed to).
+        if total.__class__ not in (int, float) or not 0 < total <= MAX_SECONDS:
+            raise UsageError(f"a call's total time must be a number of seconds > 0 and <= "
+                             f"{MAX_SECONDS} (a day), got {total!r}")
         if max_sends.__class__ is not int or max_sends < 1:
             raise UsageError(f"a call's sends must be a whole number >= 1, got {max_sends!r}")
         self.total, self.max_sends, self.limit = float(total), max_sends, limit

@@ -33,7 +33,7 @@ from ..core.headers import Credential
 from ..core.http import ClientCert, PolicyHTTPClient, Response, Timeouts
 from ..core.secret import get_logger, sanitize
 from ..core.values import Value
-from ..core.wire import CallBudget
+from ..core.wire import MAX_SECONDS, CallBudget
 from ..events import NO_TRACE, Hooks, Trace
 from ..eventstream import EventStreamDecoder
 from ..keys import KeyRing, ring_for
@@ -112,8 +112,8 @@ def _system_problem(v: Any) -> str | None:
 
 
 def _seconds_problem(v: Any) -> str | None:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 86400
-    return None if ok else "a number of seconds > 0"
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= MAX_SECONDS
+    return None if ok else f"a number of seconds > 0 and <= {MAX_SECONDS} (a day)"
 
 
 def _cache_problem(v: Any) -> str | None:
