@@ -560,7 +560,8 @@ def _usage(message: str) -> Exception:
 # --- the parser -----------------------------------------------------------------------------
 
 
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+def _positive(kind: Callable[[str], Any], most: float = float("inf")
+              ) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
             value = kind(text)
@@ -568,6 +569,8 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if not value > 0:
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        if not value <= most:
+            raise argparse.ArgumentTypeError(f"must be <= {most:g}, got {text}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
@@ -624,7 +627,8 @@ def _parser() -> _Parser:
                                help="list the configured providers and whether they are usable")
     providers.add_argument("--check", action="store_true",
                            help="probe every enabled provider now, in parallel")
-    providers.add_argument("--timeout", type=_positive(float), default=3.0, metavar="SECONDS",
+    providers.add_argument("--timeout", type=_positive(float, 86400), default=3.0,
+                           metavar="SECONDS",
                            help="with --check: the most each probe may take, in all "
                                 "(default 3)")
     providers.add_argument("--all", action="store_true",

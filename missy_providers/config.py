@@ -652,10 +652,10 @@ def _provider(name: str, data: Any, env: Mapping[str, str], problems: _Problems,
                                                       name)
     if base_url:  # a host's type may speak no HTTP at all (none is then allowed for it)
         _check_url(base_url, problems, *path, "base_url")
-        if "?" in base_url or "#" in base_url:  # never quoted: a query may hold a key
-            problems.add("a base_url has no query string or fragment (the API's paths are "
-                         "appended to it); put a key in api_key, other parameters in "
-                         "headers or options", *path, "base_url")
+        if "?" in base_url:  # never quoted: a query may hold a key ('#' is refused above)
+            problems.add("a base_url has no query string (the API's paths are appended to "
+                         "it); put a key in api_key, other parameters in headers or options",
+                         *path, "base_url")
     if "deployment" in good and "api_version" not in good:
         problems.add("deployment is for the older deployment URLs: give api_version too (the "
                      "v1 API takes the deployment's name as model)", *path, "deployment")

@@ -151,6 +151,8 @@ def test_a_command_line_mistake_is_one_escaped_scrubbed_line(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("args, fragment", [
     (("providers", "--check", "--timeout", "0"), "argument --timeout: must be > 0, got 0"),
+    (("providers", "--check", "--timeout", "1e10"),
+     "argument --timeout: must be <= 86400, got 1e10"),
     (("ask", "--max-tokens", "0", "hi"), "argument --max-tokens: must be > 0, got 0"),
     (("ask", "--max-tokens", "-3", "hi"), "argument --max-tokens: must be > 0, got -3"),
 ])

@@ -131,6 +131,21 @@ def test_every_echo_of_a_key_is_scrubbed_whole(echo: str) -> None:
     assert key.reveal() == ECHO_KEY
 
 
+def test_a_key_among_many_parameters_is_still_found() -> None:
+    """Each name=value of a token is decoded on its own budget: padding the token with a
+    hundred and more parameters cannot push the key's value past the decoding cap."""
+    import base64
+
+    held = Secret(ECHO_KEY)  # live while the text is scrubbed
+    key = base64.b64encode(quote(ECHO_KEY, safe="").encode()).decode()
+    filler = "&".join(f"p{i}={base64.b64encode(b'filler-%d' % i).decode()}"
+                      for i in range(200))
+    for token in (f"t={key}&{filler}", f"{filler}&t={key}"):
+        shown = scrub(f"see {token} end")
+        assert key not in shown and REDACTED in shown
+    assert held.reveal() == ECHO_KEY
+
+
 def test_overlapping_secrets_go_whole_whatever_their_order() -> None:
     first, second = Secret("abcdefgh12345678"), Secret("12345678zzzzzzzz")
     assert scrub("abcdefgh12345678zzzzzzzz end") == f"{REDACTED} end"

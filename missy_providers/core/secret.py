@@ -145,16 +145,23 @@ def _decoded(token: str) -> set[str]:
     return out
 
 
+def _values(text: str) -> list[str]:
+    """The value of each ``name=value`` in ``text`` (a query string's parameters; a value's
+    own base64 padding stays with it)."""
+    if "=" not in text.rstrip("="):
+        return []
+    return [piece.partition("=")[2] for piece in _PARAMETER_SPLIT.split(text)
+            if "=" in piece.rstrip("=")]
+
+
 def _decoded_once(text: str) -> set[str]:
     from html import unescape
     from urllib.parse import unquote
 
     found = {unquote(text), unescape(text), _json_unescaped(text)}
-    # The token itself, and the value of each name=value in it (a query string's parameters
-    # too; a value's own base64 padding stays with it).
-    values = {text, *(piece.partition("=")[2] for piece in _PARAMETER_SPLIT.split(text)
-                      if "=" in piece.rstrip("="))}
-    for value in values:
+    # The text itself, and the value of each name=value in it once decoded (a query string
+    # inside base64).
+    for value in {text, *_values(text)}:
         core = value.rstrip("=")
         hexed = core[2:] if core[:2] in ("0x", "0X") else core
         if len(hexed) >= 16 and len(hexed) % 2 == 0 and _HEX.issuperset(hexed):
@@ -209,10 +216,14 @@ def scrub(text: str) -> str:
         spans = []
         for match in _TOKEN.finditer(text):
             token = match.group()
-            if _ENCODED.search(token) is not None:
-                variants = _decoded(token)
-                if any(s._value in v for s in secrets for v in variants):
+            if _ENCODED.search(token) is None:
+                continue
+            # The token, and each name=value in it as a token of its own: every value gets
+            # the whole decoding budget, however many parameters surround it.
+            for part in (token, *_values(token)):
+                if any(s._value in v for s in secrets for v in _decoded(part)):
                     spans.append(match.span())
+                    break
         text = _replaced(text, spans)
     return _TOKEN_PATTERNS.sub(REDACTED, text)
 
