@@ -169,6 +169,17 @@ def test_a_fallback_chain_shares_one_send_budget() -> None:
     assert 4 <= CallBudget.sends_for(2, 1) + CallBudget.sends_for(0, 1)
 
 
+@pytest.mark.parametrize("total", [86400.5, float("inf"), float("nan"), 1e10, 0, -1, True])
+def test_a_budget_is_at_most_a_day(total: float) -> None:
+    """Whatever a config or a caller asks, the core holds no deadline past a day (an
+    infinite one would overflow the clocks it is handed to)."""
+    from missy_providers.core.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"> 0 and <= 86400 \(a day\)"):
+        CallBudget(total, 1)
+    assert CallBudget(86400, 1).total == 86400.0
+
+
 def test_the_core_refuses_a_send_past_the_budget() -> None:
     server = LoopbackServer()
     server.reset(lambda ex: ex.json(200, {}))
