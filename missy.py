@@ -11,7 +11,8 @@ import sys
 
 def main() -> int:
     if sys.version_info < (3, 10):  # noqa: UP036 (a vendored copy may run on any Python)
-        sys.exit(f"missy: needs Python 3.10+, this is {sys.version.split()[0]}")
+        sys.stderr.write(f"missy: needs Python 3.10+, this is {sys.version.split()[0]}\n")
+        sys.exit(2)
     if __spec__ is None:
         # Run as a file (`python -I path/to/missy.py`, a vendored copy): isolated mode leaves
         # the script's directory off sys.path, so look for missy_providers beside this file.

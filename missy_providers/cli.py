@@ -40,13 +40,39 @@ class Cli:
 
         self.args, self.out, self.err = args, out, err
         # --raw keeps control sequences; a secret is redacted whatever the mode.
-        self.shown = scrub if getattr(args, "raw", False) else for_terminal
+        self.raw = bool(getattr(args, "raw", False))
+        self.shown = scrub if self.raw else for_terminal
         self.midline = False  # stdout holds a started line (a streamed answer)
+        self.streaming: Any = None  # a streamed answer's StreamScrubber, while it streams
 
     def write(self, text: str) -> None:
         """Text from a server or a model, on stdout, neutralised for the terminal."""
         if text:
             self.out.write(self.shown(text))
+            self.midline = not text.endswith("\n")
+
+    def stream(self, piece: str) -> None:
+        """A piece of a streamed answer: scrubbed across pieces (a key sent a few characters
+        at a time is still found whole), then neutralised like everything shown."""
+        from missy_providers.core.secret import StreamScrubber
+
+        if self.streaming is None:
+            self.streaming = StreamScrubber()
+        self._show_scrubbed(self.streaming.feed(piece))
+
+    def end_stream(self) -> None:
+        """What a streamed answer's scrubber still holds, shown (also when the stream was
+        cut short: before the error line)."""
+        if self.streaming is not None:
+            held, self.streaming = self.streaming.flush(), None
+            self._show_scrubbed(held)
+
+    def _show_scrubbed(self, text: str) -> None:
+        from missy_providers.core.secret import neutralised
+
+        if text:
+            self.out.write(text if self.raw else neutralised(text))
+            self.out.flush()
             self.midline = not text.endswith("\n")
 
     def print(self, text: str = "") -> None:
@@ -55,6 +81,7 @@ class Cli:
     def note(self, text: str) -> None:
         """One line on stderr (neutralised like everything shown); a streamed answer's line is
         ended first, so the note starts a line of its own."""
+        self.end_stream()
         if self.midline:
             self.out.write("\n")
             self.out.flush()
@@ -271,11 +298,11 @@ def cmd_ask(cli: Cli) -> int:
             stream = registry.stream(messages, **opts)
             try:
                 for text in stream:
-                    cli.write(text)
-                    cli.out.flush()
+                    cli.stream(text)
                 response = stream.response
             finally:
                 stream.close()  # on Ctrl-C too: the connection is closed, not left half-read
+                cli.end_stream()
                 if cli.midline:  # the answer (or a cut stream's partial text) ends its line
                     cli.print()
     if args.json:
@@ -515,7 +542,11 @@ def cmd_config_init(cli: Cli) -> int:
         starter = f.read()
     directory = os.path.dirname(os.path.abspath(path))
     if path == expand_user(DEFAULT_CONFIG_PATH):
-        make_private_dir(directory)  # the default place: made for you
+        try:
+            make_private_dir(directory)  # the default place: made for you
+        except OSError as exc:  # a file, or a dangling symlink, where the folder goes
+            raise _usage(f"cannot create {directory} ({type(exc).__name__}): it exists and is "
+                         "not a directory; move it away or give config init a path") from None
     if os.path.isdir(path):
         raise _usage(f"{path} is a directory; give a file path")
     if os.path.islink(path):

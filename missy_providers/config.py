@@ -310,7 +310,9 @@ def _kind(value: Any, shown: bool = False) -> str:
         if not _is_number(value):
             return f"the string {value!r} (write true or false, without quotes)"
         if "e" in value.lower():  # unquoted 1e3 is text to YAML 1.1 too
-            return f"the string {value!r} (YAML reads 1e3 as text: write 1000 or 1.0e+3)"
+            number = float(value)
+            plain = int(number) if number.is_integer() and abs(number) < 1e15 else number
+            return f"the string {value!r} (YAML reads that form as text: write {plain})"
         return f"the string {value!r} (write the number without quotes)"
     return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
             list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
@@ -775,7 +777,8 @@ def _check_url(url: str, problems: _Problems, *path: str) -> None:
     try:
         parse_url(url)
     except PolicyViolation as exc:
-        problems.add(str(exc), *path)
+        hint = "; write it with its scheme (http:// or https://)" if "://" not in url else ""
+        problems.add(f"{exc}{hint}", *path)
 
 
 def _network(data: Any, problems: _Problems) -> NetworkConfig:
@@ -1056,7 +1059,7 @@ def read_config_file(path: str, *, explicit: bool = True) -> Any:
     path was given (so the hint is not "pass --config FILE")."""
     source = str(path)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a BOM an editor added is no error
             text = f.read()
     except FileNotFoundError:
         hint = ("check the path" if explicit else
@@ -1100,7 +1103,8 @@ def read_config_file(path: str, *, explicit: bool = True) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"malformed YAML: {problem}{where}", source=source) from None
+        hint = " (YAML indents with spaces, never tabs)" if "\\t" in str(problem) else ""
+        raise ConfigError(f"malformed YAML: {problem}{where}{hint}", source=source) from None
     except RecursionError:
         raise ConfigError("YAML nested too deeply", source=source) from None
 

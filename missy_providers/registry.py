@@ -175,8 +175,11 @@ class ProviderRegistry:
             # In the file but skipped (a type this package does not have): say so.
             skipped = next((n for n in self.config.notes
                             if n.startswith(f"providers.{name}: type ")), "")
+            if skipped:
+                raise UsageError(f"provider {name!r} was skipped: {skipped} (usable: {known})"
+                                 ) from None
             raise UsageError(f"no provider named {name!r} in the config (configured: {known})"
-                             + (f"; {skipped}" if skipped else "")) from None
+                             ) from None
 
     # --- ours -----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -126,13 +127,35 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
     return H
 
 
+class RefusingPort:
+    """A loopback port that refuses every connection for as long as this object lives: bound,
+    never listening, so no other test's server can take it meanwhile (a stopped server's port
+    can be reused at once)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a test that stops reading, a call past its deadline) is
+        what many tests do on purpose; anything else is still reported."""
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     def __init__(self, tls: bool = False, client_ca: Path | None = None) -> None:
         self.lock = threading.Lock()
         self.requests: list[Recorded] = []
         self.connections = 0
         self.handler: Handler | None = None
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self.httpd = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         self.httpd.daemon_threads = True
         self.tls = tls
         if tls:

@@ -570,6 +570,35 @@ def test_no_cli_output_mode_prints_a_key_the_server_echoes(tmp_path: Path,
     assert "[REDACTED]" in run.stdout
 
 
+@pytest.mark.parametrize("size", [1, 3, 4, 7])
+@pytest.mark.parametrize("mode", [(), ("--raw",)])
+def test_a_key_streamed_in_pieces_is_still_redacted(tmp_path: Path, size: int,
+                                                     mode: tuple[str, ...]) -> None:
+    """A server (or a model) that streams the key a few characters at a time: the CLI's
+    streamed answer scrubs across pieces, and the text around the key still arrives."""
+    echoed = f"before {PASSPHRASE} after"
+    pieces = [echoed[i:i + size] for i in range(0, len(echoed), size)]
+
+    def handler(ex: Exchange) -> None:
+        chunks = [{"choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces]
+        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        ex.send(200, "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n",
+                content_type="text/event-stream")
+
+    server = LoopbackServer()
+    server.reset(handler)
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"providers": {"p": {
+        "name": "openai", "model": "m", "base_url": server.url + "/v1", "api_key": "$K"}}}))
+    try:
+        run = missy("ask", "hi", *mode, "--config", str(config), env={"K": PASSPHRASE})
+    finally:
+        server.stop()
+    assert run.returncode == 0, run.stderr
+    assert PASSPHRASE not in run.stdout and PASSPHRASE[:12] not in run.stdout
+    assert run.stdout == "before [REDACTED] after\n"
+
+
 def test_a_server_value_cannot_forge_a_cli_line_or_column(tmp_path: Path) -> None:
     """A model id holding a line break and a tab stays one line, one field, in every table
     (`models`, `models --long`, `providers --check`)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import CANARY
-from loopback import Counter, Exchange, LoopbackServer, wait_until
+from loopback import Exchange, LoopbackServer, RefusingPort, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 OK_BODY = {"type": "message", "id": "m", "model": "claude-x", "stop_reason": "end_turn",
@@ -109,9 +109,8 @@ def test_providers_check_json_reasons(server: LoopbackServer, tmp_path: Path) ->
     config = write_config(tmp_path, server)
     data = json.loads(config.read_text())
     data["providers"]["nokey"] = {"name": "anthropic", "model": "m", "base_url": server.url}
-    gone = Counter()  # a port nobody listens on any more
+    gone = RefusingPort()  # a port nobody listens on
     port = gone.port
-    gone.stop()
     data["providers"]["down"] = {"name": "ollama", "model": "m",
                                  "base_url": f"http://127.0.0.1:{port}"}
     config.write_text(json.dumps(data))

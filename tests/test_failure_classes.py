@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from loopback import Exchange, LoopbackServer
+from loopback import Exchange, LoopbackServer, RefusingPort
 
 from missy_providers.config import config_from_dict
 from missy_providers.core.errors import (
@@ -106,9 +106,8 @@ def test_live_failures(server: LoopbackServer, what: str, handler: Any,
 
 
 def test_unreachable_is_unavailable() -> None:
-    dead = LoopbackServer()
+    dead = RefusingPort()
     port = dead.port
-    dead.stop()
     config = config_from_dict({"providers": {"p": {
         "name": "ollama", "model": "m", "base_url": f"http://127.0.0.1:{port}",
         "max_retries": 0}}}, env={})

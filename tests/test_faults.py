@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import CANARY
-from loopback import Counter, Exchange, LoopbackServer, wait_until
+from loopback import Counter, Exchange, LoopbackServer, RefusingPort, wait_until
 
 from missy_providers.config import config_from_dict
 from missy_providers.core.errors import (
@@ -197,9 +197,8 @@ def test_retry_after_is_honoured(server: LoopbackServer) -> None:
 
 
 def test_refused_connection_is_retried_then_fails_in_bounded_time() -> None:
-    closed = Counter()
+    closed = RefusingPort()
     port = closed.port
-    closed.stop()
     provider = anthropic(port)
     slept: list[float] = []
     provider.sleep = slept.append

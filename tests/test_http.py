@@ -8,7 +8,7 @@ import time
 
 import pytest
 from conftest import CANARY, loopback_client
-from loopback import CERT, Counter, Exchange, LoopbackServer
+from loopback import CERT, Counter, Exchange, LoopbackServer, RefusingPort
 
 from missy_providers.core.errors import (
     PolicyViolation,
@@ -250,11 +250,10 @@ def test_truncated_chunked_body(server: LoopbackServer, client: PolicyHTTPClient
 
 
 def test_refused_connection(client: PolicyHTTPClient) -> None:
-    closed = Counter()
-    port = closed.port
-    closed.stop()
+    closed = RefusingPort()
     with pytest.raises(ProviderUnavailable, match="refused"):
-        client.request("GET", f"http://127.0.0.1:{port}/")
+        client.request("GET", f"http://127.0.0.1:{closed.port}/")
+    closed.close()
 
 
 def test_stream_closed_early_closes_its_connection(server: LoopbackServer,

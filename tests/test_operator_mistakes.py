@@ -187,7 +187,7 @@ def test_python_too_old_is_one_line(tmp_path: Path) -> None:
             f"runpy.run_path({str(ROOT / 'missy.py')!r}, run_name='__main__')")
     result = subprocess.run([sys.executable, "-c", code, "providers"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1
+    assert result.returncode == 2  # an operator mistake, like the others
     assert result.stderr.startswith("missy: needs Python 3.10+") and result.stderr.count("\n") == 1
 
 
@@ -473,5 +473,43 @@ def test_a_config_with_no_provider_is_noted_and_a_skipped_one_named(tmp_path: Pa
         "local": {"name": "ollama", "model": "m", "base_url": "http://127.0.0.1:9"}}}))
     pinned = missy("ask", "hi", "--provider", "claude", config=skipped)
     assert pinned.returncode == 2
-    assert "no provider named 'claude' in the config (configured: local); providers.claude: " \
-           "type 'claude' is not one this package provides" in pinned.stderr
+    assert "provider 'claude' was skipped: providers.claude: type 'claude' is not one this " \
+           "package provides" in pinned.stderr and "(usable: local)" in pinned.stderr
+
+
+def test_the_third_walkthroughs_mistakes(tmp_path: Path) -> None:
+    """~/.missy that is a file, an empty HOME, a JSON file with a BOM, tabs in YAML, a
+    base_url without its scheme, 1.5e3: each one line saying what to do."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".missy").write_text("not a folder")
+    init = missy("config", "init", HOME=str(home))
+    assert init.returncode == 2 and init.stderr.count("\n") == 1
+    assert "exists and is not a directory" in init.stderr and "Traceback" not in init.stderr
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"providers": {}}).encode())
+    assert missy("config", "check", config=bom).returncode == 0
+    tabs = tmp_path / "tabs.yaml"
+    tabs.write_text("providers:\n\tlocal: {}\n")
+    assert "YAML indents with spaces, never tabs" in missy("config", "check", config=tabs).stderr
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"providers": {"o": {
+        "name": "ollama", "model": "m", "base_url": "localhost:11434", "total_timeout": "1.5e3"}}}))
+    check = missy("config", "check", config=bare).stderr
+    assert "write it with its scheme (http:// or https://)" in check
+    assert "got the string '1.5e3' (YAML reads that form as text: write 1500)" in check
+
+
+def test_an_empty_home_is_never_the_root() -> None:
+    from missy_providers.core.env import expand_user
+
+    previous = os.environ.get("HOME")
+    os.environ["HOME"] = ""
+    try:
+        expanded = expand_user("~/.missy/config.yaml")
+    finally:
+        if previous is None:
+            del os.environ["HOME"]
+        else:
+            os.environ["HOME"] = previous
+    assert expanded.endswith("/.missy/config.yaml") and expanded != "/.missy/config.yaml"

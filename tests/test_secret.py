@@ -120,6 +120,10 @@ def _b64(text: str) -> str:
     "token=" + _b64(quote(ECHO_KEY, safe="")), "t=" + _b64(ECHO_KEY) + "&state=1",
     "https://cb.example/?t=" + _b64(ECHO_KEY) + "&state=1",
     "sig=0x" + ECHO_KEY.encode().hex() + "&a=1", "a=1;k=" + quote(ECHO_KEY, safe=""),
+    # Hex or base64 as part of a token: after a colon, in a path, as a host.
+    "key:0x" + ECHO_KEY.encode().hex(), "key:" + ECHO_KEY.encode().hex(),
+    "/v1/keys/" + ECHO_KEY.encode().hex(), "https://" + ECHO_KEY.encode().hex() + ":443",
+    "auth:" + _b64(quote(ECHO_KEY, safe="")),
 ], ids=lambda e: e[:24])
 def test_every_echo_of_a_key_is_scrubbed_whole(echo: str) -> None:
     key = Secret(ECHO_KEY)
@@ -140,9 +144,39 @@ def test_a_key_among_many_parameters_is_still_found() -> None:
     key = base64.b64encode(quote(ECHO_KEY, safe="").encode()).decode()
     filler = "&".join(f"p{i}={base64.b64encode(b'filler-%d' % i).decode()}"
                       for i in range(200))
-    for token in (f"t={key}&{filler}", f"{filler}&t={key}"):
+    nested = base64.b64encode(f"{filler}&t={key}".encode()).decode()  # inside base64
+    for token in (f"t={key}&{filler}", f"{filler}&t={key}", f"q={nested}"):
         shown = scrub(f"see {token} end")
         assert key not in shown and REDACTED in shown
+    assert held.reveal() == ECHO_KEY
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 9, 64])
+def test_a_stream_scrubber_finds_a_key_split_across_pieces(size: int) -> None:
+    from missy_providers.core.secret import StreamScrubber
+
+    held = Secret(ECHO_KEY)
+    text = f"one {ECHO_KEY} two {quote(ECHO_KEY, safe='')} three sk-ant-api03-{'x' * 30} end"
+    scrubber = StreamScrubber()
+    shown = "".join(scrubber.feed(text[i:i + size]) for i in range(0, len(text), size))
+    shown += scrubber.flush()
+    assert shown == f"one {REDACTED} two {REDACTED} three {REDACTED} end"
+    assert held.reveal() == ECHO_KEY
+
+
+def test_a_stream_scrubber_holds_back_no_more_than_it_must() -> None:
+    from missy_providers.core.secret import StreamScrubber
+
+    held = Secret(ECHO_KEY)
+    scrubber = StreamScrubber()
+    # Whole words far from the end come out at once; the tail a key could still grow from
+    # waits for the next piece or the flush.
+    out = scrubber.feed("word " * 20)
+    assert out == "word " * 20  # it ends where a token ends: nothing to hold
+    assert scrubber.feed("partial") == "" and scrubber.feed(" x") == "partial "
+    assert scrubber.flush() == "x"
+    long = "y" * 70000  # a token longer than any hold: shown, not held for ever
+    assert len(scrubber.feed(long)) > 60000
     assert held.reveal() == ECHO_KEY
 
 

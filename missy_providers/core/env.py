@@ -61,7 +61,12 @@ def secret_from(env: Mapping[str, str], name: str) -> Secret | None:
 
 
 def expand_user(path: str) -> str:
-    """``~`` at the start of ``path`` expanded (from ``HOME``, or the password database)."""
+    """``~`` at the start of ``path`` expanded (from ``HOME``, or the password database; an
+    empty ``HOME`` counts as unset, never as the file system's root)."""
+    if path[:2] in ("~", "~/") and os.environ.get("HOME") == "":
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_dir + path[1:]
     return os.path.expanduser(path)
 
 

@@ -117,6 +117,10 @@ _ENCODED = re.compile(r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\/|&#?\w+;|^[A-Za-z0-
 _JSON_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\(.)")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _PARAMETER_SPLIT = re.compile(r"[&;?]")
+# Runs of hex, and of base64, inside a longer token (looked for apart: a hex run inside a
+# base64-shaped one, as in a path, is a run of its own).
+_HEX_RUNS = re.compile(r"(?:0[xX])?[0-9A-Fa-f]{16,}")
+_BASE64_RUNS = re.compile(r"[A-Za-z0-9+/_-]{16,}=*")
 _BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_")
 
 
@@ -143,6 +147,16 @@ def _decoded(token: str) -> set[str]:
         if not frontier or len(out) > _MAX_VARIANTS:
             break
     return out
+
+
+def _holds(part: str, secrets: list[Secret]) -> bool:
+    """Whether ``part``, decoded, holds a secret; a name=value inside a decoded form is
+    decoded on a budget of its own."""
+    variants = _decoded(part)
+    if any(s._value in v for s in secrets for v in variants):
+        return True
+    inner = {value for v in variants if v != part for value in _values(v)}
+    return any(s._value in v for value in inner for s in secrets for v in _decoded(value))
 
 
 def _values(text: str) -> list[str]:
@@ -216,14 +230,15 @@ def scrub(text: str) -> str:
         spans = []
         for match in _TOKEN.finditer(text):
             token = match.group()
-            if _ENCODED.search(token) is None:
+            runs = {*_HEX_RUNS.findall(token), *_BASE64_RUNS.findall(token)} - {token}
+            if _ENCODED.search(token) is None and not runs:
                 continue
-            # The token, and each name=value in it as a token of its own: every value gets
-            # the whole decoding budget, however many parameters surround it.
-            for part in (token, *_values(token)):
-                if any(s._value in v for s in secrets for v in _decoded(part)):
-                    spans.append(match.span())
-                    break
+            # The token, each name=value in it and each run of base64 or hex characters
+            # (``key:0x...``, ``/v1/keys/<hex>``) as a token of its own: each gets the whole
+            # decoding budget, however much surrounds it; so does each name=value found once
+            # one layer is decoded (a query string inside base64).
+            if any(_holds(part, secrets) for part in (token, *_values(token), *runs)):
+                spans.append(match.span())
         text = _replaced(text, spans)
     return _TOKEN_PATTERNS.sub(REDACTED, text)
 
@@ -268,6 +283,45 @@ def sanitize(text: str | bytes, limit: int = EXCERPT_CHARS) -> str:
 
 
 excerpt = sanitize  # the name the callers that quote a server's words use
+
+
+_DELIMITERS = frozenset(" \t\n\r\f\v\"'<>()[]{},")  # what ends a token (_TOKEN)
+_MAX_HELD = 65536  # a token longer than this is scrubbed as it stands, not held for ever
+
+
+class StreamScrubber:
+    """:func:`scrub` for a text that arrives in pieces (a streamed answer shown as it comes):
+    what :meth:`feed` returns ends where a token ends (white space, a quote, a bracket, a
+    comma), never inside one a later piece could complete, so a key streamed a few characters
+    at a time is found whole; a token longer than 64 KiB is shown but for a live secret's
+    length at its end. :meth:`flush` returns what is held, at the end. A secret that itself
+    holds white space, quotes, brackets or commas is found only when a piece holds it whole."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        text = self._held + piece
+        cut = len(text)
+        while cut > 0 and text[cut - 1] not in _DELIMITERS:
+            cut -= 1
+        if cut == 0 and len(text) > _MAX_HELD:
+            longest = max((len(form) for secret in list(Secret._live)
+                           for form in secret._forms()), default=1)
+            cut = len(text) - longest + 1
+        self._held = text[cut:]
+        return scrub(text[:cut]) if cut > 0 else ""
+
+    def flush(self) -> str:
+        text, self._held = self._held, ""
+        return scrub(text)
+
+
+def neutralised(text: str) -> str:
+    """Text already scrubbed, made safe for a terminal (see :func:`for_terminal`)."""
+    return text.translate(_TERMINAL_ESCAPES)
 
 
 def for_terminal(text: str) -> str:
