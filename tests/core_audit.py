@@ -52,8 +52,6 @@ REVEALS_WITHOUT_RETURNING = {
                                         "never its signature",
     "core/secret.py:scrub": "returns the text with every secret replaced by [REDACTED]",
     "core/secret.py:_holds": "returns a bool",
-    "core/secret.py:StreamScrubber.feed": "reads only the forms' lengths; returns scrubbed "
-                                          "text",
     "core/sigv4.py:sign": "returns the SigV4 signature headers, not the secret key",
 }
 # Names that create, change or remove files whatever object they are called on ...

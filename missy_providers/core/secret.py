@@ -285,17 +285,19 @@ def sanitize(text: str | bytes, limit: int = EXCERPT_CHARS) -> str:
 excerpt = sanitize  # the name the callers that quote a server's words use
 
 
-_DELIMITERS = frozenset(" \t\n\r\f\v\"'<>()[]{},")  # what ends a token (_TOKEN)
-_MAX_HELD = 65536  # a token longer than this is scrubbed as it stands, not held for ever
+# What ends a token (_TOKEN): the last one in a piece, and "Bearer " waiting for its token.
+_LAST_DELIMITER = re.compile(r""".*[\s"'<>()\[\]{},]""", re.S)
+_BEARER_TAIL = re.compile(r"(?i)bearer\s+$")
 
 
 class StreamScrubber:
     """:func:`scrub` for a text that arrives in pieces (a streamed answer shown as it comes):
     what :meth:`feed` returns ends where a token ends (white space, a quote, a bracket, a
-    comma), never inside one a later piece could complete, so a key streamed a few characters
-    at a time is found whole; a token longer than 64 KiB is shown but for a live secret's
-    length at its end. :meth:`flush` returns what is held, at the end. A secret that itself
-    holds white space, quotes, brackets or commas is found only when a piece holds it whole."""
+    comma) and never with a ``Bearer `` whose token is still to come, so a key streamed a few
+    characters at a time is found whole; a token is held until it ends, however long (the
+    answer is kept whole anyway). :meth:`flush` returns what is held, at the end. A secret that
+    itself holds white space, quotes, brackets or commas is found only when a piece holds it
+    whole."""
 
     __slots__ = ("_held",)
 
@@ -303,14 +305,17 @@ class StreamScrubber:
         self._held = ""
 
     def feed(self, piece: str) -> str:
+        # Only the new piece is searched: what is held ends in a token (or a "Bearer ").
+        held = len(self._held)
         text = self._held + piece
-        cut = len(text)
-        while cut > 0 and text[cut - 1] not in _DELIMITERS:
-            cut -= 1
-        if cut == 0 and len(text) > _MAX_HELD:
-            longest = max((len(form) for secret in list(Secret._live)
-                           for form in secret._forms()), default=1)
-            cut = len(text) - longest + 1
+        last = _LAST_DELIMITER.match(piece)
+        if last is None:
+            self._held = text
+            return ""
+        cut = held + last.end()
+        bearer = _BEARER_TAIL.search(text, max(0, cut - 256), cut)
+        if bearer is not None:
+            cut = bearer.start()
         self._held = text[cut:]
         return scrub(text[:cut]) if cut > 0 else ""
 
