@@ -124,6 +124,9 @@ def _b64(text: str) -> str:
     "key:0x" + ECHO_KEY.encode().hex(), "key:" + ECHO_KEY.encode().hex(),
     "/v1/keys/" + ECHO_KEY.encode().hex(), "https://" + ECHO_KEY.encode().hex() + ":443",
     "auth:" + _b64(quote(ECHO_KEY, safe="")),
+    # Hex digits around the hex form shift it to either alignment.
+    "A" + ECHO_KEY.encode().hex() + "BBB", "AA" + ECHO_KEY.encode().hex() + "B",
+    "f" + ECHO_KEY.encode().hex(),
 ], ids=lambda e: e[:24])
 def test_every_echo_of_a_key_is_scrubbed_whole(echo: str) -> None:
     key = Secret(ECHO_KEY)
@@ -195,10 +198,11 @@ def test_a_key_inside_a_very_long_streamed_token_is_found(after: int) -> None:
 def test_a_bearer_token_streamed_apart_is_still_redacted() -> None:
     from missy_providers.core.secret import StreamScrubber
 
-    scrubber = StreamScrubber()
-    shown = "".join(scrubber.feed(p) for p in ("Authorization: Bearer ",
-                                               "abcdefghijklmnopqrstuvwx", "\n", "ok "))
-    assert shown + scrubber.flush() == f"Authorization: {REDACTED}\nok "
+    for gap in (" ", " " * 300, "\n" * 300):
+        scrubber = StreamScrubber()
+        pieces = ("Authorization: Bearer", gap, "abcdefghijklmnopqrstuvwx", "\n", "ok ")
+        shown = "".join(scrubber.feed(p) for p in pieces) + scrubber.flush()
+        assert shown == f"Authorization: {REDACTED}\nok ", len(gap)
 
 
 def test_overlapping_secrets_go_whole_whatever_their_order() -> None:

@@ -178,8 +178,12 @@ def _decoded_once(text: str) -> set[str]:
     for value in {text, *_values(text)}:
         core = value.rstrip("=")
         hexed = core[2:] if core[:2] in ("0x", "0X") else core
-        if len(hexed) >= 16 and len(hexed) % 2 == 0 and _HEX.issuperset(hexed):
-            found.add(bytes.fromhex(hexed).decode("utf-8", "replace"))
+        if len(hexed) >= 16 and _HEX.issuperset(hexed):
+            # At both alignments: hex digits around the encoded key (a run of A-F) may shift
+            # it by one.
+            for aligned in (hexed, hexed[1:]):
+                aligned = aligned[:len(aligned) // 2 * 2]
+                found.add(bytes.fromhex(aligned).decode("utf-8", "replace"))
         for altchars in (b"+/", b"-_"):
             try:
                 raw = base64.b64decode(core + "=" * (-len(core) % 4), altchars, validate=True)
@@ -285,15 +289,14 @@ def sanitize(text: str | bytes, limit: int = EXCERPT_CHARS) -> str:
 excerpt = sanitize  # the name the callers that quote a server's words use
 
 
-# What ends a token (_TOKEN): the last one in a piece, and "Bearer " waiting for its token.
+# What ends a token (_TOKEN): the last one in a piece.
 _LAST_DELIMITER = re.compile(r""".*[\s"'<>()\[\]{},]""", re.S)
-_BEARER_TAIL = re.compile(r"(?i)bearer\s+$")
 
 
 class StreamScrubber:
     """:func:`scrub` for a text that arrives in pieces (a streamed answer shown as it comes):
     what :meth:`feed` returns ends where a token ends (white space, a quote, a bracket, a
-    comma) and never with a ``Bearer `` whose token is still to come, so a key streamed a few
+    comma) and never with a ``Bearer`` whose token is still to come, so a key streamed a few
     characters at a time is found whole; a token is held until it ends, however long (the
     answer is kept whole anyway). :meth:`flush` returns what is held, at the end. A secret that
     itself holds white space, quotes, brackets or commas is found only when a piece holds it
@@ -302,25 +305,25 @@ class StreamScrubber:
     __slots__ = ("_held",)
 
     def __init__(self) -> None:
-        self._held = ""
+        self._held: list[str] = []  # pieces, joined only when a token ends: no copy per piece
 
     def feed(self, piece: str) -> str:
-        # Only the new piece is searched: what is held ends in a token (or a "Bearer ").
-        held = len(self._held)
-        text = self._held + piece
+        # Only the new piece is searched: what is held ends in a token (or a "Bearer").
         last = _LAST_DELIMITER.match(piece)
         if last is None:
-            self._held = text
+            self._held.append(piece)
             return ""
+        held = sum(map(len, self._held))
+        text = "".join(self._held) + piece
         cut = held + last.end()
-        bearer = _BEARER_TAIL.search(text, max(0, cut - 256), cut)
-        if bearer is not None:
-            cut = bearer.start()
-        self._held = text[cut:]
+        shown = text[:cut].rstrip()
+        if shown[-6:].lower() == "bearer":  # its token may still come: hold it with it
+            cut = len(shown) - 6
+        self._held = [text[cut:]] if cut < len(text) else []
         return scrub(text[:cut]) if cut > 0 else ""
 
     def flush(self) -> str:
-        text, self._held = self._held, ""
+        text, self._held = "".join(self._held), []
         return scrub(text)
 
 
