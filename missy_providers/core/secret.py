@@ -302,28 +302,32 @@ class StreamScrubber:
     itself holds white space, quotes, brackets or commas is found only when a piece holds it
     whole."""
 
-    __slots__ = ("_held",)
+    __slots__ = ("_held", "_bearer")
 
     def __init__(self) -> None:
-        self._held: list[str] = []  # pieces, joined only when a token ends: no copy per piece
+        self._held: list[str] = []  # pieces, joined only when a token ends
+        self._bearer = False  # what is held is "Bearer" and white space: its token is to come
 
     def feed(self, piece: str) -> str:
-        # Only the new piece is searched: what is held ends in a token (or a "Bearer").
+        # Only the new piece is searched for a delimiter: what is held ends in a token, or is
+        # a "Bearer" waiting for its token. Pieces that cannot end either wait with it,
+        # uncopied (white space while a Bearer waits).
         last = _LAST_DELIMITER.match(piece)
-        if last is None:
+        if last is None or (self._bearer and piece.isspace()):
             self._held.append(piece)
             return ""
         held = sum(map(len, self._held))
         text = "".join(self._held) + piece
         cut = held + last.end()
         shown = text[:cut].rstrip()
-        if shown[-6:].lower() == "bearer":  # its token may still come: hold it with it
+        self._bearer = shown[-6:].lower() == "bearer"
+        if self._bearer:  # its token may still come: hold it with it
             cut = len(shown) - 6
         self._held = [text[cut:]] if cut < len(text) else []
         return scrub(text[:cut]) if cut > 0 else ""
 
     def flush(self) -> str:
-        text, self._held = "".join(self._held), []
+        text, self._held, self._bearer = "".join(self._held), [], False
         return scrub(text)
 
 
