@@ -36,20 +36,17 @@ TIER_CHOICES = ("fast", "primary", "premium", "auto")
 
 class Cli:
     def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
-        from missy_providers.core.secret import for_terminal, scrub
-
         self.args, self.out, self.err = args, out, err
         # --raw keeps control sequences; a secret is redacted whatever the mode.
         self.raw = bool(getattr(args, "raw", False))
-        self.shown = scrub if self.raw else for_terminal
         self.midline = False  # stdout holds a started line (a streamed answer)
         self.streaming: Any = None  # a streamed answer's StreamScrubber, while it streams
 
     def write(self, text: str) -> None:
-        """Text from a server or a model, on stdout, neutralised for the terminal."""
-        if text:
-            self.out.write(self.shown(text))
-            self.midline = not text.endswith("\n")
+        """Text from a server or a model, on stdout, scrubbed and neutralised."""
+        from missy_providers.core.secret import scrub
+
+        self._show_scrubbed(scrub(text) if text else "")
 
     def stream(self, piece: str) -> None:
         """A piece of a streamed answer: scrubbed across pieces (a key sent a few characters
@@ -59,6 +56,7 @@ class Cli:
         if self.streaming is None:
             self.streaming = StreamScrubber()
         self._show_scrubbed(self.streaming.feed(piece))
+        self.out.flush()
 
     def end_stream(self) -> None:
         """What a streamed answer's scrubber still holds, shown (also when the stream was
@@ -68,11 +66,11 @@ class Cli:
             self._show_scrubbed(held)
 
     def _show_scrubbed(self, text: str) -> None:
+        """Text already scrubbed, on stdout: neutralised for the terminal unless --raw."""
         from missy_providers.core.secret import neutralised
 
         if text:
             self.out.write(text if self.raw else neutralised(text))
-            self.out.flush()
             self.midline = not text.endswith("\n")
 
     def print(self, text: str = "") -> None:
@@ -642,6 +640,7 @@ def _global_options(defaults: bool) -> _Parser:
 
 def _parser() -> _Parser:
     from missy_providers import __version__
+    from missy_providers.core.wire import MAX_SECONDS  # the limit every timeout shares
 
     common = _global_options(defaults=False)
     parser = _Parser(
@@ -658,7 +657,7 @@ def _parser() -> _Parser:
                                help="list the configured providers and whether they are usable")
     providers.add_argument("--check", action="store_true",
                            help="probe every enabled provider now, in parallel")
-    providers.add_argument("--timeout", type=_positive(float, 86400), default=3.0,
+    providers.add_argument("--timeout", type=_positive(float, MAX_SECONDS), default=3.0,
                            metavar="SECONDS",
                            help="with --check: the most each probe may take, in all "
                                 "(default 3)")

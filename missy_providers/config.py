@@ -982,7 +982,8 @@ def config_from_dict(data: Any, *, source: str = "<dict>",
     config = Config(providers=providers, network=network, default_provider=default,
                     fallback=tuple(fallback), source=source, notes=tuple(notes),
                     call_log=seen.get("call_log", ""), host_keys=host_keys,
-                    log_level=_log_level_name(seen.get("log_level")))
+                    log_level=_log_level_name(seen.get("log_level")),
+                    skipped={n: str(t) for n, t in skipped.items()})
     _check_proxy_allowed(config, problems)
     problems.raise_if_any(order)
     return config

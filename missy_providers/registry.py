@@ -173,11 +173,11 @@ class ProviderRegistry:
         except KeyError:
             known = ", ".join(self.config.providers) or "none"
             # In the file but skipped (a type this package does not have): say so.
-            skipped = next((n for n in self.config.notes
-                            if n.startswith(f"providers.{name}: type ")), "")
-            if skipped:
-                raise UsageError(f"provider {name!r} was skipped: {skipped} (usable: {known})"
-                                 ) from None
+            if name in self.config.skipped:
+                raise UsageError(f"provider {name!r} was skipped: its type "
+                                 f"{self.config.skipped[name]!r} is not one this package "
+                                 "provides (a host adds its own with register_type; usable: "
+                                 f"{known})") from None
             raise UsageError(f"no provider named {name!r} in the config (configured: {known})"
                              ) from None
 

@@ -194,7 +194,7 @@ class Config(Value):
     """A validated config: build it with config_from_dict or load_config."""
 
     __slots__ = ("providers", "network", "default_provider", "fallback", "source", "notes",
-                 "call_log", "host_keys", "log_level")
+                 "call_log", "host_keys", "log_level", "skipped")
     providers: Mapping[str, ProviderConfig]
     network: NetworkConfig
     default_provider: str
@@ -204,16 +204,19 @@ class Config(Value):
     call_log: str  # observability.call_log: a JSONL file of call events ("" for none)
     host_keys: tuple[str, ...]  # top-level keys that are the host application's, not ours
     log_level: str  # observability.log_level as a logging level name ("" when not set)
+    skipped: Mapping[str, str]  # providers left out for their type: name -> the type
 
     def __init__(self, providers: Mapping[str, ProviderConfig] | None = None,
                  network: NetworkConfig | None = None, default_provider: str = "",
                  fallback: tuple[str, ...] = (), source: str = "<dict>",
                  notes: tuple[str, ...] = (), call_log: str = "",
-                 host_keys: tuple[str, ...] = (), log_level: str = "") -> None:
+                 host_keys: tuple[str, ...] = (), log_level: str = "",
+                 skipped: Mapping[str, str] | None = None) -> None:
         self._set(providers={} if providers is None else providers,
                   network=NetworkConfig() if network is None else network,
                   default_provider=default_provider, fallback=fallback, source=source,
-                  notes=notes, call_log=call_log, host_keys=host_keys, log_level=log_level)
+                  notes=notes, call_log=call_log, host_keys=host_keys, log_level=log_level,
+                  skipped={} if skipped is None else skipped)
 
     def __hash__(self) -> int:  # providers is a dict
         return hash((self.source, tuple(self.providers)))

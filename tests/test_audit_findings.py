@@ -14,7 +14,9 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -243,12 +245,26 @@ def expired_codex_login(tmp_path: Path) -> Path:
     return auth
 
 
+def seconds_behind(first: Callable[[], object], second: Callable[[], object],
+                   head_start: float) -> float:
+    """Start ``first`` on a thread, give it ``head_start`` seconds, then time ``second`` on
+    this one (which must raise what the caller's ``pytest.raises`` expects, or return)."""
+    thread = threading.Thread(target=first)
+    thread.start()
+    time.sleep(head_start)
+    started = time.monotonic()
+    try:
+        second()
+    finally:
+        took = time.monotonic() - started
+        thread.join()
+    return took
+
+
 def test_a_call_waits_for_another_calls_token_refresh_only_until_its_deadline(
         tmp_path: Path) -> None:
     """Thread A's refresh stalls; thread B (total_timeout 1) needs the same tokens: B ends
     at its own deadline, not when A's refresh gives up."""
-    import threading
-
     auth = expired_codex_login(tmp_path)
     server = LoopbackServer()
     server.reset(lambda ex: time.sleep(4) if ex.req.path == "/oauth/token" else
@@ -264,14 +280,12 @@ def test_a_call_waits_for_another_calls_token_refresh_only_until_its_deadline(
             with pytest.raises(MissyError):
                 provider.complete(HI)
 
-        first = threading.Thread(target=refreshing)
-        first.start()
-        time.sleep(0.3)  # A holds the tokens' lock, refreshing
-        started = time.monotonic()
-        with pytest.raises(RequestTimeout, match="waiting for another call's token refresh"):
-            provider.complete(HI, total_timeout=1)
-        took = time.monotonic() - started
-        first.join()
+        def waiting() -> None:
+            with pytest.raises(RequestTimeout,
+                               match="waiting for another call's token refresh"):
+                provider.complete(HI, total_timeout=1)
+
+        took = seconds_behind(refreshing, waiting, 0.3)  # A holds the lock, refreshing
     finally:
         server.stop()
     assert took < 1.5
@@ -819,8 +833,6 @@ def test_the_environment_is_read_by_name_only(monkeypatch: pytest.MonkeyPatch) -
 def test_a_call_never_waits_its_deadline_away_behind_another_calls_wait() -> None:
     """The rate limiter reserves under its lock and waits outside it: a call whose deadline
     the queue would pass is refused at once, however many others are waiting."""
-    import threading
-
     server = LoopbackServer()
     server.reset(lambda ex: ex.json(200, {"choices": [{"message": {"content": "ok"}}]}))
     try:
@@ -828,14 +840,12 @@ def test_a_call_never_waits_its_deadline_away_behind_another_calls_wait() -> Non
                               "requests_per_minute": 40, "max_wait_seconds": 60}})
         provider = reg.get("a")
         provider.limiter.requests.level = 0.0  # the burst is spent: the next waits 1.5 s
-        waiter = threading.Thread(target=lambda: provider.complete(HI))
-        waiter.start()
-        time.sleep(0.2)  # the first caller is now waiting (without the lock)
-        started = time.monotonic()
-        with pytest.raises(RequestTimeout, match="client-side rate limit"):
-            provider.complete(HI, total_timeout=1.5)
-        took = time.monotonic() - started
-        waiter.join()
+        def refused() -> None:
+            with pytest.raises(RequestTimeout, match="client-side rate limit"):
+                provider.complete(HI, total_timeout=1.5)
+
+        # After 0.2 s the first caller is waiting (without the lock).
+        took = seconds_behind(lambda: provider.complete(HI), refused, 0.2)
     finally:
         server.stop()
     assert took < 0.5, took

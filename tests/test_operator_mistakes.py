@@ -473,8 +473,8 @@ def test_a_config_with_no_provider_is_noted_and_a_skipped_one_named(tmp_path: Pa
         "local": {"name": "ollama", "model": "m", "base_url": "http://127.0.0.1:9"}}}))
     pinned = missy("ask", "hi", "--provider", "claude", config=skipped)
     assert pinned.returncode == 2
-    assert "provider 'claude' was skipped: providers.claude: type 'claude' is not one this " \
-           "package provides" in pinned.stderr and "(usable: local)" in pinned.stderr
+    assert "provider 'claude' was skipped: its type 'claude' is not one this package " \
+           "provides" in pinned.stderr and "usable: local)" in pinned.stderr
 
 
 def test_the_third_walkthroughs_mistakes(tmp_path: Path) -> None:
