@@ -421,9 +421,10 @@ def cmd_policy_show(cli: Cli) -> int:
     config = cli.config()
     shown = network_policy(config).describe()
     from missy_providers.core.http import trust_description
+    from missy_providers.core.wire import shown_url
 
     net = config.network
-    shown["proxy"] = net.proxy or None
+    shown["proxy"] = shown_url(net.proxy) if net.proxy else None
     shown["ca_bundle"] = net.ca_bundle or None
     shown["trust"] = trust_description(net.ca_bundle, net.ca_bundle_adds_to_system)
     shown["audit_log"] = net.audit_log or None

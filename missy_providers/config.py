@@ -800,6 +800,11 @@ def _network(data: Any, problems: _Problems) -> NetworkConfig:
             lists.get("allowed_cidrs", ()))
     if good.get("proxy"):
         _check_url(good["proxy"], problems, "network", "proxy")
+        if good["proxy"].split("://", 1)[-1].rstrip("/").count("/") or \
+                "?" in good["proxy"]:  # never quoted: a query may hold a token
+            problems.add("the proxy is an address only (http://host:port): a proxy is sent no "
+                         "path or query, so a token there would never be used, only shown",
+                         "network", "proxy")
     client_tls = _client_cert(good, problems, ("network",))
     return NetworkConfig(
         default_deny=good.get("default_deny", True), proxy=good.get("proxy", ""), **client_tls,

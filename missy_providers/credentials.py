@@ -14,6 +14,7 @@ here reveals a credential: the core does, when it frames the request.
 from __future__ import annotations
 
 import contextvars
+import math
 import os
 import threading
 import time
@@ -302,6 +303,13 @@ class HostCallback(Renewable):
                                       f"None, got {type(expires).__name__}",
                                       provider=self.provider)
         held = self._checked(token, what)
+        if expires is not None and not -math.inf < expires < math.inf:  # NaN is neither
+            raise AuthenticationError(f"{what}: expires_at must be a finite Unix time in "
+                                      "seconds or None (no expiry)", provider=self.provider)
+        if expires is not None and expires <= time.time():
+            # Sent, it would only be refused (a 401, then one more fetch): never sent.
+            raise AuthenticationError(f"{what} returned a token whose expires_at has passed: "
+                                      "return a current one", provider=self.provider)
         self._expires = None if expires is None else float(expires)
         return held
 

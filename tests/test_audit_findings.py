@@ -849,3 +849,31 @@ def test_a_call_never_waits_its_deadline_away_behind_another_calls_wait() -> Non
     finally:
         server.stop()
     assert took < 0.5, took
+
+
+def test_a_budgets_sends_hold_across_threads() -> None:
+    """The count is taken under one lock: 8 threads racing for a budget of 50 sends get
+    exactly 50, and a provider renews its credential once however many threads ask."""
+    from missy_providers.core.errors import CallBudgetExceeded
+
+    budget = CallBudget(60.0, 50)
+    taken: list[int] = []
+    renewals: list[bool] = []
+
+    def race() -> None:
+        for _ in range(20):
+            try:
+                budget.take_send("p")
+                taken.append(1)
+            except CallBudgetExceeded:
+                pass
+        renewals.append(budget.take_refresh("p"))
+
+    threads = [threading.Thread(target=race) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(taken) == 50 and budget.sends == 50
+    assert renewals.count(True) == 1 and budget.take_refresh("q") is True
+    assert budget.refreshes == {"p", "q"}

@@ -160,9 +160,11 @@ def test_an_anthropic_key_file_goes_in_its_own_header(server: LoopbackServer,
 class Host:
     """A host's token source: hands out numbered tokens, each valid ``ttl`` seconds."""
 
-    def __init__(self, ttl: float | None = 3600.0, now: float = 1_000_000.0) -> None:
+    def __init__(self, ttl: float | None = 3600.0) -> None:
+        import time
+
         self.calls: list[str] = []
-        self.ttl, self.now = ttl, now
+        self.ttl, self.now = ttl, time.time()
 
     def __call__(self, name: str) -> tuple[str, float | None]:
         self.calls.append(name)
@@ -206,6 +208,9 @@ def test_the_hosts_callback_is_asked_once_more_after_a_401(server: LoopbackServe
     (CANARY, "must return (token, expires_at), got str"),
     ((CANARY, "tomorrow"), "expires_at must be a Unix time"),
     (("", None), "gave no credential (str)"),
+    ((CANARY, float("nan")), "expires_at must be a finite Unix time"),
+    ((CANARY, float("inf")), "expires_at must be a finite Unix time"),
+    ((CANARY, 1.0), "returned a token whose expires_at has passed"),
     ((f"{CANARY}\n", None), "a credential has a character that cannot be sent"),
     (ValueError(CANARY), "raised ValueError"),
 ])

@@ -504,3 +504,50 @@ def test_a_stream_left_early_in_the_same_thread_closes_its_socket(
         assert r._conn.sock.fileno() == -1  # closed now, not when the generator is collected
         del chunks
     assert client.idle_connections() == 0
+
+
+def test_a_callers_header_in_another_case_replaces_ours(server: LoopbackServer,
+                                                        client: PolicyHTTPClient) -> None:
+    """One pass over the caller's headers (request_headers): a name given in any case
+    replaces ours, and the request carries that header once."""
+    from missy_providers.core.headers import request_headers
+
+    ours = {"User-Agent": "u", "Accept": "application/json", "Content-Type": "application/json"}
+    out, found = request_headers(ours, {"accept": "text/plain", "ACCEPT": "text/html"},
+                                 {name.lower(): name for name in ours})
+    assert [k for k in out if k.lower() == "accept"] == ["ACCEPT"] and found == []
+    out, _ = request_headers({"Accept": "application/json"}, {"content-type": "text/plain"},
+                             {"accept": "Accept", "content-type": "Content-Type"})
+    assert dict(out) == {"Accept": "application/json", "content-type": "text/plain"}
+    server.reset(ok)
+    client.request("GET", server.url + "/", headers={"accept": "text/plain",
+                                                     "content-type": "text/x"})
+    client.request("POST", server.url + "/", headers={"CONTENT-TYPE": "text/y"}, json={})
+    assert [(r.headers["accept"], r.headers["content-type"]) for r in server.requests] == \
+        [("text/plain", "text/x"), ("application/json", "text/y")]
+
+
+def test_every_credential_among_a_requests_headers_is_found() -> None:
+    """A Secret, a Credential, and a literal in a header whose name says credential are each
+    the credential door's; a literal in any other header is not."""
+    from missy_providers.core.headers import Credential, request_headers
+    from missy_providers.core.secret import Secret
+
+    key, token = Secret(CANARY), Secret(CANARY + "t")
+    _, found = request_headers({}, {"X-Api-Key": key, "Authorization": Credential(token, "B"),
+                                    "X-Auth-Token": "literal-token", "X-Tenant": "t1"})
+    assert found[:2] == [key, token] and len(found) == 3
+    assert repr(found[2]) == "Secret('***')" and found[2].origin == "header X-Auth-Token"
+
+
+def test_a_user_agent_that_would_frame_a_header_is_refused() -> None:
+    with pytest.raises(UsageError, match="user_agent: a header value has a character"):
+        PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]),
+                         user_agent="missy\r\nX-Injected: 1")
+
+
+def test_requests_without_a_timeout_share_the_default() -> None:
+    """Timeouts are immutable: a request given none shares one default (and a total of its
+    own still gets its own)."""
+    assert Timeouts.of(None) is Timeouts.of(None) == Timeouts()
+    assert Timeouts.of(None, total=5.0) == Timeouts(total=5.0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from .errors import UsageError
 from .secret import Secret, scrub
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
@@ -56,10 +57,6 @@ class Credential:
 
     def __init__(self, secret: Secret, scheme: str = "") -> None:
         self.secret, self.scheme = secret, scheme
-
-    def render(self) -> str:
-        value = self.secret.reveal()
-        return f"{self.scheme} {value}" if self.scheme else value
 
     def __repr__(self) -> str:
         return f"Credential({self.scheme or 'value'} ***)"
@@ -131,24 +128,49 @@ class RedactedHeaders(dict[str, str]):
     __str__ = __repr__
 
 
-def credentials_in(headers: Mapping[str, Any]) -> list[Secret]:
-    """Every credential in a request's headers: Secrets, Credentials, and the literal value of
-    a header whose name says it carries one."""
+def request_headers(ours: Mapping[str, str], given: Mapping[str, object] | None,
+                    our_names: Mapping[str, str] | None = None
+                    ) -> tuple[RedactedHeaders, list[Secret]]:
+    """A request's headers, ``ours`` and then the caller's ``given`` over them (a name in
+    another case replaces the earlier one), and every credential among the caller's: a
+    Secret, a Credential, or the literal value of a header whose name says it carries one
+    (held as a Secret from here on). Each of the caller's is checked: a token name, a value
+    that can go on the wire, none that frames or routes the request. One pass over them: it
+    runs for every request. ``our_names`` maps each of ours in lower case to its name (a
+    client keeps it, rather than lower-casing its own names for every request)."""
+    out = RedactedHeaders(ours)
     found: list[Secret] = []
-    for name, value in headers.items():
+    if not given:
+        return out, found
+    names = dict(our_names) if our_names is not None else {name.lower(): name for name in ours}
+    for name, value in given.items():
+        problem = header_name_problem(name) or header_value_problem(value)
+        if problem:
+            shown = name if header_name_problem(name) is None else "?"
+            raise UsageError(f"header {shown!r}: {problem}")
+        lname = name.lower()
+        if lname in CLIENT_OWNED:
+            raise UsageError(f"the {name} header is set by the client from the checked URL "
+                             "and body, and cannot be given")
         if isinstance(value, Credential):
             found.append(value.secret)
         elif isinstance(value, Secret):
             found.append(value)
-        elif is_credential_header(name):
+        elif is_credential_header(lname):
             found.append(Secret(str(value), origin=f"header {name}"))
-    return found
+        replaced = names.get(lname)
+        if replaced is not None:
+            out.pop(replaced, None)  # the earlier one (ours has Content-Type only with JSON)
+        names[lname] = name
+        out[name] = value  # type: ignore[assignment]
+    return out, found
 
 
 def rendered(value: Any) -> str:
     """A header value as it goes on the wire (the one place a header secret is revealed)."""
     if isinstance(value, Credential):
-        return value.render()
+        revealed = value.secret.reveal()
+        return f"{value.scheme} {revealed}" if value.scheme else revealed
     if isinstance(value, Secret):
         return value.reveal()
     return str(value)

@@ -37,17 +37,15 @@ from .files import (
 )
 from .h1 import ResponseReader
 from .headers import (
-    CLIENT_OWNED,
     RedactedHeaders,
     bound_elsewhere,
-    credentials_in,
-    header_name_problem,
     header_value_problem,
     rendered,
+    request_headers,
 )
 from .policy import DEFAULT_PORTS, Decision, NetworkPolicy, Target, parse_ip
 from .response import Response as Response
-from .secret import get_logger
+from .secret import Secret, get_logger
 from .values import Value
 from .wire import (
     CANCEL_SCOPE,
@@ -215,7 +213,15 @@ class PolicyHTTPClient:
         self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._idle: dict[tuple[Any, ...], list[Connection]] = {}
         self._lock = threading.Lock()
+        if problem := header_value_problem(user_agent):
+            raise UsageError(f"user_agent: {problem}")
         self._user_agent = user_agent
+        # Our headers, before the caller's: each request copies one of them.
+        self._plain_headers = {"User-Agent": user_agent, "Accept": "application/json",
+                               # A body we could not read must never be what a proxy chose.
+                               "Accept-Encoding": "identity"}
+        self._json_headers = {**self._plain_headers, "Content-Type": "application/json"}
+        self._our_names = {name.lower(): name for name in self._json_headers}
         self._executor: ThreadPoolExecutor | None = None
         self.max_async_workers = max_async_workers
         self._proxy_url = proxy
@@ -540,29 +546,13 @@ class PolicyHTTPClient:
     # --- requests -------------------------------------------------------------------------
 
     def _headers(self, headers: Mapping[str, object] | None, has_json: bool
-                 ) -> RedactedHeaders:
-        """The request's headers: ours, then the caller's (checked: token names, values that
-        can go on the wire, nothing that frames or routes the request). Values may be Secrets
-        or Credentials: they stay so until the request is framed."""
-        out = RedactedHeaders({"User-Agent": self._user_agent, "Accept": "application/json",
-                               # A body we could not read must never be what a proxy chose.
-                               "Accept-Encoding": "identity"})
+                 ) -> tuple[RedactedHeaders, list[Secret]]:
+        """The request's headers, ours and then the caller's (checked), and the credentials
+        among them (:func:`request_headers`). Values may be Secrets or Credentials: they stay
+        so until the request is framed."""
         if has_json:
-            out["Content-Type"] = "application/json"
-        for name, value in (headers or {}).items():
-            problem = header_name_problem(name) or header_value_problem(value)
-            if problem:
-                shown = name if isinstance(name, str) and header_name_problem(name) is None \
-                    else "?"
-                raise UsageError(f"header {shown!r}: {problem}")
-            lname = name.lower()
-            if lname in CLIENT_OWNED:
-                raise UsageError(f"the {name} header is set by the client from the checked "
-                                 "URL and body, and cannot be given")
-            for existing in [k for k in out if k.lower() == lname]:
-                del out[existing]
-            out[name] = value  # type: ignore[assignment]
-        return out
+            return request_headers(self._json_headers, headers, self._our_names)
+        return request_headers(self._plain_headers, headers, self._our_names)
 
     @at_boundary
     def request(
@@ -605,15 +595,13 @@ class PolicyHTTPClient:
         if budget is None:
             budget = CallBudget(timeouts.total, 1, "the request's total timeout")
         target = self._decide(method, url)
-        all_headers = self._headers(headers, json is not None)
+        all_headers, secrets = self._headers(headers, json is not None)
         data, body_secrets = encode_body(json) if json is not None else (body, [])
         if body_secrets and not credential_body:
             raise PolicyViolation(f"{provider or 'request'}: a credential "
                                   f"({body_secrets[0].origin or 'a Secret'}) in a JSON body; "
                                   "keys go in the headers the provider declares")
         payload = Payload(data)
-        # The caller's headers are all the headers that can hold one (ours never do).
-        secrets = credentials_in(headers) if headers else []
         if body_secrets or signer is not None:
             secrets += body_secrets + (signer.secrets() if signer is not None else [])
         if problem := bound_elsewhere(secrets, target.host):

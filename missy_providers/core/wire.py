@@ -7,7 +7,7 @@ from __future__ import annotations
 import json as jsonlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -44,10 +44,14 @@ class Timeouts(Value):
         """From a single number of seconds (a config's ``timeout``): the read timeout, and
         the connect timeout up to 10 s; ``total`` for the whole request."""
         if value is None:
-            return cls(total=total)
+            # Immutable: every request without a timeout shares the default one.
+            return DEFAULT_TIMEOUTS if total == DEFAULT_TIMEOUTS.total else cls(total=total)
         if isinstance(value, Timeouts):
             return value
         return cls(connect=min(10.0, float(value)), read=float(value), total=total)
+
+
+DEFAULT_TIMEOUTS = Timeouts()
 
 
 class DeadlinePassed(Exception):
@@ -55,6 +59,20 @@ class DeadlinePassed(Exception):
 
 
 MAX_SECONDS = 86400  # the longest timeout or deadline anything may set: a day
+# Guards every budget's counts. One lock for all of them: it is held for a compare and an add,
+# so calls on many threads do not wait on it, and a budget (one per call) allocates none.
+_COUNTS = threading.Lock()
+_NO_REFRESHES: frozenset[str] = frozenset()
+
+
+def _sends(plans: Iterable[tuple[int, int, bool, bool]]) -> int:
+    """The formula of :meth:`CallBudget.sends_for`, summed over providers (one loop, no call
+    per provider: it runs once a call)."""
+    sends = 0
+    for keys, max_retries, token_refresh, reread in plans:
+        sends += (keys if keys > 1 else 1) + max_retries + (2 if token_refresh else 0) + \
+            (1 if reread else 0)
+    return sends
 
 
 class CallBudget:
@@ -65,12 +83,13 @@ class CallBudget:
 
     ``limit`` names what set the deadline, for the error that says it passed."""
 
-    __slots__ = ("total", "deadline", "max_sends", "sends", "refreshes", "limit", "_lock")
+    __slots__ = ("total", "deadline", "max_sends", "sends", "refreshes", "limit")
 
     def __init__(self, total: float, max_sends: int, limit: str = "total_timeout") -> None:
         # A bool is not a number here; NaN and infinity fail the range (and would overflow
         # the clocks the deadline is handed to).
-        if total.__class__ not in (int, float) or not 0 < total <= MAX_SECONDS:
+        kind = total.__class__
+        if (kind is not float and kind is not int) or not 0 < total <= MAX_SECONDS:
             raise UsageError(f"a call's total time must be a number of seconds > 0 and <= "
                              f"{MAX_SECONDS} (a day), got {total!r}")
         if max_sends.__class__ is not int or max_sends < 1:
@@ -78,20 +97,18 @@ class CallBudget:
         self.total, self.max_sends, self.limit = float(total), max_sends, limit
         self.deadline = time.monotonic() + self.total
         self.sends = 0
-        self.refreshes: set[str] = set()  # the providers that renewed a credential
-        self._lock = threading.Lock()
+        # The providers that renewed a credential: replaced under _COUNTS, never changed in
+        # place (renewals are rare: a call that has none allocates nothing for them).
+        self.refreshes: frozenset[str] = _NO_REFRESHES
 
     @classmethod
-    def for_call(cls, total: float, providers: Sequence[tuple[int, int, bool, bool]],
+    def for_call(cls, total: float, providers: Iterable[tuple[int, int, bool, bool]],
                  limit: str = "total_timeout") -> CallBudget:
         """The budget of one call to ``providers`` (one, or a fallback chain in order), each
         given as (its keys, its max_retries, whether it refreshes a login token, whether it
         reads its credential again after a refusal): ``total`` seconds, and the sum of
-        :meth:`sends_for` over them."""
-        sends = 0
-        for plan in providers:
-            sends += cls.sends_for(*plan)
-        return cls(total, max(1, sends), limit)
+        :meth:`sends_for` over them (at least one)."""
+        return cls(total, _sends(providers) or 1, limit)
 
     @staticmethod
     def sends_for(keys: int, max_retries: int, token_refresh: bool = False,
@@ -101,7 +118,7 @@ class CallBudget:
         where a login token can be refreshed, the refresh and one re-send after it; where the
         credential is read again after a refusal (a key or token file, the shared AWS
         credentials file, a host's callback), one re-send with what was read."""
-        return max(1, keys) + max_retries + (2 if token_refresh else 0) + (1 if reread else 0)
+        return _sends(((keys, max_retries, token_refresh, reread),))
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -113,7 +130,7 @@ class CallBudget:
 
     def take_send(self, provider: str) -> None:
         """Count one request about to be sent; refuse it past the deadline or the count."""
-        with self._lock:
+        with _COUNTS:
             if self.sends >= self.max_sends:
                 raise CallBudgetExceeded(f"this call has sent its {self.max_sends} request(s): "
                                          "no more are allowed (docs/AUDIT.md question 9)",
@@ -125,10 +142,10 @@ class CallBudget:
     def take_refresh(self, provider: str = "") -> bool:
         """Whether ``provider`` may renew its credential now (a login token refresh, or a
         credential read again after a refusal): once per provider in a call."""
-        with self._lock:
+        with _COUNTS:
             if provider in self.refreshes:
                 return False
-            self.refreshes.add(provider)
+            self.refreshes = self.refreshes | {provider}
             return True
 
     def wait(self, seconds: float, sleep: Callable[[float], None], provider: str,

@@ -179,8 +179,9 @@ def finished(trace: Trace, response: CompletionResponse) -> None:
 
 def request_id(response: Response) -> str:
     """The server's request id (its own words: sanitized, bounded, like any outside text)."""
-    return sanitize(response.header("request-id") or response.header("x-request-id") or
-                    response.header("x-amzn-requestid"), 200)
+    given = response.header("request-id") or response.header("x-request-id") or \
+        response.header("x-amzn-requestid")
+    return sanitize(given, 200) if given else ""
 
 
 # What a mapping raises when a server's JSON is not the shape it reads: made a ProtocolError
