@@ -52,3 +52,18 @@ def test_the_goals_quote_the_tables() -> None:
                      DOC)
     assert f"instructions {instructions['streamed event, OpenAI shape']} / " \
            f"{instructions['streamed event, Anthropic shape']}" in DOC
+
+
+def test_before_and_after_is_computed_and_quoted_by_the_goal() -> None:
+    """The trusted core's cost before and after: each change from its row, and the goals row
+    states the changes."""
+    table = rows("| case | d3a57ae | now | change |")
+    assert len(table) == 2
+    changes = {}
+    for case, before, now, change in table:
+        computed = (number(now) / number(before) - 1) * 100
+        assert abs(computed - float(change.rstrip("%"))) <= 0.051, case
+        changes[case] = change
+    goal = next(line for line in DOC.splitlines()
+                if line.startswith("| the trusted-core work costs"))
+    assert all(change in goal for change in changes.values())
