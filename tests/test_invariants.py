@@ -186,7 +186,8 @@ def test_vendored_copy_runs_with_the_standard_library_only(tmp_path: Path) -> No
 MUTATORS = {"append", "extend", "update", "add", "pop", "clear", "setdefault", "insert",
             "remove", "discard", "popitem", "__setitem__"}
 STATE_CALLS = {"ContextVar", "addHandler", "setLoggerClass", "setLogRecordFactory",
-               "basicConfig", "addaudithook", "setrecursionlimit", "set_int_max_str_digits"}
+               "basicConfig", "addaudithook", "setrecursionlimit", "set_int_max_str_digits",
+               "Lock", "RLock"}  # a lock shared by every caller in the process
 AUDIT = (ROOT / "docs" / "AUDIT.md").read_text(encoding="utf-8")
 
 
@@ -263,6 +264,7 @@ def test_process_wide_state_is_what_audit_md_lists() -> None:
     ("def f():\n    globals()['x'] = 1", {"m.py: globals()"}),
     ("import contextvars\nV = contextvars.ContextVar('v')", {"m.py: ContextVar"}),
     ("import logging\nlogging.getLogger('x').addHandler(None)", {"m.py: addHandler"}),
+    ("import threading\nL = threading.Lock()", {"m.py: Lock"}),
     ("X = (1, 2)\nY = frozenset()", set()),
 ])
 def test_process_wide_state_is_found(tmp_path: Path, code: str, expected: set[str]) -> None:
