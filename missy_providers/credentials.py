@@ -303,14 +303,20 @@ class HostCallback(Renewable):
                                       f"None, got {type(expires).__name__}",
                                       provider=self.provider)
         held = self._checked(token, what)
-        if expires is not None and not -math.inf < expires < math.inf:  # NaN is neither
-            raise AuthenticationError(f"{what}: expires_at must be a finite Unix time in "
-                                      "seconds or None (no expiry)", provider=self.provider)
-        if expires is not None and expires <= time.time():
-            # Sent, it would only be refused (a 401, then one more fetch): never sent.
-            raise AuthenticationError(f"{what} returned a token whose expires_at has passed: "
-                                      "return a current one", provider=self.provider)
-        self._expires = None if expires is None else float(expires)
+        if expires is not None:
+            try:
+                expires = float(expires)
+            except OverflowError:  # an int past any float
+                expires = math.inf
+            if not math.isfinite(expires):
+                raise AuthenticationError(f"{what}: expires_at must be a finite Unix time in "
+                                          "seconds or None (no expiry)", provider=self.provider)
+            if expires <= time.time():
+                # Sent, it would only be refused (a 401, then one more fetch): never sent.
+                raise AuthenticationError(f"{what} returned a token whose expires_at has "
+                                          "passed: return a current one",
+                                          provider=self.provider)
+        self._expires = expires
         return held
 
 

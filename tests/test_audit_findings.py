@@ -852,8 +852,8 @@ def test_a_call_never_waits_its_deadline_away_behind_another_calls_wait() -> Non
 
 
 def test_a_budgets_sends_hold_across_threads() -> None:
-    """The count is taken under one lock: 8 threads racing for a budget of 50 sends get
-    exactly 50, and a provider renews its credential once however many threads ask."""
+    """The count is taken under the budget's lock: 8 threads racing for a budget of 50 sends
+    get exactly 50, and a provider renews its credential once however many threads ask."""
     from missy_providers.core.errors import CallBudgetExceeded
 
     budget = CallBudget(60.0, 50)
@@ -877,3 +877,40 @@ def test_a_budgets_sends_hold_across_threads() -> None:
     assert len(taken) == 50 and budget.sends == 50
     assert renewals.count(True) == 1 and budget.take_refresh("q") is True
     assert budget.refreshes == {"p", "q"}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # 3.12+: fork with threads
+def test_a_budget_in_a_forked_child_never_waits_for_another() -> None:
+    """Budgets share no lock: a child forked while another thread counts sends (its lock
+    held at the fork) counts its own at once."""
+    busy = CallBudget(60.0, 10**9)
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            busy.take_send("p")
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    try:
+        hung = 0
+        for _ in range(20):
+            pid = os.fork()
+            if pid == 0:  # the child: a new budget, counted at once, or killed below
+                try:
+                    CallBudget(60.0, 2).take_send("p")
+                finally:
+                    os._exit(0)
+            deadline = time.monotonic() + 5
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    hung += 1
+                    break
+                time.sleep(0.005)
+    finally:
+        stop.set()
+        thread.join()
+    assert hung == 0

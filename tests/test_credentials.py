@@ -210,6 +210,7 @@ def test_the_hosts_callback_is_asked_once_more_after_a_401(server: LoopbackServe
     (("", None), "gave no credential (str)"),
     ((CANARY, float("nan")), "expires_at must be a finite Unix time"),
     ((CANARY, float("inf")), "expires_at must be a finite Unix time"),
+    ((CANARY, 10**400), "expires_at must be a finite Unix time"),
     ((CANARY, 1.0), "returned a token whose expires_at has passed"),
     ((f"{CANARY}\n", None), "a credential has a character that cannot be sent"),
     (ValueError(CANARY), "raised ValueError"),

@@ -551,3 +551,55 @@ def test_requests_without_a_timeout_share_the_default() -> None:
     own still gets its own)."""
     assert Timeouts.of(None) is Timeouts.of(None) == Timeouts()
     assert Timeouts.of(None, total=5.0) == Timeouts(total=5.0)
+
+
+class Sneaky(str):
+    """Text that shows a check one thing and the wire another."""
+
+    def __str__(self) -> str:
+        return "ok\r\nX-Injected: 1"
+
+    __format__ = lambda self, spec: "ok\r\nX-Injected: 1"  # noqa: E731
+    __iter__ = lambda self: iter("ok")  # noqa: E731
+
+
+class SneakyName(str):
+    def lower(self) -> str:  # type: ignore[override]
+        return "x-harmless"
+
+
+class SneakyMethod(str):
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = str.__hash__
+
+
+def test_text_that_is_a_str_subclass_is_sent_as_its_own_characters(
+        server: LoopbackServer) -> None:
+    """A str subclass is made plain before it is checked (own_text): what is checked is what
+    is sent, whatever its methods say (header names and values, a Secret's value, the method,
+    the URL, the user agent)."""
+    from missy_providers.core.headers import Credential
+    from missy_providers.core.secret import Secret
+
+    server.reset(ok)
+    client = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]))
+    assert client.request("GET", Sneaky(server.url + "/"),
+                          headers={"X-A": Sneaky("fine"), "X-Api-Key": Secret(Sneaky(CANARY))}
+                          ).status == 200
+    sent = server.requests[0].headers
+    assert "x-injected" not in sent and sent["x-a"] == "fine" and sent["x-api-key"] == CANARY
+    with pytest.raises(UsageError, match="the Transfer-Encoding header is set by the client"):
+        client.request("GET", server.url + "/",
+                       headers={SneakyName("Transfer-Encoding"): "chunked"})
+    with pytest.raises(UsageError, match="is not one of GET, POST, HEAD, DELETE"):
+        client.request(SneakyMethod("GET / HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET"),
+                       server.url + "/")
+    with pytest.raises(UsageError, match="scheme must be a token"):
+        client.request("GET", server.url + "/",
+                       headers={"Authorization": Credential(Secret(CANARY), "Bearer\r\nX: 1")})
+    for agent in (Sneaky("missy"), Secret(CANARY)):
+        with pytest.raises(UsageError, match="user_agent must be a str"):
+            PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]), user_agent=agent)
+    assert len(server.requests) == 1

@@ -19,7 +19,7 @@ IMPORT_TIME_CALLS = {"frozenset", "set", "dict", "tuple", "range", "map", "chr",
                      "NetworkPolicy", "compile", "WeakSet",
                      "JSONEncoder", "JSONDecoder", "count", "Trace", "ContextVar", "get_logger",
                      "MappingProxyType", "ProcessEnvironment", "RoundTrip",
-                     "object", "Lock"}  # re.compile (the builtin is forbidden above)
+                     "object"}  # re.compile (the builtin is forbidden above)
 
 
 def parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:

@@ -73,7 +73,7 @@ CASES = [
     ("https://api.example.com/ü", False, "non-ASCII"),
     ("https://xn--bcher-kva.example/", False, "default_deny is true"),
     ("https://ap*i.example.com/", False, "characters not allowed"),
-    ("https://api.example.com:443:80/", False, "IPv6 addresses must be in brackets"),
+    ("https://api.example.com:443:80/", False, "IPv6 addresses go in brackets"),
     ("https://api.example.com;evil/", False, "characters not allowed"),
     # empty hosts and ports
     ("https:///path", False, "empty host"),
@@ -149,7 +149,7 @@ CASES = [
     ("https://[::1]/", False, "default_deny is true"),
     ("https://[fe80::1%25eth0]/", False, "zone ids"),
     ("https://[fe80::1%eth0]/", False, "zone ids"),
-    ("https://2001:db8::1/", False, "IPv6 addresses must be in brackets"),
+    ("https://2001:db8::1/", False, "IPv6 addresses go in brackets"),
     ("https://[2001:db8::1/", False, "unclosed"),
     ("https://[2001:db8::1]x/", False, "unexpected text after"),
     ("https://[api.example.com]/", False, "only IPv6 addresses go in brackets"),

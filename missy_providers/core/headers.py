@@ -4,8 +4,8 @@ What may be a header name or value is checked here, for configured headers when 
 loaded and for every request before it is framed. Credentials reach a request only as
 :class:`~missy_providers.core.secret.Secret` values (alone, or as a :class:`Credential` with its
 scheme): providers *declare* how theirs is presented, and only the core puts the value into the
-request's bytes, after :func:`check_credentials` has applied the same rules to every one of
-them, whatever header or body field carries it.
+request's bytes, after :func:`request_headers` has found every one of them, whatever header
+carries it, for the client to apply the same rules to each (with a JSON body's and a signer's).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from .errors import UsageError
 from .secret import Secret, scrub
+from .values import own_text
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -76,6 +77,9 @@ def header_value_problem(value: object, *, credential: bool = False) -> str | No
     """Why ``value`` cannot be sent as a header value, or None. The value is never quoted:
     it may be a key. A Secret or a Credential is checked as a credential."""
     if isinstance(value, Credential):
+        scheme = value.scheme
+        if scheme and (type(scheme) is not str or not TOKEN_CHARS.issuperset(scheme)):
+            return "a credential's scheme must be a token such as Bearer (value not shown)"
         value, credential = value.secret, True
     if isinstance(value, Secret):
         value, credential = value.reveal(), True
@@ -144,6 +148,10 @@ def request_headers(ours: Mapping[str, str], given: Mapping[str, object] | None,
         return out, found
     names = dict(our_names) if our_names is not None else {name.lower(): name for name in ours}
     for name, value in given.items():
+        if isinstance(name, str):
+            name = own_text(name)
+        if isinstance(value, str):
+            value = own_text(value)
         problem = header_name_problem(name) or header_value_problem(value)
         if problem:
             shown = name if header_name_problem(name) is None else "?"

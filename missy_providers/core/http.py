@@ -46,7 +46,7 @@ from .headers import (
 from .policy import DEFAULT_PORTS, Decision, NetworkPolicy, Target, parse_ip
 from .response import Response as Response
 from .secret import Secret, get_logger
-from .values import Value
+from .values import Value, own_text
 from .wire import (
     CANCEL_SCOPE,
     METHODS,
@@ -213,6 +213,10 @@ class PolicyHTTPClient:
         self._dns: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._idle: dict[tuple[Any, ...], list[Connection]] = {}
         self._lock = threading.Lock()
+        # Plain text only: a Secret here would reach the wire unseen by the credential rules,
+        # a str subclass could show its check one text and the wire another.
+        if type(user_agent) is not str:
+            raise UsageError(f"user_agent must be a str, got {type(user_agent).__name__}")
         if problem := header_value_problem(user_agent):
             raise UsageError(f"user_agent: {problem}")
         self._user_agent = user_agent
@@ -589,8 +593,11 @@ class PolicyHTTPClient:
         goes in a JSON body only when the request says the body is a credential exchange
         (``credential_body``: an OAuth token refresh); otherwise it is refused, so no mapping
         can put a key in a field its server would echo or log."""
-        if method not in METHODS:
-            raise UsageError(f"method {method!r}"[:60] + f" is not one of {', '.join(METHODS)}")
+        if type(method) is not str or method not in METHODS:  # a str subclass's == can lie
+            shown = repr(own_text(method)) if isinstance(method, str) else type(method).__name__
+            raise UsageError(f"method {shown}"[:60] + f" is not one of {', '.join(METHODS)}")
+        if type(url) is not str and isinstance(url, str):
+            url = own_text(url)
         timeouts = Timeouts.of(timeout)
         if budget is None:
             budget = CallBudget(timeouts.total, 1, "the request's total timeout")

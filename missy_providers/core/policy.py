@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from .errors import PolicyViolation
 from .secret import scrub
-from .values import Value
+from .values import Value, own_text
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -143,14 +143,17 @@ def _split_host_port(hostport: str) -> tuple[str, str | None]:
             raise ValueError(f"unexpected text after ']' in {hostport!r}")
         return host, rest[1:]
     if hostport.count(":") > 1:
-        raise ValueError(f"IPv6 addresses must be in brackets: {hostport!r}")
+        # Not quoted: user:pass text ends up here when the password holds a ':' or a '/'.
+        raise ValueError("more than one ':' in the host and port: IPv6 addresses go in "
+                         "brackets, and user:password does not go in a URL")
     host, sep, port = hostport.partition(":")
     return host, port if sep else None
 
 
 def _parse_port(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or (len(text) > 1 and text[0] == "0"):
-        raise ValueError(f"port {text!r} is not a plain decimal number")
+        # Not quoted: a password in a URL with a '/' in it ends up here as the port.
+        raise ValueError("port is not a plain decimal number (1-65535)")
     port = int(text)
     if not 1 <= port <= 65535:
         raise ValueError(f"port {port} is not in 1-65535")
@@ -168,6 +171,7 @@ def parse_url(url: str) -> Target:
     """The canonical target of an http(s) URL; raises PolicyViolation for anything ambiguous."""
     if not isinstance(url, str) or not url:
         raise _refuse("empty or not a string")
+    url = own_text(url)
     if not url.isascii():
         raise _refuse("non-ASCII characters (percent-encode the path; use xn-- host names)")
     if not _FORBIDDEN_URL_CHARS.isdisjoint(url):

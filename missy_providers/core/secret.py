@@ -20,6 +20,8 @@ import re
 import weakref
 from urllib.parse import quote, quote_plus
 
+from .values import own_text
+
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
     from typing import ClassVar
@@ -49,7 +51,7 @@ class Secret:
     def __init__(self, value: str, *, origin: str = "", only_host: str | None = None) -> None:
         if not isinstance(value, str):
             raise TypeError(f"a Secret holds a str, got {type(value).__name__}")
-        self._value = value
+        self._value = own_text(value)  # what is revealed is what was checked
         self._forms_cache: tuple[str, ...] | None = None
         self.origin, self.only_host = origin, only_host
         if len(value) >= MIN_SECRET_CHARS:

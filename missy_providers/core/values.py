@@ -63,3 +63,11 @@ class Record(Value):
 
     def __setattr__(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
+
+
+def own_text(value: str) -> str:
+    """``value``'s own characters as a plain ``str``. A ``str`` subclass can override what a
+    check reads it with (``__iter__``, ``lower``, ``__eq__``, ``__hash__``) and what framing
+    writes (``__str__``, ``__format__``), so that what is checked and what is sent differ:
+    text that goes into a request is made plain before it is checked."""
+    return value if type(value) is str else str.__str__(value)

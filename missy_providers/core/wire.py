@@ -59,9 +59,6 @@ class DeadlinePassed(Exception):
 
 
 MAX_SECONDS = 86400  # the longest timeout or deadline anything may set: a day
-# Guards every budget's counts. One lock for all of them: it is held for a compare and an add,
-# so calls on many threads do not wait on it, and a budget (one per call) allocates none.
-_COUNTS = threading.Lock()
 _NO_REFRESHES: frozenset[str] = frozenset()
 
 
@@ -83,7 +80,7 @@ class CallBudget:
 
     ``limit`` names what set the deadline, for the error that says it passed."""
 
-    __slots__ = ("total", "deadline", "max_sends", "sends", "refreshes", "limit")
+    __slots__ = ("total", "deadline", "max_sends", "sends", "refreshes", "limit", "_lock")
 
     def __init__(self, total: float, max_sends: int, limit: str = "total_timeout") -> None:
         # A bool is not a number here; NaN and infinity fail the range (and would overflow
@@ -97,17 +94,20 @@ class CallBudget:
         self.total, self.max_sends, self.limit = float(total), max_sends, limit
         self.deadline = time.monotonic() + self.total
         self.sends = 0
-        # The providers that renewed a credential: replaced under _COUNTS, never changed in
+        # The providers that renewed a credential: replaced under the lock, never changed in
         # place (renewals are rare: a call that has none allocates nothing for them).
         self.refreshes: frozenset[str] = _NO_REFRESHES
+        # Its own lock: a lock shared by every budget would hang every call in a child forked
+        # while another thread held it.
+        self._lock = threading.Lock()
 
     @classmethod
     def for_call(cls, total: float, providers: Iterable[tuple[int, int, bool, bool]],
                  limit: str = "total_timeout") -> CallBudget:
         """The budget of one call to ``providers`` (one, or a fallback chain in order), each
-        given as (its keys, its max_retries, whether it refreshes a login token, whether it
-        reads its credential again after a refusal): ``total`` seconds, and the sum of
-        :meth:`sends_for` over them (at least one)."""
+        given as exactly (its keys, its max_retries, whether it refreshes a login token,
+        whether it reads its credential again after a refusal), as ``send_plan`` gives them:
+        ``total`` seconds, and the sum of :meth:`sends_for` over them (at least one)."""
         return cls(total, _sends(providers) or 1, limit)
 
     @staticmethod
@@ -130,7 +130,7 @@ class CallBudget:
 
     def take_send(self, provider: str) -> None:
         """Count one request about to be sent; refuse it past the deadline or the count."""
-        with _COUNTS:
+        with self._lock:
             if self.sends >= self.max_sends:
                 raise CallBudgetExceeded(f"this call has sent its {self.max_sends} request(s): "
                                          "no more are allowed (docs/AUDIT.md question 9)",
@@ -142,7 +142,7 @@ class CallBudget:
     def take_refresh(self, provider: str = "") -> bool:
         """Whether ``provider`` may renew its credential now (a login token refresh, or a
         credential read again after a refusal): once per provider in a call."""
-        with _COUNTS:
+        with self._lock:
             if provider in self.refreshes:
                 return False
             self.refreshes = self.refreshes | {provider}
