@@ -603,3 +603,29 @@ def test_text_that_is_a_str_subclass_is_sent_as_its_own_characters(
         with pytest.raises(UsageError, match="user_agent must be a str"):
             PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]), user_agent=agent)
     assert len(server.requests) == 1
+
+
+# RFC 9110 section 5.6.2's tchar, written out here apart from the package's own.
+TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def test_the_header_value_rule_is_the_same_on_its_fast_path() -> None:
+    """Printable ASCII is checked by str's own methods, anything else by the character sets
+    the rule states (RFC 9110: visible ASCII, space, tab and obs-text; a credential: visible
+    ASCII only): every character below U+0300, alone and inside a longer value, gets the
+    sets' answer."""
+    from missy_providers.core.headers import (
+        _CREDENTIAL_CHARS,
+        _VALUE_CHARS,
+        header_name_problem,
+        header_value_problem,
+    )
+
+    for code in range(0x300):
+        ch = chr(code)
+        for text in (ch, f"sk-{ch}-0123456789"):
+            assert (header_value_problem(text) is None) == _VALUE_CHARS.issuperset(text)
+            assert (header_value_problem(text, credential=True) is None) == \
+                _CREDENTIAL_CHARS.issuperset(text)
+            assert (header_name_problem(text) is None) == TOKEN.issuperset(text)
+    assert header_value_problem("") is None and header_name_problem("") is not None

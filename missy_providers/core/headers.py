@@ -63,11 +63,19 @@ class Credential:
         return f"Credential({self.scheme or 'value'} ***)"
 
 
+def _is_token(text: str) -> bool:
+    """Whether ``text`` is made of token characters. Letters and digits are found by str's own
+    methods first: the general rule builds a set of the text's characters."""
+    return (text.isascii() and text.isalnum()) or TOKEN_CHARS.issuperset(text)
+
+
 def header_name_problem(name: object) -> str | None:
     """Why ``name`` cannot be a header name, or None."""
     if not isinstance(name, str) or not name:
         return "a header name must be a non-empty string"
-    if not TOKEN_CHARS.issuperset(name):
+    if type(name) is not str:
+        name = own_text(name)
+    if not _is_token(name):
         col = next(i for i, ch in enumerate(name) if ch not in TOKEN_CHARS)
         return f"header name has a character that is not allowed at index {col}"
     return None
@@ -78,13 +86,19 @@ def header_value_problem(value: object, *, credential: bool = False) -> str | No
     it may be a key. A Secret or a Credential is checked as a credential."""
     if isinstance(value, Credential):
         scheme = value.scheme
-        if scheme and (type(scheme) is not str or not TOKEN_CHARS.issuperset(scheme)):
+        if scheme and (type(scheme) is not str or not _is_token(scheme)):
             return "a credential's scheme must be a token such as Bearer (value not shown)"
         value, credential = value.secret, True
     if isinstance(value, Secret):
         value, credential = value.reveal(), True
     if not isinstance(value, str):
         return f"a header value must be a string, got {type(value).__name__}"
+    if type(value) is not str:
+        value = own_text(value)
+    # Printable ASCII, the common case, by str's own methods: the general rule below builds a
+    # set of the value's characters (a long key costs thousands of instructions that way).
+    if value.isascii() and value.isprintable() and not (credential and " " in value):
+        return None
     allowed = _CREDENTIAL_CHARS if credential else _VALUE_CHARS
     if allowed.issuperset(value):
         return None
@@ -148,9 +162,9 @@ def request_headers(ours: Mapping[str, str], given: Mapping[str, object] | None,
         return out, found
     names = dict(our_names) if our_names is not None else {name.lower(): name for name in ours}
     for name, value in given.items():
-        if isinstance(name, str):
+        if type(name) is not str and isinstance(name, str):
             name = own_text(name)
-        if isinstance(value, str):
+        if type(value) is not str and isinstance(value, str):
             value = own_text(value)
         problem = header_name_problem(name) or header_value_problem(value)
         if problem:
