@@ -306,8 +306,8 @@ class HostCallback(Renewable):
         if expires is not None:
             try:
                 expires = float(expires)
-            except OverflowError:  # an int past any float
-                expires = math.inf
+            except Exception:  # an int past any float, or a number type of the host's own
+                expires = math.nan  # refused just below, naming no value
             if not math.isfinite(expires):
                 raise AuthenticationError(f"{what}: expires_at must be a finite Unix time in "
                                           "seconds or None (no expiry)", provider=self.provider)

@@ -204,6 +204,13 @@ def test_the_hosts_callback_is_asked_once_more_after_a_401(server: LoopbackServe
     assert len(server.requests) == 2 and len(host.calls) == 3  # once more, not twice
 
 
+class UnreadableTime(float):
+    """A host's number type whose conversion fails with the token in its message."""
+
+    def __float__(self) -> float:
+        raise ValueError(CANARY)
+
+
 @pytest.mark.parametrize("returned, problem", [
     (CANARY, "must return (token, expires_at), got str"),
     ((CANARY, "tomorrow"), "expires_at must be a Unix time"),
@@ -211,6 +218,7 @@ def test_the_hosts_callback_is_asked_once_more_after_a_401(server: LoopbackServe
     ((CANARY, float("nan")), "expires_at must be a finite Unix time"),
     ((CANARY, float("inf")), "expires_at must be a finite Unix time"),
     ((CANARY, 10**400), "expires_at must be a finite Unix time"),
+    ((CANARY, UnreadableTime(2e9)), "expires_at must be a finite Unix time"),
     ((CANARY, 1.0), "returned a token whose expires_at has passed"),
     ((f"{CANARY}\n", None), "a credential has a character that cannot be sent"),
     (ValueError(CANARY), "raised ValueError"),

@@ -629,3 +629,68 @@ def test_the_header_value_rule_is_the_same_on_its_fast_path() -> None:
                 _CREDENTIAL_CHARS.issuperset(text)
             assert (header_name_problem(text) is None) == TOKEN.issuperset(text)
     assert header_value_problem("") is None and header_name_problem("") is not None
+
+
+class FormatsOtherwise(str):
+    """Text whose formatting (what an f-string writes) adds a header."""
+
+    def __format__(self, spec: str) -> str:
+        return str.__str__(self) + "\r\nX-Injected: 1"
+
+
+class LyingLength(str):
+    def __len__(self) -> int:
+        return 1
+
+
+class LyingBytes(bytes):
+    def __len__(self) -> int:
+        return 2
+
+
+class ClaimsToBeASecret:
+    """An object that tells isinstance() it is a Secret."""
+
+    __class__ = property(lambda self: __import__(  # type: ignore[assignment]
+        "missy_providers.core.secret", fromlist=["Secret"]).Secret)
+
+    def reveal(self) -> str:
+        return "ok\r\nX-Injected: 1"
+
+
+def test_the_door_takes_its_own_types_exactly(server: LoopbackServer) -> None:
+    """Secret and Credential are final and checked by exact type; what they hold is plain
+    text; a body is its own bytes; a method that is a StrEnum is its plain text."""
+    import http
+    from array import array
+    from datetime import datetime, timezone
+
+    from missy_providers.core.headers import Credential
+    from missy_providers.core.secret import Secret, scrub
+    from missy_providers.core.sigv4 import AwsCredentials, sign
+
+    for final in (Secret, Credential):
+        with pytest.raises(TypeError, match="cannot be subclassed"):
+            type("Sub", (final,), {})
+    with pytest.raises(UsageError, match="a Credential holds a Secret"):
+        Credential(ClaimsToBeASecret(), "Bearer")  # type: ignore[arg-type]
+    value = "lying-about-its-length-7f3a9c"
+    held = Secret(LyingLength(value))  # its own length decides that it is scrubbed
+    assert scrub(f"key {value}") == "key [REDACTED]" and held.reveal() == value
+    server.reset(ok)
+    client = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]))
+    with pytest.raises(UsageError, match="a header value must be a string"):
+        client.request("GET", server.url + "/", headers={"X-A": ClaimsToBeASecret()})
+    words = array("I", [0x41414141] * 4)  # 16 bytes, 4 items
+    for body in (LyingBytes(b"0123456789"), memoryview(words)):
+        client.request(http.HTTPMethod.POST, server.url + "/", body=body)
+    assert [r.body for r in server.requests] == [b"0123456789", b"A" * 16]
+    with pytest.raises(UsageError, match="body must be bytes, got int"):
+        client.request("POST", server.url + "/", body=5)  # type: ignore[arg-type]
+    signed = sign("POST", "https://bedrock-runtime.us-east-1.amazonaws.com/x", {}, b"",
+                  region=FormatsOtherwise("us-east-1"), service=FormatsOtherwise("bedrock"),
+                  credentials=AwsCredentials(FormatsOtherwise("AKIDEXAMPLE"),
+                                             Secret(CANARY)),
+                  now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert "\r" not in signed["Authorization"] and "\n" not in signed["Authorization"]
+    assert len(server.requests) == 2

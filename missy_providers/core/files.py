@@ -158,7 +158,7 @@ def write_json_private(path: str, data: object) -> None:
     import json
 
     def reveal(value: object) -> str:
-        if isinstance(value, Secret):
+        if type(value) is Secret:  # exactly (the class is final)
             return value.reveal()
         raise TypeError(f"{type(value).__name__} is not JSON serializable")
 

@@ -57,7 +57,19 @@ class Credential:
     __slots__ = ("secret", "scheme")
 
     def __init__(self, secret: Secret, scheme: str = "") -> None:
+        if type(secret) is not Secret:
+            raise UsageError(f"a Credential holds a Secret, got {type(secret).__name__}")
+        if type(scheme) is not str:
+            if not isinstance(scheme, str):
+                raise UsageError(f"a credential's scheme is a str, got {type(scheme).__name__}")
+            scheme = own_text(scheme)
+        if scheme and not _is_token(scheme):
+            raise UsageError("a credential's scheme must be a token such as Bearer")
         self.secret, self.scheme = secret, scheme
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # Final: a subclass could show its check one scheme or secret and the wire another.
+        raise TypeError("Credential cannot be subclassed")
 
     def __repr__(self) -> str:
         return f"Credential({self.scheme or 'value'} ***)"
@@ -84,12 +96,11 @@ def header_name_problem(name: object) -> str | None:
 def header_value_problem(value: object, *, credential: bool = False) -> str | None:
     """Why ``value`` cannot be sent as a header value, or None. The value is never quoted:
     it may be a key. A Secret or a Credential is checked as a credential."""
-    if isinstance(value, Credential):
-        scheme = value.scheme
-        if scheme and (type(scheme) is not str or not _is_token(scheme)):
-            return "a credential's scheme must be a token such as Bearer (value not shown)"
+    # By exact type: the classes are final, and isinstance() would believe an object that
+    # claims their __class__.
+    if type(value) is Credential:
         value, credential = value.secret, True
-    if isinstance(value, Secret):
+    if type(value) is Secret:
         value, credential = value.reveal(), True
     if not isinstance(value, str):
         return f"a header value must be a string, got {type(value).__name__}"
@@ -174,9 +185,9 @@ def request_headers(ours: Mapping[str, str], given: Mapping[str, object] | None,
         if lname in CLIENT_OWNED:
             raise UsageError(f"the {name} header is set by the client from the checked URL "
                              "and body, and cannot be given")
-        if isinstance(value, Credential):
+        if type(value) is Credential:
             found.append(value.secret)
-        elif isinstance(value, Secret):
+        elif type(value) is Secret:
             found.append(value)
         elif is_credential_header(lname):
             found.append(Secret(str(value), origin=f"header {name}"))
@@ -190,10 +201,10 @@ def request_headers(ours: Mapping[str, str], given: Mapping[str, object] | None,
 
 def rendered(value: Any) -> str:
     """A header value as it goes on the wire (the one place a header secret is revealed)."""
-    if isinstance(value, Credential):
+    if type(value) is Credential:
         revealed = value.secret.reveal()
         return f"{value.scheme} {revealed}" if value.scheme else revealed
-    if isinstance(value, Secret):
+    if type(value) is Secret:
         return value.reveal()
     return str(value)
 

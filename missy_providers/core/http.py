@@ -228,7 +228,7 @@ class PolicyHTTPClient:
         self._our_names = {name.lower(): name for name in self._json_headers}
         self._executor: ThreadPoolExecutor | None = None
         self.max_async_workers = max_async_workers
-        self._proxy_url = proxy
+        self._proxy_url = own_text(proxy) if isinstance(proxy, str) else proxy
         self.allow_plain_http_proxy = allow_plain_http_proxy
         if proxy:
             # A proxy the policy refuses fails here, not on first use.
@@ -593,11 +593,20 @@ class PolicyHTTPClient:
         goes in a JSON body only when the request says the body is a credential exchange
         (``credential_body``: an OAuth token refresh); otherwise it is refused, so no mapping
         can put a key in a field its server would echo or log."""
-        if type(method) is not str or method not in METHODS:  # a str subclass's == can lie
-            shown = repr(own_text(method)) if isinstance(method, str) else type(method).__name__
+        if type(method) is not str and isinstance(method, str):
+            method = own_text(method)  # a str subclass's == could claim to be GET
+        if type(method) is not str or method not in METHODS:
+            shown = repr(method) if type(method) is str else type(method).__name__
             raise UsageError(f"method {shown}"[:60] + f" is not one of {', '.join(METHODS)}")
         if type(url) is not str and isinstance(url, str):
             url = own_text(url)
+        if body is not None and type(body) is not bytes:
+            # Its own bytes, once: Content-Length is the length of what is sent (a buffer's
+            # len() counts items, a subclass's can say anything).
+            try:
+                body = bytes(memoryview(body))
+            except TypeError:
+                raise UsageError(f"body must be bytes, got {type(body).__name__}") from None
         timeouts = Timeouts.of(timeout)
         if budget is None:
             budget = CallBudget(timeouts.total, 1, "the request's total timeout")

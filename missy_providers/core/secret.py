@@ -54,8 +54,12 @@ class Secret:
         self._value = own_text(value)  # what is revealed is what was checked
         self._forms_cache: tuple[str, ...] | None = None
         self.origin, self.only_host = origin, only_host
-        if len(value) >= MIN_SECRET_CHARS:
+        if len(self._value) >= MIN_SECRET_CHARS:
             Secret._live.add(self)
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # Final: a subclass could reveal one text when checked and another when sent.
+        raise TypeError("Secret cannot be subclassed")
 
     def reveal(self) -> str:
         return self._value

@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote_to_bytes, urlsplit
 from .errors import UsageError
 from .headers import RedactedHeaders, header_name_problem, header_value_problem
 from .secret import Secret
-from .values import Value
+from .values import Value, own_text
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -48,12 +48,14 @@ class AwsCredentials(Value):
 
     def __init__(self, access_key_id: str, secret_access_key: Secret,
                  session_token: Secret | None = None) -> None:
+        if isinstance(access_key_id, str):
+            access_key_id = own_text(access_key_id)  # formatted into every Authorization
         if not access_key_id or header_value_problem(access_key_id, credential=True) or \
                 "/" in access_key_id:
             raise UsageError("the AWS access key id must be printable ASCII without spaces or "
                              "'/'")
-        if not isinstance(secret_access_key, Secret) or not (
-                session_token is None or isinstance(session_token, Secret)):
+        if type(secret_access_key) is not Secret or not (
+                session_token is None or type(session_token) is Secret):
             raise UsageError("the AWS secret access key and session token must be Secrets")
         self._set(access_key_id=access_key_id, secret_access_key=secret_access_key,
                   session_token=session_token)
@@ -141,6 +143,10 @@ def sign(method: str, url: str, headers: Mapping[str, str] | Iterable[tuple[str,
     does), ``X-Amz-Content-Sha256`` if asked. ``url`` and ``headers`` must be exactly what is
     sent (the path percent-encoded as on the request line). The result is RedactedHeaders:
     its repr hides the Authorization value and the token."""
+    if not all(isinstance(part, str) for part in (method, region, service)):
+        raise UsageError("the method, region and service to sign with must be str")
+    # Plain text: each is formatted into the scope and the Authorization header.
+    method, region, service = own_text(method), own_text(region), own_text(service)
     if not method.isascii() or not method.isalpha() or not method.isupper():
         raise UsageError("the method to sign must be an upper-case name such as 'POST'")
     for what, part in (("region", region), ("service", service)):

@@ -241,7 +241,7 @@ class _SecretInBody(Exception):
 
 
 def _plain(value: object) -> str:
-    if isinstance(value, Secret):
+    if type(value) is Secret:  # exactly: an object can claim the class to isinstance()
         raise _SecretInBody
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
@@ -260,7 +260,7 @@ def encode_body(value: object) -> tuple[bytes, list[Secret]]:
     found: list[Secret] = []
 
     def reveal(item: object) -> str:
-        if isinstance(item, Secret):
+        if type(item) is Secret:
             found.append(item)
             return item.reveal()
         raise TypeError(f"{type(item).__name__} is not JSON serializable")
