@@ -383,9 +383,10 @@ def test_the_audit_log_is_private_keeps_no_query_and_fails_closed(
     assert len(server.requests) == sent
 
 
-def test_timeouts_are_validated() -> None:
-    with pytest.raises(UsageError, match=r"timeouts.read must be a number > 0, got 0"):
-        Timeouts(read=0)
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), 86401, True, "5"])
+def test_timeouts_are_validated(bad: object) -> None:
+    with pytest.raises(UsageError, match=r"timeouts.read must be a number > 0 and <= 86400"):
+        Timeouts(read=bad)  # type: ignore[arg-type]
 
 
 class ConnectProxy:
@@ -694,3 +695,57 @@ def test_the_door_takes_its_own_types_exactly(server: LoopbackServer) -> None:
                   now=datetime(2026, 1, 1, tzinfo=timezone.utc))
     assert "\r" not in signed["Authorization"] and "\n" not in signed["Authorization"]
     assert len(server.requests) == 2
+
+
+class Pretends(str):
+    """Text whose methods tell a check something other than its characters."""
+
+    def lower(self) -> str:  # type: ignore[override]
+        return self
+
+    def partition(self, sep: str) -> tuple[str, str, str]:  # type: ignore[override]
+        return ("93.184.216.34", "", "")  # a public address, for the rebinding check
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = str.__hash__
+
+
+def test_what_decides_egress_is_read_as_plain_text_once(server: LoopbackServer) -> None:
+    """The resolver's answer, the policy's entries and a provider's reserved header names are
+    made plain before they are checked; the signer and its keys are final; a URL that is not
+    text is refused before the decision cache."""
+    from missy_providers.core.headers import header_problems
+    from missy_providers.core.sigv4 import AwsCredentials, AwsSigner
+
+    for final in (AwsSigner, AwsCredentials):
+        with pytest.raises(TypeError, match="cannot be subclassed"):
+            type("Sub", (final,), {})
+    server.reset(ok)
+    client = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["api.example.com"]),
+                              resolver=lambda host, port: [Pretends("127.0.0.1")])
+    with pytest.raises(PolicyViolation, match=r"resolved to 127\.0\.0\.1"):
+        client.request("GET", f"http://api.example.com:{server.port}/")
+    entry = Pretends("api.openai.com")
+    policy = NetworkPolicy(allowed_hosts=[entry], allowed_domains=[entry])
+    assert not policy.check("https://metadata.example/").allowed
+    assert header_problems({Pretends("X-Api-Key"): "v"},
+                           frozenset({"x-api-key"})) == [
+        ("X-Api-Key", "set by the client itself, it cannot be overridden")]
+    with pytest.raises(UsageError, match="url must be a str, got int"):
+        client.request("GET", 5)  # type: ignore[arg-type]
+    assert server.requests == []
+
+
+def test_a_decision_never_lands_in_another_policys_cache(server: LoopbackServer) -> None:
+    """A policy and the decisions made under it are one value: a request that read the old
+    policy cannot leave its decision for requests under the new one."""
+    server.reset(ok)
+    client = PolicyHTTPClient(NetworkPolicy(allowed_hosts=["127.0.0.1"]))
+    policy, decisions = client._policy_state
+    client.policy = NetworkPolicy(allowed_hosts=[])
+    decisions[server.url + "/"] = policy.check(server.url + "/")  # a late write, as a race
+    with pytest.raises(PolicyViolation):
+        client.request("GET", server.url + "/")
+    assert server.requests == []

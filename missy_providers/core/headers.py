@@ -46,7 +46,7 @@ _CREDENTIAL_WORD = re.compile("auth|key|token|secret|passw|cookie|signature|cred
 def is_credential_header(name: str) -> bool:
     """Whether a header of this name carries a credential: its value is held as a Secret and
     the credential rules apply to it."""
-    lowered = name.lower()
+    lowered = (name if type(name) is str else own_text(name)).lower()
     return lowered in CREDENTIAL_HEADERS or _CREDENTIAL_WORD.search(lowered) is not None
 
 
@@ -126,6 +126,8 @@ def header_problems(headers: Mapping[str, Any], reserved: frozenset[str] = froze
     owned = CLIENT_OWNED | reserved
     problems = []
     for name, value in headers.items():
+        if type(name) is not str and isinstance(name, str):
+            name = own_text(name)  # its own lower() could hide a reserved name
         why = header_name_problem(name)
         if why is None and name.lower() in owned:
             why = "set by the client itself, it cannot be overridden"

@@ -189,8 +189,9 @@ class PolicyHTTPClient:
         user_agent: str = USER_AGENT,
         client_cert: ClientCert | None = None,
     ) -> None:
-        self._policy = policy
-        self._decisions: dict[str, Decision] = {}
+        # The policy and the decisions made under it, replaced together in one assignment: a
+        # request reads both at once, so no decision lands in another policy's cache.
+        self._policy_state: tuple[NetworkPolicy, dict[str, Decision]] = (policy, {})
         self.max_body_bytes = max_body_bytes
         self._resolver = resolver or system_resolver
         self._ca_bundle = ca_bundle
@@ -241,8 +242,8 @@ class PolicyHTTPClient:
         if not self._audit_hooks:
             return
         record: dict[str, Any] = {
-            "time": time.time(), "event": "policy", "default_deny": self._policy.default_deny,
-            "allowed": self._policy.origins(),
+            "time": time.time(), "event": "policy", "default_deny": self.policy.default_deny,
+            "allowed": self.policy.origins(),
             "proxy": shown_url(self._proxy_url) if self._proxy_url else None,
             "trust": trust_description(self._ca_bundle, self._trust_adds_system)}
         for hook in self._audit_hooks:
@@ -250,14 +251,14 @@ class PolicyHTTPClient:
 
     @property
     def policy(self) -> NetworkPolicy:
-        return self._policy
+        return self._policy_state[0]
 
     @policy.setter
     def policy(self, policy: NetworkPolicy) -> None:
         """A new policy: every decision is made afresh, every idle connection (made under the
         old one) is closed, and the proxy is checked again before its next use."""
         with self._lock:
-            self._policy, self._decisions, self._dns = policy, {}, {}
+            self._policy_state, self._dns = (policy, {}), {}
         self.close()
 
     def __repr__(self) -> str:
@@ -286,13 +287,14 @@ class PolicyHTTPClient:
     def _decide(self, method: str, url: str) -> Target:
         # A policy is an immutable value: the same URL gets the same decision, so it is parsed
         # once. Assigning a new policy to .policy clears the cache (see the setter).
-        decision = self._decisions.get(url)
+        policy, decisions = self._policy_state
+        decision = decisions.get(url)
         if decision is None:
-            decision = self.policy.check(url)
-            if len(self._decisions) < DECISION_CACHE_SIZE:
-                self._decisions[url] = decision
+            decision = policy.check(url)
+            if len(decisions) < DECISION_CACHE_SIZE:
+                decisions[url] = decision
         if decision.allowed and decision.target is not None:
-            decision = self.policy.check_rest(method, decision.target) or decision
+            decision = policy.check_rest(method, decision.target) or decision
         self._audit(method, decision.target, decision.allowed, decision.reason, decision.rule)
         if not decision.allowed or decision.target is None:
             log.info("policy refused %s request: %s", method, decision.reason)
@@ -354,7 +356,15 @@ class PolicyHTTPClient:
         if isinstance(answer[0], OSError):
             raise ProviderUnavailable(f"cannot resolve host '{target.host}' "
                                       f"({type(answer[0]).__name__})", provider=provider)
-        return answer[0]
+        try:  # read once, into plain text: what is checked is what is connected to
+            addresses = [own_text(a) for a in answer[0]]
+        except TypeError:  # not a list of str
+            addresses = []
+        if not addresses:
+            raise ProviderUnavailable(f"the resolver gave no usable addresses for host "
+                                      f"'{target.host}' (a list of address strings is "
+                                      "expected)", provider=provider)
+        return addresses
 
     def _address_decisions(self, target: Target, addresses: list[str]
                            ) -> list[tuple[str, Decision]]:
@@ -598,8 +608,15 @@ class PolicyHTTPClient:
         if type(method) is not str or method not in METHODS:
             shown = repr(method) if type(method) is str else type(method).__name__
             raise UsageError(f"method {shown}"[:60] + f" is not one of {', '.join(METHODS)}")
-        if type(url) is not str and isinstance(url, str):
+        if type(url) is not str:  # before the decision cache, which it would key
+            if not isinstance(url, str):
+                raise UsageError(f"url must be a str, got {type(url).__name__}")
             url = own_text(url)
+        if signer is not None:
+            from .sigv4 import AwsSigner as Signer  # only for the requests that sign
+
+            if type(signer) is not Signer:  # exactly: its secrets() are what it signs with
+                raise UsageError("signer must be an AwsSigner")
         if body is not None and type(body) is not bytes:
             # Its own bytes, once: Content-Length is the length of what is sent (a buffer's
             # len() counts items, a subclass's can say anything).

@@ -110,8 +110,17 @@ def parse_ip(text: str) -> IPAddress | None:
                      "form (a.b.c.d, decimal, no leading zeros)")
 
 
+def _plain(text: object) -> str:
+    """A policy entry's own text (:func:`own_text`: a str subclass's ``lower`` or ``==`` could
+    make an entry that shows one host allow another); ValueError if it is not text."""
+    if not isinstance(text, str):
+        raise ValueError(f"a policy entry must be a string, got {type(text).__name__}")
+    return own_text(text)
+
+
 def canonical_name(text: str) -> str:
     """A host name, lower-cased and checked; raises ValueError naming what is wrong."""
+    text = _plain(text)
     host = text.lower()
     if not host:
         raise ValueError("empty host")
@@ -224,6 +233,7 @@ def parse_host_entry(text: str) -> HostEntry:
     """An ``allowed_hosts`` entry: ``host``, ``host:port``, ``[v6]``, ``[v6]:port``, ``v6``."""
     if not isinstance(text, str) or not text:
         raise ValueError("a host entry must be a non-empty string")
+    text = own_text(text)
     if "://" in text or "/" in text or "@" in text:
         raise ValueError(f"{text!r}: give a host or host:port, not a URL")
     if text.count(":") > 1 and not text.startswith("["):
@@ -235,6 +245,7 @@ def parse_host_entry(text: str) -> HostEntry:
 
 def parse_domain_entry(text: str) -> tuple[str, bool]:
     """An ``allowed_domains`` entry -> (domain, subdomains_only). ``*.x`` is subdomains only."""
+    text = _plain(text)
     wildcard = text.startswith("*.")
     domain = canonical_name(text[2:] if wildcard else text)  # refuses any other '*'
     if parse_ip(domain) is not None:
@@ -243,6 +254,7 @@ def parse_domain_entry(text: str) -> tuple[str, bool]:
 
 
 def parse_cidr(text: str) -> IPNetwork:
+    text = _plain(text)
     try:
         return ipaddress.ip_network(text, strict=True)
     except ValueError as exc:
@@ -341,6 +353,7 @@ class RestRule(Value):
 
     def __init__(self, host: str, method: str = "*", path: str = "/**",
                  action: str = "deny") -> None:
+        host, method, path, action = (_plain(part) for part in (host, method, path, action))
         if action not in REST_ACTIONS:
             raise ValueError(f"action must be allow or deny, got {action!r}"[:80])
         self._set(host=_canonical_host(host)[0], method=method.upper(), path=path,

@@ -60,6 +60,10 @@ class AwsCredentials(Value):
         self._set(access_key_id=access_key_id, secret_access_key=secret_access_key,
                   session_token=session_token)
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # Final: a subclass could hand the checks one set of keys and the signer another.
+        raise TypeError("AwsCredentials cannot be subclassed")
+
 
 def path_label(value: str) -> str:
     """``value`` as a label of a request path (``/model/{modelId}/converse``): every byte
@@ -152,7 +156,7 @@ def sign(method: str, url: str, headers: Mapping[str, str] | Iterable[tuple[str,
     for what, part in (("region", region), ("service", service)):
         if not part or not _SCOPE_CHARS.issuperset(part):  # a '/' would forge the scope
             raise UsageError(f"the {what} to sign with must be a name such as 'us-east-1'")
-    if not isinstance(credentials, AwsCredentials):
+    if type(credentials) is not AwsCredentials:
         raise UsageError("credentials must be AwsCredentials")
     if now.tzinfo is None:
         raise UsageError("the signing time must be timezone-aware (a naive time is ambiguous)")
@@ -205,7 +209,13 @@ class AwsSigner(Value):
     service: str
 
     def __init__(self, credentials: AwsCredentials, region: str, service: str) -> None:
+        if type(credentials) is not AwsCredentials:
+            raise UsageError("an AwsSigner signs with AwsCredentials")
         self._set(credentials=credentials, region=region, service=service)
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # Final: the secrets the core checks (secrets()) are the ones it signs with.
+        raise TypeError("AwsSigner cannot be subclassed")
 
     def secrets(self) -> list[Secret]:
         """The credentials, for the rules every credential obeys (question 2 of AUDIT.md)."""

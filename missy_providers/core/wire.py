@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 METHODS = ("GET", "POST", "HEAD", "DELETE")
+MAX_SECONDS = 86400  # the longest timeout or deadline anything may set: a day
 
 
 class Timeouts(Value):
@@ -35,8 +36,11 @@ class Timeouts(Value):
 
     def __init__(self, connect: float = 10.0, read: float = 60.0, total: float = 600.0) -> None:
         for name, value in (("connect", connect), ("read", read), ("total", total)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise UsageError(f"timeouts.{name} must be a number > 0, got {value!r}")
+            # NaN and infinity fail the range (and would fail the socket's own check later).
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or \
+                    not 0 < value <= MAX_SECONDS:
+                raise UsageError(f"timeouts.{name} must be a number > 0 and <= {MAX_SECONDS} "
+                                 f"(a day), got {value!r}"[:120])
         self._set(connect=connect, read=read, total=total)
 
     @classmethod
@@ -58,7 +62,6 @@ class DeadlinePassed(Exception):
     """Internal: the overall deadline passed before a read or write began."""
 
 
-MAX_SECONDS = 86400  # the longest timeout or deadline anything may set: a day
 _NO_REFRESHES: frozenset[str] = frozenset()
 
 
