@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from .core.env import ENVIRONMENT, expand_user, secret_from
 from .core.errors import ConfigError, at_boundary
 from .core.headers import header_problems, header_value_problem, held
+from .core.values import own_text
 from .credentials import credential_files
 from .provider_types import BUILTIN_TYPES, HOST_TYPES, known_types
 from .settings import (
@@ -260,6 +261,12 @@ class _Problems:
         """Values that passed their check; a problem for each unknown or wrong-typed key."""
         good: dict[str, Any] = {}
         for key, value in data.items():
+            # Text is checked and kept as its own characters: a str subclass handed in by a
+            # host could show its check one value and a URL built from it another.
+            if isinstance(key, str):
+                key = own_text(key)
+            if isinstance(value, str):
+                value = own_text(value)
             if not isinstance(key, str) or key not in spec:
                 self.add(f"unknown key {_shown_key(key)}{_did_you_mean(str(key), spec)}", *path)
                 continue

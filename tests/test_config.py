@@ -337,3 +337,16 @@ def test_empty_file_is_an_empty_config(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("# nothing yet\n")
     assert dict(load_config(path, env={}).providers) == {}
+
+
+def test_config_text_is_kept_as_its_own_characters() -> None:
+    """A str subclass a host puts in a config dict is checked and kept as its characters: a
+    region whose formatting says another host builds no URL from that."""
+    class Region(str):
+        def __format__(self, spec: str) -> str:
+            return "attacker.test/"
+
+    config = config_from_dict({"providers": {"br": {
+        "name": "bedrock", "model": "m", "region": Region("us-east-1"),
+        "api_key": "bedrock-key-0123456789"}}}, env={})
+    assert config.providers["br"].base_url == "https://bedrock-runtime.us-east-1.amazonaws.com"

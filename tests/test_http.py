@@ -749,3 +749,33 @@ def test_a_decision_never_lands_in_another_policys_cache(server: LoopbackServer)
     with pytest.raises(PolicyViolation):
         client.request("GET", server.url + "/")
     assert server.requests == []
+
+
+def test_a_client_certificate_is_exactly_one(tls_server: LoopbackServer) -> None:
+    """ClientCert is final and taken by exact type (its load() is handed the TLS context,
+    where verification could be switched off); its paths are plain text."""
+    from pathlib import Path
+
+    from missy_providers.core.http import ClientCert
+
+    class SwitchesVerificationOff:
+        def load(self, ctx: object) -> None:
+            ctx.check_hostname = False  # type: ignore[attr-defined]
+            ctx.verify_mode = 0  # type: ignore[attr-defined]
+
+        def check(self) -> None:
+            pass
+
+    with pytest.raises(TypeError, match="cannot be subclassed"):
+        type("Sub", (ClientCert,), {})
+    with pytest.raises(UsageError, match="are file paths, got int"):
+        ClientCert(123, "k")  # type: ignore[arg-type]
+    assert type(ClientCert(Path("/tmp/c.pem"), Pretends("/tmp/k.pem")).key) is str  # type: ignore[arg-type]
+    policy = NetworkPolicy(allowed_hosts=["127.0.0.1"])
+    with pytest.raises(UsageError, match="client_cert must be a ClientCert"):
+        PolicyHTTPClient(policy, client_cert=SwitchesVerificationOff())  # type: ignore[arg-type]
+    client = PolicyHTTPClient(policy)  # no CA bundle: the test server is not trusted
+    with pytest.raises(UsageError, match="client_cert must be a ClientCert"):
+        client.request("GET", tls_server.url + "/",
+                       client_cert=SwitchesVerificationOff())  # type: ignore[arg-type]
+    assert tls_server.requests == []

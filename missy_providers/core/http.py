@@ -200,6 +200,8 @@ class PolicyHTTPClient:
         if audit_log and (problem := writable_file_problem(audit_log, "audit log")):
             raise ConfigError(problem, ("network", "audit_log"))
         self._contexts: dict[ClientCert | None, ssl.SSLContext] = {}
+        if client_cert is not None and type(client_cert) is not ClientCert:
+            raise UsageError("client_cert must be a ClientCert")
         self._client_cert = client_cert
         if client_cert is not None:
             client_cert.check()
@@ -612,6 +614,8 @@ class PolicyHTTPClient:
             if not isinstance(url, str):
                 raise UsageError(f"url must be a str, got {type(url).__name__}")
             url = own_text(url)
+        if client_cert is not None and type(client_cert) is not ClientCert:
+            raise UsageError("client_cert must be a ClientCert")  # it is handed the TLS context
         if signer is not None:
             from .sigv4 import AwsSigner as Signer  # only for the requests that sign
 
@@ -805,7 +809,18 @@ class ClientCert(Value):
 
     def __init__(self, cert: str, key: str = "", where: tuple[str, ...] = ("network",)
                  ) -> None:
-        self._set(cert=cert, key=key or cert, where=where)
+        paths = []
+        for value in (cert, key or cert):
+            try:  # a path's own text: it keys the TLS contexts and the pool
+                paths.append(own_text(os.fspath(value)))
+            except TypeError:
+                raise UsageError(f"a client certificate and key are file paths, got "
+                                 f"{type(value).__name__}") from None
+        self._set(cert=paths[0], key=paths[1], where=tuple(map(str, where)))
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # Final: load() is handed the TLS context, where verification could be switched off.
+        raise TypeError("ClientCert cannot be subclassed")
 
     def check(self, path: tuple[str, ...] | None = None) -> None:
         """ConfigError (at ``path``, else where it was configured) unless both files can be
