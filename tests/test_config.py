@@ -350,3 +350,22 @@ def test_config_text_is_kept_as_its_own_characters() -> None:
         "name": "bedrock", "model": "m", "region": Region("us-east-1"),
         "api_key": "bedrock-key-0123456789"}}}, env={})
     assert config.providers["br"].base_url == "https://bedrock-runtime.us-east-1.amazonaws.com"
+
+
+def test_per_call_header_names_are_plain_so_no_reserved_one_is_replaced() -> None:
+    """A header name whose hash and == claim a reserved name is kept as its own text: merged
+    into the provider's headers, it replaces nothing."""
+    from missy_providers.providers.controls import checked_headers
+
+    class ClaimsToBeTheKey(str):
+        def __hash__(self) -> int:
+            return hash("x-api-key")
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    checked = checked_headers({ClaimsToBeTheKey("X-Harmless"): "v"}, "anthropic", "p")
+    merged = {"x-api-key": "the provider's key"}
+    merged.update(checked)
+    assert merged == {"x-api-key": "the provider's key", "X-Harmless": "v"}
+    assert all(type(name) is str for name in checked)

@@ -779,3 +779,21 @@ def test_a_client_certificate_is_exactly_one(tls_server: LoopbackServer) -> None
         client.request("GET", tls_server.url + "/",
                        client_cert=SwitchesVerificationOff())  # type: ignore[arg-type]
     assert tls_server.requests == []
+
+
+def test_the_scrubber_reads_a_texts_own_characters() -> None:
+    """Text handed to scrub or sanitize as a str subclass is read as its characters, not
+    through its len(), find() or slicing."""
+    from missy_providers.core.secret import Secret, sanitize, scrub
+
+    class Hides(str):
+        def __len__(self) -> int:
+            return 0
+
+        def find(self, *args: object) -> int:  # type: ignore[override]
+            return -1
+
+    held = Secret("Hunter2.correct.horse.battery")
+    text = Hides(f"server said {held.reveal()} ok")
+    assert scrub(text) == "server said [REDACTED] ok"
+    assert sanitize(text) == "server said [REDACTED] ok"

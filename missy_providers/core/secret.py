@@ -217,6 +217,8 @@ def scrub(text: str) -> str:
     whole, whatever their order); and a token that carries an encoding is decoded
     (:func:`_decoded`) and goes whole if it holds a secret (a form not listed, such as
     lower-case or partial percent-encoding, ``\\u002f``, ``&#43;``, base64 with its ends)."""
+    if isinstance(text, str) and type(text) is not str:
+        text = own_text(text)  # its own characters, not what its len() or find() say
     if not text:
         return text
     secrets = list(Secret._live)
@@ -287,6 +289,8 @@ def sanitize(text: str | bytes, limit: int = EXCERPT_CHARS) -> str:
     (then ``...``)."""
     if isinstance(text, bytes):
         text = text[:_SCRUB_WINDOW].decode("utf-8", "replace")
+    elif type(text) is not str:
+        text = own_text(text)  # its own characters, not what its slicing says
     window = max(_SCRUB_WINDOW, 2 * limit)
     shown = scrub(text[:window]).translate(_ESCAPES)
     return shown if len(shown) <= limit else shown[:limit] + "..."

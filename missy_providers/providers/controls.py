@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from ..content import cache_control, cache_point
 from ..core.errors import StructuredOutputError, UsageError
 from ..core.headers import header_problems, held
+from ..core.values import own_text
 from ..settings import LIBRARY_KEYS, PROVIDER_HEADERS
 from ..types import Tool
 
@@ -81,7 +82,10 @@ def checked_headers(headers: Mapping[str, Any], ptype: str, provider: str) -> di
     if problems:
         name, why = problems[0]
         raise UsageError(f"{provider}: header {name!r}: {why}")
-    return {name: held(name, value, f"header {name}") for name, value in headers.items()}
+    # Plain names: a key whose hash and == claim a reserved name would replace it when the
+    # provider merges these into its own headers.
+    plain = {own_text(name): value for name, value in headers.items()}
+    return {name: held(name, value, f"header {name}") for name, value in plain.items()}
 
 
 def layered(config: Mapping[str, Any], call: Mapping[str, Any]) -> dict[str, Any]:
