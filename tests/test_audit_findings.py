@@ -569,6 +569,17 @@ def test_no_cli_output_mode_prints_a_key_the_server_echoes(tmp_path: Path,
                 "index": 0, "finish_reason": "stop",
                 "message": {"role": "assistant", "content": f"echo {echoed}"}}]})
 
+    run, requests = missy_against(tmp_path, handler, *args)
+    assert run.returncode == 0, run.stderr
+    assert requests, "the server was contacted (and echoed the key)"
+    assert PASSPHRASE not in run.stdout + run.stderr
+    assert "[REDACTED]" in run.stdout
+
+
+def missy_against(tmp_path: Path, handler: Callable[[Exchange], None], *args: str
+                  ) -> tuple[Any, list[Any]]:
+    """The CLI run with ``args`` against a loopback OpenAI-shaped server answering with
+    ``handler``, its key from ``$K`` (PASSPHRASE): the run, and the requests the server got."""
     server = LoopbackServer()
     server.reset(handler)
     config = tmp_path / "c.json"
@@ -578,10 +589,7 @@ def test_no_cli_output_mode_prints_a_key_the_server_echoes(tmp_path: Path,
         run = missy(*args, "--config", str(config), env={"K": PASSPHRASE})
     finally:
         server.stop()
-    assert run.returncode == 0, run.stderr
-    assert server.requests, "the server was contacted (and echoed the key)"
-    assert PASSPHRASE not in run.stdout + run.stderr
-    assert "[REDACTED]" in run.stdout
+    return run, server.requests
 
 
 @pytest.mark.parametrize("size", [1, 3, 4, 7])
@@ -599,15 +607,7 @@ def test_a_key_streamed_in_pieces_is_still_redacted(tmp_path: Path, size: int,
         ex.send(200, "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n",
                 content_type="text/event-stream")
 
-    server = LoopbackServer()
-    server.reset(handler)
-    config = tmp_path / "c.json"
-    config.write_text(json.dumps({"providers": {"p": {
-        "name": "openai", "model": "m", "base_url": server.url + "/v1", "api_key": "$K"}}}))
-    try:
-        run = missy("ask", "hi", *mode, "--config", str(config), env={"K": PASSPHRASE})
-    finally:
-        server.stop()
+    run, _ = missy_against(tmp_path, handler, "ask", "hi", *mode)
     assert run.returncode == 0, run.stderr
     assert PASSPHRASE not in run.stdout and PASSPHRASE[:12] not in run.stdout
     assert run.stdout == "before [REDACTED] after\n"
@@ -851,11 +851,21 @@ def test_a_call_never_waits_its_deadline_away_behind_another_calls_wait() -> Non
     assert took < 0.5, took
 
 
-def test_a_budgets_sends_hold_across_threads() -> None:
+def test_a_budgets_sends_hold_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """The count is taken under the budget's lock: 8 threads racing for a budget of 50 sends
-    get exactly 50, and a provider renews its credential once however many threads ask."""
+    get exactly 50, and a provider renews its credential once however many threads ask. The
+    clock read between the check and the count yields to the other threads (without the
+    lock, every run of this counts more than 50)."""
+    import types
+
+    import missy_providers.core.wire as wire
     from missy_providers.core.errors import CallBudgetExceeded
 
+    def yielding_clock() -> float:
+        time.sleep(0)
+        return time.monotonic()
+
+    monkeypatch.setattr(wire, "time", types.SimpleNamespace(monotonic=yielding_clock))
     budget = CallBudget(60.0, 50)
     taken: list[int] = []
     renewals: list[bool] = []

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from .errors import UsageError
 from .secret import Secret, scrub
-from .values import own_text
+from .values import Final, own_text
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def is_credential_header(name: str) -> bool:
     return lowered in CREDENTIAL_HEADERS or _CREDENTIAL_WORD.search(lowered) is not None
 
 
-class Credential:
+class Credential(Final):  # final: its scheme and secret are what the checks saw
     """How a provider presents a secret in a header: ``scheme`` (``Bearer``) before it, or the
     value alone. Revealed only when the core frames the request."""
 
@@ -66,10 +66,6 @@ class Credential:
         if scheme and not _is_token(scheme):
             raise UsageError("a credential's scheme must be a token such as Bearer")
         self.secret, self.scheme = secret, scheme
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        # Final: a subclass could show its check one scheme or secret and the wire another.
-        raise TypeError("Credential cannot be subclassed")
 
     def __repr__(self) -> str:
         return f"Credential({self.scheme or 'value'} ***)"

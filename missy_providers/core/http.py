@@ -46,7 +46,7 @@ from .headers import (
 from .policy import DEFAULT_PORTS, Decision, NetworkPolicy, Target, parse_ip
 from .response import Response as Response
 from .secret import Secret, get_logger
-from .values import Value, own_text
+from .values import Final, Value, own_text
 from .wire import (
     CANCEL_SCOPE,
     METHODS,
@@ -798,7 +798,7 @@ class PolicyHTTPClient:
         return Response(self, conn, reader, first, target, timeouts, budget, provider)
 
 
-class ClientCert(Value):
+class ClientCert(Value, Final):  # final: load() is handed the TLS context
     """A TLS client certificate (mutual TLS, for gateways that require one): the PEM
     certificate chain and its private key, a file only its owner may read."""
 
@@ -817,10 +817,6 @@ class ClientCert(Value):
                 raise UsageError(f"a client certificate and key are file paths, got "
                                  f"{type(value).__name__}") from None
         self._set(cert=paths[0], key=paths[1], where=tuple(map(str, where)))
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        # Final: load() is handed the TLS context, where verification could be switched off.
-        raise TypeError("ClientCert cannot be subclassed")
 
     def check(self, path: tuple[str, ...] | None = None) -> None:
         """ConfigError (at ``path``, else where it was configured) unless both files can be

@@ -20,7 +20,7 @@ import re
 import weakref
 from urllib.parse import quote, quote_plus
 
-from .values import own_text
+from .values import Final, own_text
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ _TOKEN_PATTERNS = re.compile(
 )
 
 
-class Secret:
+class Secret(Final):  # final: what is revealed is what was checked
     """A credential. Its repr and str never show the value; :meth:`reveal` is called only by
     the trusted core, where a request's bytes are framed, a request is signed or a token file
     is written (tests/test_invariants.py holds every call to it inside ``core/``).
@@ -56,10 +56,6 @@ class Secret:
         self.origin, self.only_host = origin, only_host
         if len(self._value) >= MIN_SECRET_CHARS:
             Secret._live.add(self)
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        # Final: a subclass could reveal one text when checked and another when sent.
-        raise TypeError("Secret cannot be subclassed")
 
     def reveal(self) -> str:
         return self._value

@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote_to_bytes, urlsplit
 from .errors import UsageError
 from .headers import RedactedHeaders, header_name_problem, header_value_problem
 from .secret import Secret
-from .values import Value, own_text
+from .values import Final, Value, own_text
 
 TYPE_CHECKING = False  # typing is not imported at run time (import stays cheap)
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 _SCOPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
-class AwsCredentials(Value):
+class AwsCredentials(Value, Final):  # final: the keys checked are the keys signed with
     """An access key id (not a secret: it is sent in every Authorization header), its secret
     access key, and the session token of temporary credentials (STS)."""
 
@@ -59,10 +59,6 @@ class AwsCredentials(Value):
             raise UsageError("the AWS secret access key and session token must be Secrets")
         self._set(access_key_id=access_key_id, secret_access_key=secret_access_key,
                   session_token=session_token)
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        # Final: a subclass could hand the checks one set of keys and the signer another.
-        raise TypeError("AwsCredentials cannot be subclassed")
 
 
 def path_label(value: str) -> str:
@@ -198,7 +194,7 @@ def _signing_key(secret: Secret, date: str, region: str, service: str) -> bytes:
     return key
 
 
-class AwsSigner(Value):
+class AwsSigner(Value, Final):  # final: its secrets() are what it signs with
     """How a request to an AWS service is authenticated: the core signs the request's final
     bytes with these credentials (``PolicyHTTPClient.request(..., signer=)``), after every
     policy check, just before it is sent."""
@@ -212,10 +208,6 @@ class AwsSigner(Value):
         if type(credentials) is not AwsCredentials:
             raise UsageError("an AwsSigner signs with AwsCredentials")
         self._set(credentials=credentials, region=region, service=service)
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        # Final: the secrets the core checks (secrets()) are the ones it signs with.
-        raise TypeError("AwsSigner cannot be subclassed")
 
     def secrets(self) -> list[Secret]:
         """The credentials, for the rules every credential obeys (question 2 of AUDIT.md)."""

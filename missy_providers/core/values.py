@@ -65,6 +65,19 @@ class Record(Value):
         object.__setattr__(self, name, value)
 
 
+class Final:
+    """A base for the classes the core takes by exact type (``type(x) is Secret``): they
+    cannot be subclassed, because a subclass could show a check one value and the wire, a
+    signature or a TLS context another."""
+
+    __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if Final not in cls.__bases__:
+            raise TypeError(f"{cls.__bases__[0].__name__} cannot be subclassed")
+
+
 def own_text(value: str) -> str:
     """``value``'s own characters as a plain ``str``. A ``str`` subclass can override what a
     check reads it with (``__iter__``, ``lower``, ``__eq__``, ``__hash__``) and what framing
